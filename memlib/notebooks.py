@@ -1,0 +1,56 @@
+"""Execute the numbered notebooks with papermill, in order, for one profile."""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from .errors import InputError
+from .params import load_params
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+
+
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks ``notebooks/NN_*.ipynb`` in order (optionally filtered by prefix)."""
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        paths = [p for p in paths if any(p.stem.startswith(n) for n in names)]
+        if not paths:
+            raise InputError(f"no notebook matches {names}; have: "
+                             f"{', '.join(p.stem for p in sorted(NOTEBOOK_DIR.glob('*.ipynb')))}")
+    return paths
+
+
+def run_notebooks(profile: str = "default", names: list[str] | None = None,
+                  kernel: str | None = None) -> list[dict]:
+    """Run notebooks with ``-p profile <profile>``; executed copies go to ``<figures_dir>/executed``.
+
+    Returns one row per notebook (name, seconds) and appends them to
+    ``<figures_dir>/executed/timings.csv``.
+    """
+    import papermill
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    params = load_params(profile)
+    out_dir = REPO / params["figures_dir"] / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if kernel is None:
+        kernel = "memlib" if "memlib" in KernelSpecManager().find_kernel_specs() else "python3"
+    rows = []
+    for path in notebook_paths(names):
+        start = time.perf_counter()
+        print(f"[memlib] {path.name} (profile {profile}) …", flush=True)
+        papermill.execute_notebook(str(path), str(out_dir / path.name),
+                                   parameters={"profile": profile}, kernel_name=kernel,
+                                   cwd=str(REPO), progress_bar=True)
+        seconds = time.perf_counter() - start
+        rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1)})
+        print(f"[memlib] {path.name} done in {seconds / 60:.1f} min", flush=True)
+    timing = out_dir / "timings.csv"
+    with open(timing, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["notebook", "profile", "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows

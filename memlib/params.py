@@ -1,0 +1,123 @@
+"""One source of defaults per profile: ``params/<profile>.yaml``.
+
+``params/default.yaml`` is also the schema: every other profile, every papermill ``-p``/``-f``
+and every CLI override may only use keys that appear there, with a value of the same type.
+An unknown or mistyped key is rejected with the closest known key suggested.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import types
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ParameterError
+
+PROFILES = ("default", "smoke", "full")
+# names a notebook's first cells define besides the parameters themselves
+NOTEBOOK_CONTROL_KEYS = ("profile", "params_file")
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def params_dir() -> Path:
+    """``$MEMLIB_PARAMS_DIR`` or the repository's ``params/`` folder."""
+    return Path(os.environ.get("MEMLIB_PARAMS_DIR", Path(__file__).resolve().parent.parent / "params"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ParameterError(f"params file {path} does not exist (profiles: {', '.join(PROFILES)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: expected a mapping of key: value")
+    return data
+
+
+def schema() -> dict[str, Any]:
+    """The default profile's parameters: the set of known keys and their types."""
+    return _read_yaml(params_dir() / "default.yaml")
+
+
+def check_keys(values: Mapping[str, Any], known: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`ParameterError` for a key not in ``known`` or a value of the wrong type."""
+    for key, value in values.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ParameterError(f"{source}: unknown parameter {key!r}{hint} "
+                                 f"(known keys are those of params/default.yaml)")
+        _check_type(key, value, known[key], source)
+
+
+def _check_type(key: str, value: Any, reference: Any, source: str) -> None:
+    if reference is None or value is None:
+        return
+    numeric = (int, float)
+    ok = (isinstance(value, bool) == isinstance(reference, bool)) and (
+        isinstance(value, type(reference))
+        or (isinstance(reference, numeric) and isinstance(value, numeric)
+            and not (isinstance(reference, int) and isinstance(value, float)
+                     and not float(value).is_integer())))
+    if not ok:
+        raise ParameterError(f"{source}: parameter {key!r} should be {type(reference).__name__} "
+                             f"(like {reference!r}), got {type(value).__name__} {value!r}")
+
+
+def load_params(profile: str = "default", *, path: str | os.PathLike | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parameters of a profile (or a YAML file), with overrides applied and validated.
+
+    Args:
+        profile: ``default``, ``smoke`` or ``full`` (a file ``params/<profile>.yaml``).
+        path: a YAML file used instead of the profile (only keys of ``default.yaml``).
+        overrides: individual values that win over the file.
+    """
+    known = schema()
+    if path is not None:
+        source = Path(path)
+    else:
+        if profile not in PROFILES and not (params_dir() / f"{profile}.yaml").exists():
+            raise ParameterError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        source = params_dir() / f"{profile}.yaml"
+    values = _read_yaml(source)
+    check_keys(values, known, str(source))
+    merged = {**known, **values}
+    if overrides:
+        check_keys(overrides, known, "override")
+        merged.update(overrides)
+    int_keys = {k for k, v in known.items() if isinstance(v, int) and not isinstance(v, bool)}
+    for key in int_keys & merged.keys():
+        if isinstance(merged[key], float):
+            merged[key] = int(merged[key])
+    return merged
+
+
+def notebook_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolve a notebook's parameters from its global namespace.
+
+    Call it in the cell after the ``parameters`` cell (and papermill's injected cell). It reads
+    ``profile`` (and optional ``params_file``), takes every known key that papermill injected as
+    an override, and rejects any other injected name, so ``-p encodr ...`` fails loudly.
+    """
+    known = schema()
+    profile = namespace.get("profile", "default")
+    params_file = namespace.get("params_file")
+    overrides, unknown = {}, []
+    for name, value in namespace.items():
+        if name.startswith("_") or name in _IPYTHON_NAMES or name in NOTEBOOK_CONTROL_KEYS:
+            continue
+        if isinstance(value, (types.ModuleType, types.FunctionType, type)) or callable(value):
+            continue
+        if name in known:
+            overrides[name] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        check_keys({unknown[0]: None}, known, "notebook parameters")
+    return load_params(profile, path=params_file, overrides=overrides)
