@@ -197,6 +197,9 @@ def _create_timm(model_name: str, image_size: int, **kwargs) -> torch.nn.Module:
 
     try:
         model = timm.create_model(model_name, img_size=image_size, num_classes=0, **kwargs)
+    except TypeError as exc:  # e.g. a ResNet does not take img_size
+        raise EncoderError(f"timm model {model_name!r} is not a VisionTransformer "
+                           f"({exc}); memlib needs per-block token outputs") from exc
     except RuntimeError as exc:
         if "Unknown model" in str(exc) or "Invalid pretrained tag" in str(exc):
             raise EncoderError(f"timm has no model {model_name!r}; list them with "
@@ -278,7 +281,7 @@ def convert_offline_weights(onnx_path: Path | None = None) -> dict[str, torch.Te
     hf = {k[len("backbone."):]: v for k, v in init.items() if k.startswith("backbone.")}
 
     def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(a, dtype=np.float32, copy=True))
+        return torch.from_numpy(np.array(a, dtype=np.float32, order="C", copy=True))
 
     sd = {
         "cls_token": t(hf["embeddings.cls_token"]),

@@ -1,0 +1,681 @@
+"""C_T-layer curves as fingerprints of generative architectures (claims 3-4 of arXiv 2407.21159).
+
+Everything here works on plain arrays; the notebooks compute features and curves and pass
+them in. Conventions used throughout:
+
+- a *curve* is one C_T value per encoder layer, shape ``(L,)``; a stack of curves is ``(S, L)``
+  (dimensionless, Meehan's sign: < 0 data copying, > 0 under-fitting);
+- a *set* is one generated sample set, identified by its (family, seed); queries are random
+  subsets of a held-out set, references are curves of the other seeds of every family;
+- labels are any sortable scalars (architecture names); ``families`` is always
+  ``np.unique(ref_labels)`` (sorted), and per-family columns follow that order.
+
+Size matters. C_T is a z-score: for one cell with a fixed effect (AUC - 1/2 = d),
+Z_U ~ d * sqrt(12 n m / (n + m + 1)), while under H0 it is ~N(0, 1) at every size. With
+n = 2,000 test points, a query of m = 100 samples therefore has ~3x smaller |C_T| than a
+full set of m = 2,000, plus the same unit noise. Matching a small query against full-size
+reference curves with a raw distance mostly measures this size effect. The principled fix,
+and the protocol this module is built for, is to compute every reference curve at the
+query's size: draw subsets of size m from each reference set (:func:`subsample_indices`) and
+compute their curves cheaply from cached nearest-neighbour distances (:func:`subset_curves`).
+Hence the default ``distance="euclidean"`` (raw curves: level *and* shape, the most
+information) *with size-matched references*. Where references cannot be size-matched, use
+``"cosine"`` (divides each curve by its norm: removes the common size factor, keeps the sign,
+which is meaningful for C_T). ``"znorm"`` (shape only; also removes the offset) and
+``"correlation"`` (1 - Pearson r; ranks exactly as ``"znorm"``, since
+||z_a - z_b||^2 = 2 L (1 - r)) amplify noise on flat curves (e.g. exact copies sit at C_T's
+floor at every layer), so they are options, not the default.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Hashable, NamedTuple
+
+import numpy as np
+import scipy.linalg
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import cdist, squareform
+
+from .errors import InputError
+
+DISTANCES = ("euclidean", "cosine", "znorm", "correlation")
+RULES = ("nearest", "centroid")
+CORRUPTIONS = ("jpeg", "resize", "noise")
+
+
+class Attribution(NamedTuple):
+    """Result of an attribution.
+
+    labels: (Q,) predicted family of each query.
+    distances: (Q, F) distance of each query to each family (smaller = closer); for
+        ``rule="nearest"`` the distance to that family's nearest reference, for
+        ``"centroid"`` to its mean curve, for the probe 1 - the family's vote share.
+    families: (F,) the family of each column, sorted (``np.unique(ref_labels)``).
+    """
+
+    labels: np.ndarray
+    distances: np.ndarray
+    families: np.ndarray
+
+
+# --------------------------------------------------------------------------- curve distances
+
+
+def _curves(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name}: expected a non-empty (n_curves, n_layers) array, "
+                         f"got shape {np.shape(x)}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise InputError(f"{name}: curve(s) {np.flatnonzero(bad)[:10].tolist()} contain NaN/inf "
+                         f"(e.g. no C_T cell kept at this size); drop them or use larger sets")
+    return arr
+
+
+def _prepare(x: np.ndarray, distance: str) -> np.ndarray:
+    """Transform curves (S, L) so that a Euclidean/dot product gives ``distance``."""
+    if distance == "euclidean":
+        return x
+    if distance == "cosine":
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+    if distance in ("znorm", "correlation"):
+        if x.shape[1] < 2:
+            raise InputError(f"distance={distance!r} needs at least 2 layers (got 1); "
+                             f"use 'euclidean' for single-layer attribution")
+        centred = x - x.mean(axis=1, keepdims=True)
+        std = centred.std(axis=1, keepdims=True)
+        return np.divide(centred, std, out=np.zeros_like(x), where=std > 0)
+    raise InputError(f"unknown distance {distance!r}; choose one of {DISTANCES}")
+
+
+def curve_distances(a, b, distance: str = "euclidean") -> np.ndarray:
+    """Distances between every curve of ``a`` (Q, L) and every curve of ``b`` (R, L) -> (Q, R).
+
+    - ``"euclidean"``: ||a - b|| on raw curves (C_T units). Needs size-matched curves.
+    - ``"cosine"``: ||a/|a| - b/|b||| (in [0, 2]); invariant to a positive scale factor.
+    - ``"znorm"``: Euclidean after z-normalising each curve over layers (shape only;
+      invariant to offset and positive scale); a constant curve maps to zeros.
+    - ``"correlation"``: 1 - Pearson r over layers (in [0, 2]); same ranking as ``"znorm"``.
+    """
+    a, b = _curves(a, "query curves"), _curves(b, "reference curves")
+    if a.shape[1] != b.shape[1]:
+        raise InputError(f"query curves have {a.shape[1]} layers but reference curves "
+                         f"{b.shape[1]}; compute both with the same encoder layers")
+    pa, pb = _prepare(a, distance), _prepare(b, distance)
+    if distance == "correlation":
+        return 1.0 - pa @ pb.T / a.shape[1]
+    return cdist(pa, pb, "euclidean")
+
+
+def _select_layers(x: np.ndarray, layers) -> np.ndarray:
+    if layers is None:
+        return x
+    idx = np.atleast_1d(np.asarray(layers, dtype=int))
+    n = x.shape[1]
+    if idx.size == 0 or (idx >= n).any() or (idx < -n).any():
+        raise InputError(f"layers={list(idx)} out of range for curves with {n} layers")
+    return x[:, idx]
+
+
+# --------------------------------------------------------------------------- attribution
+
+
+def attribute(query_curves, ref_curves, ref_labels, *, distance: str = "euclidean",
+              rule: str = "nearest", layers=None) -> Attribution:
+    """Attribute each query curve to the family of the closest reference.
+
+    query_curves: (Q, L) C_T-layer curves of the query sets.
+    ref_curves: (R, L) reference curves; compute them at the queries' sample size (module doc).
+    ref_labels: (R,) family of each reference.
+    distance: one of ``DISTANCES`` (see :func:`curve_distances`); default ``"euclidean"``.
+    rule: ``"nearest"`` (1-NN: the family of the nearest single reference curve, as in the
+        paper's "nearest reference curve") or ``"centroid"`` (the nearest family mean curve;
+        averages seed noise away when each family has several references).
+    layers: optional sequence of layer indices to use (e.g. ``[-1]`` for the final-layer
+        C_T baseline, ``[k]`` for a single layer); default all.
+    Ties go to the first family in sorted order.
+    """
+    if rule not in RULES:
+        raise InputError(f"unknown rule {rule!r}; choose one of {RULES}")
+    q = _select_layers(_curves(query_curves, "query curves"), layers)
+    r = _select_layers(_curves(ref_curves, "reference curves"), layers)
+    labels = np.asarray(ref_labels)
+    if labels.shape != (r.shape[0],):
+        raise InputError(f"ref_labels has shape {labels.shape} but there are {r.shape[0]} "
+                         f"reference curves")
+    families, inverse = np.unique(labels, return_inverse=True)
+    if rule == "centroid":
+        centroids = np.stack([r[inverse == f].mean(axis=0) for f in range(len(families))])
+        dist = curve_distances(q, centroids, distance)
+    else:
+        d = curve_distances(q, r, distance)
+        dist = np.stack([d[:, inverse == f].min(axis=1) for f in range(len(families))], axis=1)
+    return Attribution(families[dist.argmin(axis=1)], dist, families)
+
+
+def _groups(groups, n: int) -> np.ndarray:
+    if groups is None:
+        return np.arange(n)
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise InputError(f"groups has shape {g.shape}, expected ({n},) (one per reference)")
+    if len(np.unique(g)) < 2:
+        raise InputError("leave-one-out over references needs at least 2 reference groups")
+    return g
+
+
+def _loo(ref_curves, ref_labels, groups, **kw) -> Attribution:
+    """Leave-one-group-out attribution of each reference to the other references."""
+    r = _curves(ref_curves, "reference curves")
+    y = np.asarray(ref_labels)
+    g = _groups(groups, len(r))
+    families = np.unique(y)
+    labels = np.empty(len(r), dtype=y.dtype)
+    dist = np.full((len(r), len(families)), np.inf)
+    for grp in np.unique(g):
+        out = g == grp
+        res = attribute(r[out], r[~out], y[~out], **kw)
+        labels[out] = res.labels
+        dist[np.ix_(out, np.searchsorted(families, res.families))] = res.distances
+    return Attribution(labels, dist, families)
+
+
+def select_layer(ref_curves, ref_labels, *, groups=None, distance: str = "euclidean",
+                 rule: str = "nearest") -> tuple[int, np.ndarray]:
+    """Choose the single most discriminative layer using the references only.
+
+    Each reference group (``groups``: (R,) ids, e.g. the set each subset curve came from, so
+    that subsets of one set never vouch for each other; default: each curve its own group) is
+    attributed to the remaining references on one layer at a time; the layer with the
+    highest leave-one-group-out accuracy wins (ties: the lowest index).
+    Returns (layer index, (L,) leave-one-out accuracy per layer). Queries are never seen.
+    """
+    r = _curves(ref_curves, "reference curves")
+    y = np.asarray(ref_labels)
+    acc = np.array([np.mean(_loo(r, y, groups, distance=distance, rule=rule,
+                                 layers=[k]).labels == y) for k in range(r.shape[1])])
+    return int(np.argmax(acc)), acc
+
+
+def best_layer_attribute(query_curves, ref_curves, ref_labels, *, groups=None,
+                         distance: str = "euclidean",
+                         rule: str = "nearest") -> tuple[Attribution, int]:
+    """Baseline: attribution on the single layer chosen by :func:`select_layer` on references.
+
+    Returns (attribution of the queries (Q,), chosen layer index).
+    """
+    layer, _ = select_layer(ref_curves, ref_labels, groups=groups, distance=distance, rule=rule)
+    return attribute(query_curves, ref_curves, ref_labels, distance=distance, rule=rule,
+                     layers=[layer]), layer
+
+
+# --------------------------------------------------------------------------- size-matched curves
+
+
+def subset_curves(gen_dist, gen_cells, test_dist, test_cells, subsets, *,
+                  tau: float | None = None) -> np.ndarray:
+    """C_T-layer curves of many subsets of one generated set, from cached distances.
+
+    With the PCA and cells fitted on the training set, a generated point's cell and its
+    distance to the nearest training point of that cell do not depend on which other
+    generated points are present, so C_T of any subset follows from per-point numbers in
+    O(subset size) — no refitting, no new nearest-neighbour search. This is Meehan's C_T
+    (variant ``ct``; DESIGN.md §5 steps 3-5): U per cell counts pairs with L(q) > L(p), ties ½;
+    Z_U = (U - (n_pi m_pi / 2 - 0.5)) / sqrt(n_pi m_pi (n_pi + m_pi + 1) / 12); cells with a
+    generated share <= tau are dropped; C_T = sum P_n(pi) Z_U / sum P_n(pi) over kept cells.
+
+    gen_dist: (L, m) Euclidean distance of each generated point to its nearest training point
+        in its own cell, per layer (in the PCA space C_T used).
+    gen_cells: (L, m) int cell of each generated point, per layer.
+    test_dist, test_cells: (L, n) the same for the held-out test points (fixed across subsets).
+    subsets: sequence of S index arrays into the m generated points (e.g.
+        :func:`subsample_indices`); pass ``[np.arange(m)]`` for the full-set curve.
+    tau: minimum generated share of a kept cell; default 20 / subset size (as dgm-eval).
+    Returns (S, L) curves; a layer where no cell is kept gives NaN (dgm-eval's 0/0).
+    Raises InputError where a kept cell has no test points (the reference code fails there).
+    """
+    gd, td = np.asarray(gen_dist, float), np.asarray(test_dist, float)
+    gc, tc = np.asarray(gen_cells), np.asarray(test_cells)
+    if gd.ndim != 2 or gc.shape != gd.shape or td.ndim != 2 or tc.shape != td.shape \
+            or gd.shape[0] != td.shape[0]:
+        raise InputError(f"expected gen_dist/gen_cells (L, m) and test_dist/test_cells (L, n) "
+                         f"with equal L; got {gd.shape}, {gc.shape}, {td.shape}, {tc.shape}")
+    if not (np.isfinite(gd).all() and np.isfinite(td).all()):
+        raise InputError("subset_curves: distances contain NaN/inf")
+    if (gc < 0).any() or (tc < 0).any():
+        raise InputError("subset_curves: cell labels must be non-negative integers")
+    n_layers, m = gd.shape
+    n = td.shape[1]
+    k = int(max(gc.max(initial=0), tc.max(initial=0))) + 1
+    # rank[l, i] = #test points p in i's cell with L(p) < L(q_i), plus half the ties
+    rank = np.empty_like(gd)
+    n_pi = np.zeros((n_layers, k))
+    for layer in range(n_layers):
+        n_pi[layer] = np.bincount(tc[layer], minlength=k)
+        for cell in range(k):
+            sorted_t = np.sort(td[layer, tc[layer] == cell])
+            sel = gc[layer] == cell
+            lo = np.searchsorted(sorted_t, gd[layer, sel], side="left")
+            hi = np.searchsorted(sorted_t, gd[layer, sel], side="right")
+            rank[layer, sel] = lo + 0.5 * (hi - lo)
+    offset = (np.arange(n_layers) * k)[:, None]
+    curves = np.empty((len(subsets), n_layers))
+    for s, idx in enumerate(subsets):
+        idx = np.asarray(idx, dtype=int)
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= m:
+            raise InputError(f"subset {s}: expected a non-empty 1-D index array into {m} "
+                             f"generated points")
+        flat = (gc[:, idx] + offset).ravel()
+        m_pi = np.bincount(flat, minlength=n_layers * k).reshape(n_layers, k)
+        u = np.bincount(flat, weights=rank[:, idx].ravel(),
+                        minlength=n_layers * k).reshape(n_layers, k)
+        keep = m_pi / idx.size > (20.0 / idx.size if tau is None else tau)
+        if (keep & (n_pi == 0)).any():
+            raise InputError(f"subset {s}: a kept C_T cell has no test points; use more test "
+                             f"points or fewer cells")
+        nm = n_pi * m_pi
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (u - (nm / 2 - 0.5)) / np.sqrt(nm * (n_pi + m_pi + 1) / 12)
+            w = np.where(keep, n_pi / n, 0.0)
+            curves[s] = np.where(keep, w * z, 0.0).sum(axis=1) / w.sum(axis=1)
+    return curves
+
+
+# --------------------------------------------------------------------------- query protocol
+
+
+def subsample_indices(n_total: int, size: int, n_draws: int, seed: int) -> list[np.ndarray]:
+    """``n_draws`` random subsets (sorted index arrays of length ``size``) of range(n_total).
+
+    Without replacement within a draw; draws are independent. Deterministic given ``seed``.
+    ``size == n_total`` returns the full set every time (use ``n_draws=1`` then).
+    """
+    if not 0 < size <= n_total or n_draws < 1:
+        raise InputError(f"subsample_indices: need 0 < size <= n_total and n_draws >= 1; got "
+                         f"size={size}, n_total={n_total}, n_draws={n_draws}")
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n_total, size=size, replace=False)) for _ in range(n_draws)]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One split of a table of sets (indices into that table).
+
+    held_out: the seed (``seed_folds``) or family (``open_set_folds``: (family, seed)) held out.
+    refs: sets whose curves are references.
+    queries: sets whose subsets are queries of a known family.
+    unknown: sets of the family left out of the references (open-set folds only).
+    """
+
+    held_out: Hashable
+    refs: np.ndarray
+    queries: np.ndarray
+    unknown: np.ndarray
+
+
+def _table(families, seeds) -> tuple[np.ndarray, np.ndarray]:
+    fam, sd = np.asarray(families), np.asarray(seeds)
+    if fam.ndim != 1 or fam.shape != sd.shape or fam.size == 0:
+        raise InputError(f"families and seeds must be 1-D and equally long (one per set); "
+                         f"got {fam.shape} and {sd.shape}")
+    pairs = list(zip(fam.tolist(), sd.tolist()))
+    if len(set(pairs)) != len(pairs):
+        raise InputError("the table of sets has a repeated (family, seed)")
+    return fam, sd
+
+
+def seed_folds(families, seeds) -> list[Fold]:
+    """Leave-one-seed-out folds over a table of generated sets (one row per set).
+
+    For each seed value s: queries = every family's set with seed s; references = all sets
+    with another seed. Holding the same seed out of every family keeps the number of
+    references per family balanced (with 1-NN, a family with fewer references looks farther).
+    Raises InputError if a queried family has no reference left (it needs >= 2 seeds).
+    """
+    fam, sd = _table(families, seeds)
+    folds = []
+    for s in np.unique(sd):
+        refs, queries = np.flatnonzero(sd != s), np.flatnonzero(sd == s)
+        missing = set(fam[queries].tolist()) - set(fam[refs].tolist())
+        if missing:
+            raise InputError(f"families {sorted(missing)} have no set besides seed {s!r}; "
+                             f"leave-one-seed-out needs >= 2 seeds per family")
+        folds.append(Fold(s.item() if hasattr(s, "item") else s, refs, queries,
+                          np.array([], dtype=int)))
+    return folds
+
+
+def open_set_folds(families, seeds) -> list[Fold]:
+    """Folds for open-set rejection: one family unseen, one seed held out of the others.
+
+    For each family f and seed s: references = sets of other families with seed != s;
+    known queries = sets of other families with seed s; unknown = every set of family f.
+    ``held_out`` is (f, s). Folds where no known query or reference is left are skipped.
+    """
+    fam, sd = _table(families, seeds)
+    folds = []
+    for f in np.unique(fam):
+        for s in np.unique(sd):
+            refs = np.flatnonzero((fam != f) & (sd != s))
+            queries = np.flatnonzero((fam != f) & (sd == s))
+            if refs.size and queries.size:
+                folds.append(Fold((f.item(), s.item()), refs, queries, np.flatnonzero(fam == f)))
+    return folds
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def accuracy_ci(correct, *, method: str = "wilson", alpha: float = 0.05, groups=None,
+                n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy and a (1 - alpha) confidence interval -> (acc, lo, hi), all in [0, 1].
+
+    correct: (Q,) bool, one per query.
+    method: ``"wilson"`` (score interval for a binomial proportion; assumes independent
+        queries) or ``"bootstrap"`` (percentile bootstrap, ``n_boot`` resamples, seeded).
+    groups: (Q,) ids for a cluster bootstrap (``method="bootstrap"`` only): resample whole
+        groups, e.g. the held-out set each query subset came from. Subsets of one set are not
+        independent, so this gives the honest (wider) interval.
+    """
+    c = np.asarray(correct)
+    if c.ndim != 1 or c.size == 0 or not np.isin(c, [0, 1]).all():
+        raise InputError("accuracy_ci: `correct` must be a non-empty 1-D bool array")
+    c = c.astype(bool)
+    n, acc = c.size, float(c.mean())
+    if method == "wilson":
+        if groups is not None:
+            raise InputError("accuracy_ci: groups needs method='bootstrap'")
+        from scipy.stats import norm
+        z = norm.ppf(1 - alpha / 2)
+        denom = 1 + z * z / n
+        centre = (acc + z * z / (2 * n)) / denom
+        half = z / denom * np.sqrt(acc * (1 - acc) / n + z * z / (4 * n * n))
+        lo = 0.0 if acc == 0 else max(0.0, centre - half)   # exact at the edges
+        hi = 1.0 if acc == 1 else min(1.0, centre + half)
+        return acc, float(lo), float(hi)
+    if method == "bootstrap":
+        rng = np.random.default_rng(seed)
+        if groups is None:
+            boot = c[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+        else:
+            g = np.asarray(groups)
+            if g.shape != c.shape:
+                raise InputError(f"groups has shape {g.shape}, expected {c.shape}")
+            _, inv = np.unique(g, return_inverse=True)
+            hits = np.bincount(inv, weights=c).astype(float)
+            sizes = np.bincount(inv).astype(float)
+            draw = rng.integers(0, len(sizes), size=(n_boot, len(sizes)))
+            boot = hits[draw].sum(axis=1) / sizes[draw].sum(axis=1)
+        lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+        return acc, float(min(lo, acc)), float(max(hi, acc))
+    raise InputError(f"unknown CI method {method!r}; choose 'wilson' or 'bootstrap'")
+
+
+def confusion_matrix(true, pred, labels) -> np.ndarray:
+    """(K, K) int counts: row = true label, column = predicted label, in the order ``labels``.
+
+    Every value of ``true`` and ``pred`` must be in ``labels`` (add e.g. "unknown" for open set).
+    """
+    labels = list(labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    t, p = np.asarray(true).tolist(), np.asarray(pred).tolist()
+    if len(t) != len(p):
+        raise InputError(f"true has {len(t)} entries but pred {len(p)}")
+    unknown = sorted({str(v) for v in t + p if v not in index})
+    if unknown:
+        raise InputError(f"labels {unknown} are not in the given label order {labels}")
+    cm = np.zeros((len(labels), len(labels)), dtype=int)
+    np.add.at(cm, ([index[v] for v in t], [index[v] for v in p]), 1)
+    return cm
+
+
+# --------------------------------------------------------------------------- feature baselines
+
+
+def _feats(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise InputError(f"{name}: expected an (n >= 2, D) feature array, got {np.shape(x)}")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name}: features contain NaN/inf")
+    return arr
+
+
+def feature_stats(x) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) (ddof=1) of features (n, D), in float64."""
+    x = _feats(x, "features")
+    return x.mean(axis=0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+
+
+def _sqrt_psd(c: np.ndarray) -> np.ndarray:
+    w, v = scipy.linalg.eigh(c)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def _trace_sqrt_product(sqrt_c1: np.ndarray, c2: np.ndarray) -> float:
+    """Tr sqrt(C1 C2) = Tr sqrt(C1^½ C2 C1^½); the inner matrix is symmetric PSD."""
+    m = sqrt_c1 @ c2 @ sqrt_c1
+    return float(np.sqrt(np.clip(scipy.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    """Fréchet distance between N(mu1, cov1) and N(mu2, cov2) (squared feature units).
+
+    FD = ||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^½). Computed as
+    Tr (C1 C2)^½ = sum sqrt(eig(C1^½ C2 C1^½)) with symmetric eigendecompositions and negative
+    round-off eigenvalues clipped to 0, which is stable for the rank-deficient covariances of
+    small sets (n < D), where ``scipy.linalg.sqrtm(C1 @ C2)`` can return complex or NaN values.
+    Symmetric in its two arguments up to round-off.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
+    c1, c2 = np.atleast_2d(np.asarray(cov1, float)), np.atleast_2d(np.asarray(cov2, float))
+    d = mu1.shape[0]
+    if mu2.shape != (d,) or c1.shape != (d, d) or c2.shape != (d, d):
+        raise InputError(f"frechet_distance: shapes {mu1.shape}, {c1.shape}, {mu2.shape}, "
+                         f"{c2.shape} do not match")
+    fd = float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2)
+               - 2 * _trace_sqrt_product(_sqrt_psd(c1), c2))
+    return max(fd, 0.0)
+
+
+def _ref_feats(ref_feats, ref_labels) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
+    y = np.asarray(ref_labels)
+    if y.shape != (len(refs),) or not refs:
+        raise InputError(f"ref_labels has shape {y.shape} but there are {len(refs)} "
+                         f"reference sets")
+    if len({f.shape[1] for f in refs}) != 1:
+        raise InputError("reference feature sets have different dimensions")
+    families, inverse = np.unique(y, return_inverse=True)
+    return refs, y, families, inverse
+
+
+def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
+    """Baseline: attribute each query set to the family of the reference set at least FD.
+
+    query_feats: list of Q arrays (n_q, D), final-layer features of each query set.
+    ref_feats: list of R arrays (N_r, D), final-layer features of each reference set.
+    ref_labels: (R,) family of each reference set.
+    FD is biased upward by roughly Tr(C)/n for small n, so, as for curves, use reference sets
+    subsampled to the query size for a fair comparison. ``distances`` holds the per-family
+    minimum FD (squared feature units).
+    """
+    refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
+    ref_stats = [feature_stats(f) for f in refs]
+    d = np.empty((len(query_feats), len(refs)))
+    for i, q in enumerate(query_feats):
+        mu_q, c_q = feature_stats(_feats(q, f"query set {i}"))
+        if mu_q.shape != ref_stats[0][0].shape:
+            raise InputError(f"query set {i} has {mu_q.size} features, references "
+                             f"{ref_stats[0][0].size}")
+        sq = _sqrt_psd(c_q)
+        for j, (mu_r, c_r) in enumerate(ref_stats):
+            d[i, j] = max(0.0, float(np.sum((mu_q - mu_r) ** 2) + np.trace(c_q) + np.trace(c_r)
+                                     - 2 * _trace_sqrt_product(sq, c_r)))
+    dist = np.stack([d[:, inverse == f].min(axis=1) for f in range(len(families))], axis=1)
+    return Attribution(families[dist.argmin(axis=1)], dist, families)
+
+
+def probe_attribute(query_feats, ref_feats, ref_labels, *, method: str = "knn", k: int = 5,
+                    seed: int = 0) -> Attribution:
+    """Baseline: a per-sample classifier on final-layer features, majority vote per query set.
+
+    Trained on every sample of the reference sets (sample label = its set's family);
+    applied to each sample of each query set; the set is attributed to the most voted family
+    (ties: first in sorted order).
+    query_feats: list of Q arrays (n_q, D); ref_feats: list of R arrays (N_r, D);
+    ref_labels: (R,).
+    method: ``"knn"`` (k-NN, Euclidean, on standardised features) or ``"linear"``
+        (multinomial logistic regression on standardised features, seeded).
+    ``distances`` holds 1 - the vote share of each family.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
+    x = np.concatenate(refs)
+    y = np.concatenate([np.full(len(f), inverse[i]) for i, f in enumerate(refs)])
+    if method == "knn":
+        clf = KNeighborsClassifier(n_neighbors=k)
+    elif method == "linear":
+        clf = LogisticRegression(max_iter=2000, random_state=seed)
+    else:
+        raise InputError(f"unknown probe method {method!r}; choose 'knn' or 'linear'")
+    model = make_pipeline(StandardScaler(), clf).fit(x, y)
+    shares = np.empty((len(query_feats), len(families)))
+    for i, q in enumerate(query_feats):
+        q = _feats(q, f"query set {i}")
+        if q.shape[1] != x.shape[1]:
+            raise InputError(f"query set {i} has {q.shape[1]} features, references {x.shape[1]}")
+        shares[i] = np.bincount(model.predict(q), minlength=len(families)) / len(q)
+    return Attribution(families[shares.argmax(axis=1)], 1.0 - shares, families)
+
+
+# --------------------------------------------------------------------------- open set
+
+
+class OpenSet(NamedTuple):
+    """Open-set rejection numbers.
+
+    auroc: AUROC of the nearest-reference distance as a score for "unknown" (1 = perfect,
+        0.5 = chance).
+    threshold: distance above which a query is called unknown (calibrated on references).
+    reject_unknown: fraction of unknown-family queries rejected (true rejection rate).
+    reject_known: fraction of known-family queries rejected (false rejection rate).
+    scores: (Q,) nearest-reference distance of each query.
+    """
+
+    auroc: float
+    threshold: float
+    reject_unknown: float
+    reject_known: float
+    scores: np.ndarray
+
+
+def open_set(query_curves, query_unknown, ref_curves, ref_labels, *, groups=None,
+             quantile: float = 0.95, distance: str = "euclidean", rule: str = "nearest",
+             layers=None) -> OpenSet:
+    """Open-set rejection of queries from a family absent from the references.
+
+    query_curves: (Q, L); query_unknown: (Q,) bool, True where the query's family is not
+    among the references (both kinds must occur). ref_curves (R, L), ref_labels (R,).
+    Score = distance to the nearest family (as :func:`attribute` with the same options).
+    Threshold = ``quantile`` of the leave-one-group-out nearest distances among the references
+    (``groups`` as in :func:`select_layer`), i.e. chosen without any query: about
+    1 - quantile of known queries are expected to be rejected if they resemble references.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    unknown = np.asarray(query_unknown, dtype=bool)
+    kw = dict(distance=distance, rule=rule, layers=layers)
+    scores = attribute(query_curves, ref_curves, ref_labels, **kw).distances.min(axis=1)
+    if unknown.shape != scores.shape or unknown.all() or not unknown.any():
+        raise InputError("open_set: query_unknown must be (Q,) bool with both known and "
+                         "unknown queries")
+    loo = _loo(ref_curves, ref_labels, groups, **kw).distances.min(axis=1)
+    threshold = float(np.quantile(loo, quantile))
+    rejected = scores > threshold
+    return OpenSet(float(roc_auc_score(unknown, scores)), threshold,
+                   float(rejected[unknown].mean()), float(rejected[~unknown].mean()), scores)
+
+
+# --------------------------------------------------------------------------- corruptions
+
+
+def corrupt(images, kind: str, level, seed: int = 0) -> np.ndarray:
+    """Corrupt query images; returns uint8 of the same shape.
+
+    images: uint8 (n, H, W) or (n, H, W, C) with C in {1, 3}.
+    kind / level:
+    - ``"jpeg"``: JPEG quality 1..100 (Pillow, default chroma subsampling); deterministic.
+    - ``"resize"``: factor in (0, 1]: bicubic downscale to round(factor * size), then back up
+      to (H, W) (Pillow; anti-aliased when downscaling); 1 = identity. Deterministic.
+    - ``"noise"``: additive Gaussian noise, sigma in pixel units (0..255 scale), rounded and
+      clipped; seeded by ``seed``.
+    """
+    from PIL import Image
+
+    x = np.asarray(images)
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
+        raise InputError(f"corrupt: expected uint8 (n, H, W) or (n, H, W, 1|3) images, got "
+                         f"{x.dtype} {x.shape}")
+    if kind == "noise":
+        if level < 0:
+            raise InputError(f"corrupt: noise sigma must be >= 0, got {level}")
+        noise = np.random.default_rng(seed).normal(0.0, float(level), size=x.shape)
+        return np.clip(np.rint(x + noise), 0, 255).astype(np.uint8)
+    if kind not in CORRUPTIONS:
+        raise InputError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
+    if kind == "jpeg" and not (1 <= int(level) <= 100):
+        raise InputError(f"corrupt: JPEG quality must be in 1..100, got {level}")
+    if kind == "resize" and not (0 < float(level) <= 1):
+        raise InputError(f"corrupt: resize factor must be in (0, 1], got {level}")
+    squeeze = x.ndim == 4 and x.shape[3] == 1
+    imgs = x[..., 0] if squeeze else x
+    h, w = imgs.shape[1:3]
+    out = np.empty_like(imgs)
+    for i, img in enumerate(imgs):
+        pil = Image.fromarray(img)
+        if kind == "jpeg":
+            buf = io.BytesIO()
+            pil.save(buf, format="JPEG", quality=int(level))
+            buf.seek(0)
+            out[i] = np.asarray(Image.open(buf).convert(pil.mode))
+        else:
+            if float(level) == 1.0:
+                out[i] = img
+                continue
+            small = (max(1, round(w * float(level))), max(1, round(h * float(level))))
+            out[i] = np.asarray(pil.resize(small, Image.BICUBIC).resize((w, h), Image.BICUBIC))
+    return out[..., None] if squeeze else out
+
+
+# --------------------------------------------------------------------------- dendrogram
+
+
+def family_linkage(curves, labels, *, distance: str = "euclidean") -> tuple[np.ndarray, list]:
+    """Average-linkage hierarchy of families by the distance between their mean curves.
+
+    curves: (R, L); labels: (R,) family of each curve; distance: as :func:`curve_distances`.
+    Returns (Z, families): Z is scipy's (F-1, 4) linkage matrix, whose leaf i is families[i]
+    (sorted); pass ``labels=families`` to ``scipy.cluster.hierarchy.dendrogram``.
+    """
+    c = _curves(curves, "curves")
+    y = np.asarray(labels)
+    if y.shape != (len(c),):
+        raise InputError(f"labels has shape {y.shape} but there are {len(c)} curves")
+    families, inverse = np.unique(y, return_inverse=True)
+    if len(families) < 2:
+        raise InputError("family_linkage needs at least 2 families")
+    means = np.stack([c[inverse == f].mean(axis=0) for f in range(len(families))])
+    d = curve_distances(means, means, distance)
+    d = np.clip((d + d.T) / 2, 0, None)
+    np.fill_diagonal(d, 0.0)
+    return hierarchy.linkage(squareform(d, checks=False), method="average"), families.tolist()

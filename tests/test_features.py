@@ -1,0 +1,113 @@
+"""The feature cache: keys cover every parameter, writes are atomic, re-runs reuse entries."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memlib.data import ImageSet, load_images
+from memlib.encoders import build_encoder
+from memlib.errors import CacheError, InputError
+from memlib.features import embed, feature_key, load_features
+
+TINY = "timm:vit_tiny_patch16_224+random"
+
+
+@pytest.fixture(scope="module")
+def tiny_set():
+    return load_images("fashion-mnist:test[:40]")
+
+
+def test_embed_shapes_and_reuse(tmp_path, tiny_set):
+    f = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False)
+    assert len(f) == 12 and f[0].shape == (40, 192) and f[0].dtype == np.float32
+    entries = list((tmp_path / "features").iterdir())
+    assert len(entries) == 1
+    mtime = (entries[0] / "meta.json").stat().st_mtime_ns
+    g = embed(tiny_set, TINY, image_size=32, token="mean", cache_dir=tmp_path, progress=False)
+    assert (entries[0] / "meta.json").stat().st_mtime_ns == mtime  # read, not recomputed
+    assert not np.array_equal(f[5], g[5])
+
+
+def test_cached_features_equal_direct_computation(tmp_path, tiny_set):
+    enc = build_encoder(TINY, 32, "cpu")
+    f = embed(tiny_set, enc, image_size=32, cache_dir=tmp_path, batch_size=7, progress=False)
+    direct = enc.layer_tokens(tiny_set.images)["cls"]
+    for layer in (0, 11):
+        np.testing.assert_allclose(f[layer], direct[layer].astype(np.float16), rtol=1e-3, atol=1e-3)
+
+
+def test_key_changes_with_every_parameter(tiny_set):
+    base = dict(images=tiny_set, encoder_name=TINY, weights_id="w", image_size=32, final_norm=False)
+    k0, _ = feature_key(**base)
+    other = tiny_set.subset(slice(0, 39))
+    changed = [dict(base, images=other), dict(base, encoder_name=TINY + "x"),
+               dict(base, weights_id="v"), dict(base, image_size=48), dict(base, final_norm=True)]
+    keys = {feature_key(**c)[0] for c in changed}
+    assert k0 not in keys and len(keys) == len(changed)
+    flipped = ImageSet(tiny_set.images.copy(), tiny_set.ids)
+    flipped.images[0, 0, 0, 0] ^= 1
+    assert feature_key(**dict(base, images=flipped))[0] != k0
+
+
+def test_final_norm_changes_features(tmp_path, tiny_set):
+    a = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False)
+    b = embed(tiny_set, TINY, image_size=32, final_norm=True, cache_dir=tmp_path, progress=False)
+    assert np.abs(a[3] - b[3]).max() > 0.1
+
+
+def test_interrupted_write_leaves_no_entry(tmp_path):
+    """SIGKILL a process mid-embedding: no entry is readable, and a re-run completes it."""
+    script = textwrap.dedent(f"""
+        import sys
+        from memlib.data import load_images
+        from memlib.features import embed
+        s = load_images("fashion-mnist:test[:3000]")
+        embed(s, "dinov2-s-offline", image_size=56, cache_dir=sys.argv[1], batch_size=16, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
+    features = tmp_path / "features"
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(features.glob(".*tmp*/cls/layer11.npy")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not any(p for p in features.iterdir() if not p.name.startswith(".")), "a partial entry is visible"
+    with pytest.raises(CacheError):
+        load_features(next(features.iterdir()))
+    s = load_images("fashion-mnist:test[:64]")
+    f = embed(s, TINY, image_size=32, cache_dir=tmp_path, progress=False)
+    assert f[0].shape == (64, 192)
+
+
+def test_unwritable_cache_is_explained(tmp_path, tiny_set):
+    if os.geteuid() == 0:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")  # a file where the cache folder should be: fails even for root
+        cache = blocker / "cache"
+    else:
+        cache = tmp_path / "ro"
+        cache.mkdir(mode=0o500)
+    with pytest.raises(CacheError, match="MEMLIB_CACHE"):
+        embed(tiny_set, TINY, image_size=32, cache_dir=cache, progress=False)
+
+
+def test_bad_token(tmp_path, tiny_set):
+    with pytest.raises(InputError, match="token"):
+        embed(tiny_set, TINY, image_size=32, token="avg", cache_dir=tmp_path)
+
+
+def test_determinism_across_processes(tmp_path):
+    script = ("import sys, numpy as np; from memlib.data import load_images; from memlib.features import embed;"
+              "f = embed(load_images('fashion-mnist:test[:16]'), 'dinov2-s-offline', image_size=56,"
+              " cache_dir=sys.argv[1], progress=False); np.save(sys.argv[2], f[11])")
+    for i in range(2):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"c{i}"), str(tmp_path / f"{i}.npy")],
+                       check=True)
+    assert np.array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))

@@ -1,0 +1,426 @@
+"""Tests of memlib.fingerprint on synthetic curves, features and images (no encoder, no ct)."""
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.cluster import hierarchy
+from scipy.stats import mannwhitneyu
+
+from memlib import fingerprint as fp
+from memlib.errors import InputError
+
+L = 12
+FAMILIES = np.array(["dcgan", "ddpm", "kde", "vae"])
+
+
+def synthetic_curves(noise, n_per_family=5, seed=0, identical=False):
+    """(F * n, L) curves: one smooth prototype per family plus iid Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    depth = np.linspace(0, 1, L)
+    protos = np.stack([10 * np.sin(2 * np.pi * (depth + f / 4)) + 5 * f for f in range(4)])
+    if identical:
+        protos[:] = protos[0]
+    curves = np.repeat(protos, n_per_family, axis=0)
+    labels = np.repeat(FAMILIES, n_per_family)
+    return curves + rng.normal(0, noise, curves.shape), labels
+
+
+# --------------------------------------------------------------------------- attribution
+
+
+@pytest.mark.parametrize("distance", fp.DISTANCES)
+@pytest.mark.parametrize("rule", fp.RULES)
+def test_attribution_perfect_with_small_noise(distance, rule):
+    refs, y = synthetic_curves(0.1, seed=0)
+    queries, truth = synthetic_curves(0.1, seed=1)
+    res = fp.attribute(queries, refs, y, distance=distance, rule=rule)
+    assert (res.labels == truth).all()
+    assert res.distances.shape == (len(queries), 4)
+    assert list(res.families) == list(FAMILIES)
+
+
+def test_attribution_at_chance_when_families_identical():
+    refs, y = synthetic_curves(1.0, n_per_family=5, seed=0, identical=True)
+    queries, truth = synthetic_curves(1.0, n_per_family=100, seed=1, identical=True)
+    acc = np.mean(fp.attribute(queries, refs, y).labels == truth)
+    assert 0.15 < acc < 0.35  # chance = 0.25 over 400 queries
+
+
+def test_final_layer_subset_uses_only_that_layer():
+    refs, y = synthetic_curves(0.1)
+    queries, truth = synthetic_curves(0.1, seed=1)
+    queries[:, :-1] = 1e6 * np.random.default_rng(2).normal(size=(len(queries), L - 1))
+    assert (fp.attribute(queries, refs, y, layers=[-1]).labels == truth).all()
+    assert not (fp.attribute(queries, refs, y).labels == truth).all()
+
+
+def test_distance_invariances():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, L)), rng.normal(size=(4, L))
+    base = {d: fp.curve_distances(a, b, d) for d in fp.DISTANCES}
+    shifted_scaled = 3.0 * a + 7.0
+    for d in ("znorm", "correlation"):
+        np.testing.assert_allclose(fp.curve_distances(shifted_scaled, b, d), base[d], atol=1e-10)
+    np.testing.assert_allclose(fp.curve_distances(3.0 * a, b, "cosine"), base["cosine"],
+                               atol=1e-10)
+    # cosine keeps the offset and the sign; raw Euclidean keeps everything
+    assert not np.allclose(fp.curve_distances(a + 7.0, b, "cosine"), base["cosine"])
+    assert not np.allclose(fp.curve_distances(-a, b, "cosine"), base["cosine"])
+    assert not np.allclose(fp.curve_distances(3.0 * a, b, "euclidean"), base["euclidean"])
+    np.testing.assert_allclose(base["euclidean"][0, 0], np.linalg.norm(a[0] - b[0]))
+    # z-normalised Euclidean and correlation distance are the same thing: d^2 = 2 L (1 - r)
+    np.testing.assert_allclose(base["znorm"] ** 2, 2 * L * base["correlation"], atol=1e-10)
+    r = np.corrcoef(a[1], b[2])[0, 1]
+    np.testing.assert_allclose(base["correlation"][1, 2], 1 - r, atol=1e-12)
+
+
+def test_bad_inputs_fail_clearly():
+    refs, y = synthetic_curves(0.1)
+    with pytest.raises(InputError, match="NaN"):
+        fp.attribute(np.full((1, L), np.nan), refs, y)
+    with pytest.raises(InputError, match="layers"):
+        fp.attribute(refs[:, :5], refs, y)
+    with pytest.raises(InputError, match="unknown distance"):
+        fp.attribute(refs, refs, y, distance="manhattan")
+    with pytest.raises(InputError, match="at least 2 layers"):
+        fp.attribute(refs, refs, y, distance="znorm", layers=[0])
+
+
+def test_best_layer_is_chosen_on_references_only():
+    rng = np.random.default_rng(0)
+    y = np.repeat(FAMILIES, 6)
+    code = np.repeat(np.arange(4.0), 6)
+    refs = rng.normal(0, 1, (24, L))
+    refs[:, 3] += 20 * code            # layer 3 separates families in the references
+    queries = rng.normal(0, 1, (24, L))
+    queries[:, 8] += 20 * code         # ... but layer 8 would separate the queries
+    layer, loo_acc = fp.select_layer(refs, y)
+    assert layer == 3 and loo_acc[3] == 1.0 and loo_acc.shape == (L,)
+    res, chosen = fp.best_layer_attribute(queries, refs, y)
+    assert chosen == 3
+    assert np.mean(res.labels == y) < 0.6   # queries cannot pull the choice to layer 8
+    res2, chosen2 = fp.best_layer_attribute(queries[::-1], refs, y)
+    assert chosen2 == 3
+
+
+def test_select_layer_groups_stop_sibling_subsets_vouching():
+    # two near-identical subset curves per set: without groups, each vouches for its sibling
+    rng = np.random.default_rng(0)
+    sets = rng.normal(0, 1, (8, L))
+    refs = np.repeat(sets, 2, axis=0) + rng.normal(0, 1e-6, (16, L))
+    y = np.repeat(np.array(["a", "b"] * 4), 2)
+    groups = np.repeat(np.arange(8), 2)
+    _, acc_plain = fp.select_layer(refs, y)
+    _, acc_grouped = fp.select_layer(refs, y, groups=groups)
+    assert acc_plain.min() == 1.0
+    assert acc_grouped.mean() < 0.7   # labels are random: honest LOO is near chance
+
+
+# --------------------------------------------------------------------------- size-matched curves
+
+
+def naive_ct(gen_dist, gen_cells, test_dist, test_cells, tau):
+    """Direct transcription of dgm-eval's compute_CTscore from given distances and cells."""
+    n, m = len(test_dist), len(gen_dist)
+    num = den = 0.0
+    for cell in np.unique(np.concatenate([gen_cells, test_cells])):
+        lq, lp = gen_dist[gen_cells == cell], test_dist[test_cells == cell]
+        if len(lq) / m <= tau:
+            continue
+        u = mannwhitneyu(lq, lp, alternative="less").statistic
+        npi, mpi = len(lp), len(lq)
+        z = (u - (npi * mpi / 2 - 0.5)) / np.sqrt(npi * mpi * (npi + mpi + 1) / 12)
+        num += npi / n * z
+        den += npi / n
+    return num / den
+
+
+def test_subset_curves_match_direct_computation():
+    rng = np.random.default_rng(0)
+    layers, m, n, k = 3, 400, 300, 3
+    gen_cells = rng.integers(0, k, (layers, m))
+    test_cells = rng.integers(0, k, (layers, n))
+    gen_dist = rng.gamma(2, 1, (layers, m)) * np.array([[0.6], [1.0], [1.4]])
+    test_dist = rng.gamma(2, 1, (layers, n))
+    gen_dist[:, :20] = np.round(gen_dist[:, :20], 1)   # include ties
+    test_dist[:, :20] = np.round(test_dist[:, :20], 1)
+    subsets = fp.subsample_indices(m, 120, 4, seed=1) + [np.arange(m)]
+    curves = fp.subset_curves(gen_dist, gen_cells, test_dist, test_cells, subsets)
+    assert curves.shape == (5, layers)
+    for s, idx in enumerate(subsets):
+        for layer in range(layers):
+            want = naive_ct(gen_dist[layer, idx], gen_cells[layer, idx], test_dist[layer],
+                            test_cells[layer], 20 / len(idx))
+            assert curves[s, layer] == pytest.approx(want, rel=1e-10, abs=1e-10)
+    # copying (layer 0: generated closer than test) is negative, under-fitting positive
+    assert curves[-1, 0] < -3 and curves[-1, 2] > 3
+    # the size effect the module doc warns about: smaller subsets have smaller |C_T|
+    assert np.abs(curves[:4, 0]).mean() < np.abs(curves[-1, 0])
+
+
+def test_subset_curves_drop_small_cells_and_nan_when_none_kept():
+    gen_dist = np.array([[1.0, 2.0, 3.0]])
+    cells = np.zeros((1, 3), dtype=int)
+    out = fp.subset_curves(gen_dist, cells, gen_dist, cells, [np.arange(3)])
+    assert np.isnan(out).all()   # tau = 20/3 > 1: no cell kept
+    out = fp.subset_curves(gen_dist, cells, gen_dist, cells, [np.arange(3)], tau=0.0)
+    assert np.isfinite(out).all()
+
+
+def test_subset_curves_match_ct_statistic_if_available():
+    ct = pytest.importorskip("memlib.ct")
+    if not hasattr(ct, "ct_statistic"):
+        pytest.skip("memlib.ct.ct_statistic not written yet")
+    from sklearn.neighbors import NearestNeighbors
+    rng = np.random.default_rng(0)
+    train, test, gen = rng.normal(size=(500, 4)), rng.normal(size=(300, 4)), \
+        0.9 * rng.normal(size=(200, 4))
+    cell = lambda x: (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)  # noqa: E731
+    tc, sc, gc = cell(train), cell(test), cell(gen)
+
+    def nn_dist(x, xc):
+        d = np.empty(len(x))
+        for c in np.unique(xc):
+            nn = NearestNeighbors(n_neighbors=1).fit(train[tc == c])
+            d[xc == c] = nn.kneighbors(x[xc == c])[0][:, 0]
+        return d
+    want = ct.ct_statistic(test, sc, gen, gc, train, tc, 20 / len(gen))
+    got = fp.subset_curves(nn_dist(gen, gc)[None], gc[None], nn_dist(test, sc)[None], sc[None],
+                           [np.arange(len(gen))])[0, 0]
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def test_subsample_indices_deterministic_and_valid():
+    a = fp.subsample_indices(1000, 100, 5, seed=3)
+    b = fp.subsample_indices(1000, 100, 5, seed=3)
+    c = fp.subsample_indices(1000, 100, 5, seed=4)
+    assert len(a) == 5 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[0], a[1])
+    for idx in a:
+        assert idx.shape == (100,) and len(np.unique(idx)) == 100 and idx.max() < 1000
+    assert np.array_equal(fp.subsample_indices(10, 10, 1, seed=0)[0], np.arange(10))
+    with pytest.raises(InputError):
+        fp.subsample_indices(10, 11, 1, seed=0)
+
+
+def test_seed_folds_hold_out_one_seed_of_every_family():
+    fams = np.array(["a", "a", "a", "b", "b", "b"])
+    seeds = np.array([0, 1, 2, 0, 1, 2])
+    folds = fp.seed_folds(fams, seeds)
+    assert [f.held_out for f in folds] == [0, 1, 2]
+    for f in folds:
+        assert set(seeds[f.queries]) == {f.held_out}
+        assert f.held_out not in set(seeds[f.refs])
+        assert set(fams[f.queries]) == set(fams[f.refs]) == {"a", "b"}
+        assert len(np.intersect1d(f.refs, f.queries)) == 0
+    with pytest.raises(InputError, match="seeds per family"):
+        fp.seed_folds(["a", "a", "b"], [0, 1, 0])
+
+
+def test_open_set_folds():
+    fams = np.repeat(["a", "b", "c"], 3)
+    seeds = np.tile([0, 1, 2], 3)
+    folds = fp.open_set_folds(fams, seeds)
+    assert len(folds) == 9
+    for f in folds:
+        unseen, s = f.held_out
+        assert unseen not in set(fams[f.refs]) and unseen not in set(fams[f.queries])
+        assert set(fams[f.unknown]) == {unseen} and len(f.unknown) == 3
+        assert set(seeds[f.queries]) == {s} and s not in set(seeds[f.refs])
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def test_wilson_matches_hand_computation():
+    acc, lo, hi = fp.accuracy_ci(np.array([True] * 8 + [False] * 2))
+    assert acc == 0.8
+    # (p + z^2/2n) / (1 + z^2/n) -+ z/(1 + z^2/n) sqrt(p(1-p)/n + z^2/4n^2), z = 1.959964
+    assert lo == pytest.approx(0.49016, abs=1e-4) and hi == pytest.approx(0.94332, abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["wilson", "bootstrap"])
+def test_ci_contains_estimate_and_narrows(method):
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (20, 200, 2000):
+        correct = rng.random(n) < 0.7
+        acc, lo, hi = fp.accuracy_ci(correct, method=method)
+        assert lo <= acc <= hi and 0 <= lo and hi <= 1
+        widths.append(hi - lo)
+    assert widths[0] > widths[1] > widths[2]
+    acc, lo, hi = fp.accuracy_ci(np.ones(30, bool), method=method)
+    assert acc == hi == 1.0 and lo <= 1.0
+
+
+def test_cluster_bootstrap_is_wider_for_clustered_queries():
+    # 10 held-out sets x 20 subsets each; a set's subsets are all right or all wrong
+    set_ok = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 0], bool)
+    correct, groups = np.repeat(set_ok, 20), np.repeat(np.arange(10), 20)
+    _, lo_i, hi_i = fp.accuracy_ci(correct, method="bootstrap")
+    _, lo_c, hi_c = fp.accuracy_ci(correct, method="bootstrap", groups=groups)
+    assert hi_c - lo_c > 2 * (hi_i - lo_i)
+
+
+def test_confusion_matrix():
+    cm = fp.confusion_matrix(["a", "b", "b", "c"], ["a", "a", "b", "unknown"],
+                             ["a", "b", "c", "unknown"])
+    assert cm.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
+    with pytest.raises(InputError, match="not in the given label order"):
+        fp.confusion_matrix(["a"], ["z"], ["a", "b"])
+
+
+# --------------------------------------------------------------------------- Fréchet / probe
+
+
+def test_frechet_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    s1, s2 = rng.uniform(0.1, 3, 6), rng.uniform(0.1, 3, 6)
+    want = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
+    got = fp.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2))
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_frechet_general_matches_sqrtm_symmetric_and_zero_on_self():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(50, 5)), rng.normal(size=(40, 5)) @ rng.normal(size=(5, 5))
+    mu1, c1 = fp.feature_stats(a)
+    mu2, c2 = fp.feature_stats(b)
+    ref = np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2 - 2 * scipy.linalg.sqrtm(c1 @ c2).real)
+    fd = fp.frechet_distance(mu1, c1, mu2, c2)
+    assert fd == pytest.approx(ref, rel=1e-8)
+    assert fd == pytest.approx(fp.frechet_distance(mu2, c2, mu1, c1), rel=1e-10)
+    assert fp.frechet_distance(mu1, c1, mu1, c1) == pytest.approx(0, abs=1e-9)
+    # rank-deficient covariances (n < D) stay finite and non-negative
+    small = fp.feature_stats(rng.normal(size=(4, 20)))
+    assert 0 <= fp.frechet_distance(*small, *small) < 1e-8
+
+
+def gaussian_sets(n_sets_per_family, n, seed, sep=4.0, dim=8):
+    rng = np.random.default_rng(seed)
+    means = sep * np.eye(dim)[:3]
+    feats, labels = [], []
+    for f, mu in enumerate(means):
+        for _ in range(n_sets_per_family):
+            feats.append(mu + rng.normal(size=(n, dim)))
+            labels.append(FAMILIES[f])
+    return feats, np.array(labels)
+
+
+def test_fd_attribute_recovers_families():
+    refs, y = gaussian_sets(2, 300, seed=0)
+    queries, truth = gaussian_sets(3, 100, seed=1)
+    res = fp.fd_attribute(queries, refs, y)
+    assert (res.labels == truth).all() and res.distances.shape == (9, 3)
+
+
+@pytest.mark.parametrize("method", ["knn", "linear"])
+def test_probe_recovers_labels_on_separable_gaussians(method):
+    refs, y = gaussian_sets(2, 200, seed=0)
+    queries, truth = gaussian_sets(3, 50, seed=1)
+    res = fp.probe_attribute(queries, refs, y, method=method)
+    assert (res.labels == truth).all()
+    np.testing.assert_allclose(res.distances.min(axis=1), 0, atol=0.1)  # ~unanimous votes
+
+
+def test_probe_near_chance_when_families_identical():
+    refs, y = gaussian_sets(2, 200, seed=0, sep=0.0)
+    queries, truth = gaussian_sets(30, 50, seed=1, sep=0.0)
+    acc = np.mean(fp.probe_attribute(queries, refs, y).labels == truth)
+    assert 0.1 < acc < 0.6   # chance = 1/3 over 90 queries
+
+
+# --------------------------------------------------------------------------- open set
+
+
+def open_set_case(unknown_offset, identical_to_known=False):
+    refs, y = synthetic_curves(1.0, n_per_family=5, seed=0)
+    known = y != "vae"
+    queries, truth = synthetic_curves(1.0, n_per_family=50, seed=1)
+    unknown = truth == "vae"
+    if identical_to_known:   # the unseen family has exactly dcgan's curve
+        queries[unknown] = queries[truth == "dcgan"] + np.random.default_rng(3).normal(
+            0, 1e-9, (50, L))
+    queries[unknown] += unknown_offset
+    return fp.open_set(queries, unknown, refs[known], y[known])
+
+
+def test_open_set_far_unknown_is_rejected():
+    res = open_set_case(unknown_offset=100.0)
+    assert res.auroc == pytest.approx(1.0)
+    assert res.reject_unknown == 1.0 and res.reject_known < 0.3
+    assert res.scores.shape == (200,)
+
+
+def test_open_set_unknown_identical_to_known_is_chance():
+    res = open_set_case(unknown_offset=0.0, identical_to_known=True)
+    assert 0.35 < res.auroc < 0.65
+
+
+# --------------------------------------------------------------------------- corruptions
+
+
+def smooth_images(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[1], : shape[2]] / shape[1]
+    out = np.empty(shape, np.uint8)
+    for i in range(shape[0]):
+        cx, cy = rng.uniform(0.3, 0.7, 2)
+        blob = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.05)
+        out[i] = (blob[..., None] * np.linspace(0.5, 1, shape[3])).astype(np.uint8) \
+            if len(shape) == 4 else blob.astype(np.uint8)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 32, 32, 3), (3, 28, 28, 1)])
+@pytest.mark.parametrize("kind,level", [("jpeg", 30), ("resize", 0.5), ("noise", 10.0)])
+def test_corruptions_keep_shape_dtype_and_are_deterministic(shape, kind, level):
+    x = smooth_images(shape)
+    a, b = fp.corrupt(x, kind, level, seed=1), fp.corrupt(x, kind, level, seed=1)
+    assert a.dtype == np.uint8 and a.shape == x.shape
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, x)   # it does change the images
+    assert np.abs(a.astype(int) - x).mean() < 15
+
+
+def test_noise_level_and_seed():
+    x = np.full((10, 28, 28), 128, np.uint8)
+    a = fp.corrupt(x, "noise", 8.0, seed=0)
+    assert not np.array_equal(a, fp.corrupt(x, "noise", 8.0, seed=1))
+    assert np.std(a.astype(float) - 128) == pytest.approx(8.0, rel=0.05)
+    assert np.array_equal(fp.corrupt(x, "noise", 0.0, seed=0), x)
+
+
+@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 32, 32, 3)])
+def test_jpeg_100_and_resize_1_are_near_identity(shape):
+    x = smooth_images(shape)
+    assert np.abs(fp.corrupt(x, "jpeg", 100).astype(int) - x).mean() < 1.0
+    assert np.array_equal(fp.corrupt(x, "resize", 1.0), x)
+    assert np.abs(fp.corrupt(x, "jpeg", 100).astype(int) - x).mean() < \
+        np.abs(fp.corrupt(x, "jpeg", 10).astype(int) - x).mean()
+
+
+def test_corrupt_rejects_bad_input():
+    with pytest.raises(InputError, match="uint8"):
+        fp.corrupt(np.zeros((2, 8, 8), np.float32), "noise", 1.0)
+    with pytest.raises(InputError, match="unknown corruption"):
+        fp.corrupt(np.zeros((2, 8, 8), np.uint8), "blur", 1.0)
+    with pytest.raises(InputError, match="quality"):
+        fp.corrupt(np.zeros((2, 8, 8), np.uint8), "jpeg", 0)
+
+
+# --------------------------------------------------------------------------- dendrogram
+
+
+def test_linkage_groups_nearly_identical_families_first():
+    curves, y = synthetic_curves(0.1, n_per_family=3)
+    twin = curves[y == "kde"] + 0.01
+    curves, y = np.concatenate([curves, twin]), np.concatenate([y, ["kde2"] * 3])
+    z, fams = fp.family_linkage(curves, y)
+    assert fams == ["dcgan", "ddpm", "kde", "kde2", "vae"] and z.shape == (4, 4)
+    first = {fams[int(z[0, 0])], fams[int(z[0, 1])]}
+    assert first == {"kde", "kde2"}
+    assert hierarchy.is_valid_linkage(z)
