@@ -679,3 +679,31 @@ def family_linkage(curves, labels, *, distance: str = "euclidean") -> tuple[np.n
     d = np.clip((d + d.T) / 2, 0, None)
     np.fill_diagonal(d, 0.0)
     return hierarchy.linkage(squareform(d, checks=False), method="average"), families.tolist()
+
+
+def probe_sample_labels(query_samples, ref_feats, ref_labels, *, k: int = 5) -> np.ndarray:
+    """Per-sample k-NN family predictions (N,) for one set's samples (N, D).
+
+    The k-NN baseline of :func:`probe_attribute` predicts each sample independently of the
+    others, so a set's samples can be classified once and any subset attributed by
+    :func:`vote` — far cheaper than re-classifying every random subset.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
+    x = np.concatenate(refs)
+    y = np.concatenate([np.full(len(f), inverse[i]) for i, f in enumerate(refs)])
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k)).fit(x, y)
+    return families[model.predict(_feats(query_samples, "query samples"))]
+
+
+def vote(sample_labels, subsets) -> np.ndarray:
+    """Majority family (ties: first in sorted order) of each subset (S,) of per-sample labels."""
+    sample_labels = np.asarray(sample_labels)
+    families, codes = np.unique(sample_labels, return_inverse=True)
+    out = []
+    for idx in subsets:
+        out.append(families[np.bincount(codes[np.asarray(idx)], minlength=len(families)).argmax()])
+    return np.asarray(out)

@@ -1,0 +1,54 @@
+"""Plot helpers shared by the notebooks: one look, readable at a glance."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg") if matplotlib.get_backend().lower().startswith("agg") else None
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+SIGN_NOTE = "C_T < 0: copying · ≈ 0: neither · > 0: under-fitting"
+
+
+def style() -> None:
+    """The study's matplotlib style (white grid, readable fonts, no chart junk)."""
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
+                         "savefig.facecolor": "white"})
+
+
+def curve(ax, ct, lo=None, hi=None, *, label=None, color=None, x=None, **kwargs):
+    """A C_T-layer curve with an optional CI band; x = layers 1..L unless given."""
+    ct = np.asarray(ct, float)
+    x = np.arange(1, len(ct) + 1) if x is None else np.asarray(x)
+    line, = ax.plot(x, ct, marker="o", ms=3, label=label, color=color, **kwargs)
+    if lo is not None and hi is not None:
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+    return line
+
+
+def zero_line(ax, flag: float | None = -2.0) -> None:
+    """Mark C_T = 0 and (dashed) the copying flag threshold."""
+    ax.axhline(0, color="0.3", lw=0.8)
+    if flag is not None:
+        ax.axhline(flag, color="crimson", lw=0.8, ls="--", alpha=0.7)
+
+
+def image_grid(ax, images: np.ndarray, ncol: int = 10, title: str | None = None) -> None:
+    """Show uint8 images (n, H, W[, C]) as one grid without axes."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    n = len(images)
+    nrow = int(np.ceil(n / ncol))
+    h, w = images.shape[1:3]
+    canvas_shape = (nrow * (h + 1) + 1, ncol * (w + 1) + 1) + images.shape[3:]
+    canvas = np.full(canvas_shape, 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, ncol)
+        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = im
+    ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=255)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)

@@ -1,0 +1,136 @@
+"""What the notebooks share: one profile's image sets, features, C_T references and outputs.
+
+A :class:`Study` is built from a profile's parameters (``memlib.params``) and memoises what is
+expensive: image sets, per-layer features (also cached on disk by content), fitted C_T
+references (per encoder, token and training set). It writes every figure as a PNG with the
+CSV of its numbers beside it (same stem) and merges each notebook's rows into
+``claims.csv``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .ct import Reference, fit_reference
+from .data import ImageSet, load_images
+from .features import LayerFeatures, embed, pixel_features
+from .notebooks import REPO
+
+CLAIM_COLUMNS = ["claim", "statement", "metric", "value", "paper_value", "verdict"]
+VERDICTS = ("reproduced", "partly", "not reproduced")
+
+
+class Study:
+    """Shared state of one notebook run.
+
+    Args:
+        params: a resolved parameter dict (``memlib.params.load_params`` / ``notebook_params``).
+    """
+
+    def __init__(self, params: dict[str, Any]):
+        self.params = params
+        self.figures_dir = REPO / params["figures_dir"]
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self._images: dict[str, ImageSet] = {}
+        self._refs: dict[tuple, Reference] = {}
+
+    # -- data and features --------------------------------------------------------------------
+
+    def images(self, key: str) -> ImageSet:
+        """The image set named by parameter ``key`` (e.g. ``reference_train``, ``test``)."""
+        if key not in self._images:
+            self._images[key] = load_images(self.params[key], seed=self.params["seed"], name=key)
+        return self._images[key]
+
+    def features(self, images: ImageSet | np.ndarray, *, encoder: str | None = None,
+                 token: str | None = None, name: str = "images") -> LayerFeatures:
+        """Per-layer features (cached) of an image set or a uint8 array (N, H, W[, C]).
+
+        ``encoder='pixels'`` gives raw pixels as a single 'layer'.
+        """
+        if not isinstance(images, ImageSet):
+            images = ImageSet(images, np.arange(len(images)).astype(str), name=name)
+        p = self.params
+        encoder = encoder or p["encoder"]
+        if encoder == "pixels":
+            return pixel_features(images)
+        return embed(images, encoder, image_size=p["image_size"], token=token or p["token"],
+                     final_norm=p["final_norm"], batch_size=p["batch_size"], device=p["device"])
+
+    def reference(self, *, encoder: str | None = None, token: str | None = None,
+                  train: str = "reference_train", test: str = "test", variant: str = "ct",
+                  n_train: int | None = None, n_test: int | None = None) -> Reference:
+        """A fitted C_T reference (PCA, cells, test distances per layer), memoised.
+
+        ``train``/``test`` name parameters holding image specs; ``n_train``/``n_test`` keep only
+        the first rows (used by the encoder controls, which run on smaller sets).
+        """
+        key = (encoder or self.params["encoder"], token or self.params["token"], train, test,
+               variant, n_train, n_test)
+        if key not in self._refs:
+            t_img, p_img = self.images(train), self.images(test)
+            if n_train:
+                t_img = t_img.subset(slice(0, n_train))
+            if n_test:
+                p_img = p_img.subset(slice(0, n_test))
+            t = self.features(t_img, encoder=key[0], token=key[1])
+            p = self.features(p_img, encoder=key[0], token=key[1])
+            self._refs[key] = fit_reference(t, p, variant=variant, n_cells=self.params["n_cells"],
+                                            pca_dim=self.params["pca_dim"], seed=self.params["seed"])
+        return self._refs[key]
+
+    def curve_rows(self, reference: Reference, gen: LayerFeatures, **labels: Any) -> list[dict]:
+        """Tidy rows (labels…, layer, ct, ct_lo, ct_hi, n_gen) of one bootstrapped C_T curve."""
+        ct, lo, hi = reference.curve_bootstrap(gen, n_boot=self.params["n_bootstrap"],
+                                               seed=self.params["seed"])
+        return [dict(labels, layer=l + 1, ct=float(ct[l]), ct_lo=float(lo[l]), ct_hi=float(hi[l]),
+                     n_gen=gen.n) for l in range(len(ct))]
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def save(self, fig, table: pd.DataFrame, stem: str, dpi: int = 130) -> Path:
+        """Write ``<figures_dir>/<stem>.png`` and ``<stem>.csv`` (floats to 4 decimals)."""
+        png = self.figures_dir / f"{stem}.png"
+        fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        table.to_csv(self.figures_dir / f"{stem}.csv", index=False, float_format="%.4f")
+        return png
+
+    def save_table(self, table: pd.DataFrame, stem: str) -> Path:
+        """Write a CSV without a figure (e.g. ``layer_trends.csv``)."""
+        path = self.figures_dir / f"{stem}.csv"
+        table.to_csv(path, index=False, float_format="%.4f")
+        return path
+
+    def claims(self, rows: list[dict]) -> pd.DataFrame:
+        """Merge rows (columns :data:`CLAIM_COLUMNS`) into ``claims.csv``, replacing same claims."""
+        for row in rows:
+            if row["verdict"] not in VERDICTS:
+                raise ValueError(f"verdict must be one of {VERDICTS}, got {row['verdict']!r}")
+        path = self.figures_dir / "claims.csv"
+        new = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+        if path.exists():
+            old = pd.read_csv(path)
+            old = old[~old["claim"].isin(new["claim"])]
+            new = pd.concat([old, new], ignore_index=True)
+        new = new.sort_values("claim", kind="stable").reset_index(drop=True)
+        new.to_csv(path, index=False, float_format="%.4f")
+        return new
+
+
+def spearman_depth(ct: np.ndarray) -> float:
+    """Spearman rank correlation between layer index and C_T (+1: C_T rises with depth)."""
+    from scipy.stats import spearmanr
+    ct = np.asarray(ct, float)
+    ok = np.isfinite(ct)
+    if ok.sum() < 3 or np.ptp(ct[ok]) == 0:
+        return float("nan")
+    return float(spearmanr(np.arange(len(ct))[ok], ct[ok]).statistic)
+
+
+def flag_threshold() -> float:
+    """C_T below this counts as 'flagged as copying' (a one-sided z of 2: p ≈ 0.023 per cell
+    average under the null, where C_T is a weighted mean of ~N(0, 1) cell z-scores)."""
+    return -2.0
