@@ -1,0 +1,82 @@
+"""The notebooks: thin, parameterised, in sync with their jupytext twins, and they run (smoke)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+REQUIRED_COLUMNS = {
+    "layer_trends.csv": ["encoder", "architecture", "seed", "variant", "token", "layer", "ct", "ct_lo", "ct_hi"],
+    "fingerprint_accuracy.csv": ["method", "query_size", "accuracy", "acc_lo", "acc_hi", "n_queries"],
+    "claims.csv": ["claim", "statement", "metric", "value", "paper_value", "verdict"],
+    "zoo_quality.csv": ["architecture", "seed", "variant", "fd", "n_samples", "train_seconds"],
+}
+
+
+def test_there_are_four_numbered_notebooks():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_parameters_cell_and_matches_twin(path):
+    import jupytext
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "profile" in tagged[0].source
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    twin = jupytext.read(path.with_suffix(".py"))
+    assert [c.source for c in twin.cells] == [c.source for c in nb.cells], \
+        f"{path.name} differs from {path.with_suffix('.py').name}: run `make notebooks`"
+
+
+@pytest.fixture(scope="module")
+def smoke_run():
+    """Run every notebook on the smoke profile (the same command as `make smoke`)."""
+    out = REPO / "smoke-out" / "figures"
+    env = {**os.environ, "MEMLIB_CACHE": os.environ.get("MEMLIB_CACHE", str(REPO / ".cache" / "memlib"))}
+    result = subprocess.run([sys.executable, "-m", "memlib", "--profile", "smoke", "run-notebooks"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+def test_smoke_notebooks_write_tables_with_required_columns(smoke_run):
+    for name, columns in REQUIRED_COLUMNS.items():
+        table = pd.read_csv(smoke_run / name)
+        missing = set(columns) - set(table.columns)
+        assert not missing, f"{name} lacks {missing}"
+        assert len(table) > 0
+
+
+def test_smoke_claims_cover_every_paper_claim(smoke_run):
+    claims = pd.read_csv(smoke_run / "claims.csv")
+    assert {"1-depth-trend", "2-memorization-levels", "3-architecture-signature", "4a-fingerprint-full",
+            "4b-fingerprint-vs-baselines"} <= set(claims.claim)
+    assert set(claims.verdict) <= {"reproduced", "partly", "not reproduced"}
+
+
+def test_smoke_every_png_has_its_csv(smoke_run):
+    pngs = sorted(smoke_run.glob("*.png"))
+    assert len(pngs) >= 8
+    for png in pngs:
+        assert png.with_suffix(".csv").exists(), f"{png.name} has no CSV of its numbers"
+
+
+def test_smoke_executed_notebooks_saved(smoke_run):
+    executed = sorted((smoke_run / "executed").glob("*.ipynb"))
+    assert [p.stem[:2] for p in executed] == ["01", "02", "03", "04"]
+
+
+def test_unknown_notebook_parameter_is_rejected(tmp_path):
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+    with pytest.raises(PapermillExecutionError, match="encodr"):
+        papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
+                                   parameters={"profile": "smoke", "encodr": "x"}, cwd=str(REPO),
+                                   progress_bar=False, kernel_name="python3")
