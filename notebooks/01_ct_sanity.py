@@ -115,6 +115,8 @@ for space, color in zip(show, ["black", *colors]):
     plots.curve(ax, d.ct, d.ct_lo, d.ct_hi, x=d.sigma, label=space, color=color)
 plots.zero_line(ax)
 ax.set_xscale("log")
+ax.set_xticks(P["kde_sigmas"], [f"{s:g}" for s in P["kde_sigmas"]])
+ax.minorticks_off()
 ax.set_xlabel("KDE bandwidth σ (pixel units, [0, 1] scale)")
 ax.set_ylabel("C_T")
 ax.set_title("C_T rises from copying to under-fitting as σ grows")
