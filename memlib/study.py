@@ -18,6 +18,7 @@ from .ct import Reference, fit_reference
 from .data import ImageSet, load_images
 from .features import LayerFeatures, embed, pixel_features
 from .notebooks import REPO
+from .store import atomic_path
 
 CLAIM_COLUMNS = ["claim", "statement", "metric", "value", "paper_value", "verdict"]
 VERDICTS = ("reproduced", "partly", "not reproduced")
@@ -94,14 +95,16 @@ class Study:
     def save(self, fig, table: pd.DataFrame, stem: str, dpi: int = 130) -> Path:
         """Write ``<figures_dir>/<stem>.png`` and ``<stem>.csv`` (floats to 4 decimals)."""
         png = self.figures_dir / f"{stem}.png"
-        fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        table.to_csv(self.figures_dir / f"{stem}.csv", index=False, float_format="%.4f")
+        with atomic_path(png, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        self.save_table(table, stem)
         return png
 
     def save_table(self, table: pd.DataFrame, stem: str) -> Path:
         """Write a CSV without a figure (e.g. ``layer_trends.csv``)."""
         path = self.figures_dir / f"{stem}.csv"
-        table.to_csv(path, index=False, float_format="%.4f")
+        with atomic_path(path, suffix=".csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.4f")
         return path
 
     def claims(self, rows: list[dict]) -> pd.DataFrame:
@@ -116,7 +119,8 @@ class Study:
             old = old[~old["claim"].isin(new["claim"])]
             new = pd.concat([old, new], ignore_index=True)
         new = new.sort_values("claim", kind="stable").reset_index(drop=True)
-        new.to_csv(path, index=False, float_format="%.4f")
+        with atomic_path(path, suffix=".csv") as tmp:
+            new.to_csv(tmp, index=False, float_format="%.4f")
         return new
 
 
