@@ -22,14 +22,26 @@ image sets: a folder (flat or class sub-folders; png/jpg/jpeg/webp), an .npz wit
 fashion-mnist:test@500 (random 500), mnist5k, cifar10:test (online only)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors too are one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"memlib: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m memlib", description="Layer-wise data-copying (C_T) scores of ViT "
         "embeddings for memorization and fingerprinting of generative models.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default",
                         help="params/<profile>.yaml supplies every default (default: default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # --profile is accepted after the command too (`run-notebooks --profile smoke`, as in the
+    # Makefile); SUPPRESS keeps the top-level value when the command does not repeat it.
+    profile_flag = argparse.ArgumentParser(add_help=False)
+    profile_flag.add_argument("--profile", default=argparse.SUPPRESS,
+                              help="params/<profile>.yaml supplies every default")
 
     def encoder_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--encoder", help="registry name, e.g. dinov2-s-offline, "
@@ -42,15 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, help="images per forward pass [profile]")
         p.add_argument("--device", help="auto | cpu | cuda [profile]")
 
-    p = sub.add_parser("encoders", help="list encoder names")
-    p = sub.add_parser("embed", help="per-layer features of an image set (cached)",
+    p = sub.add_parser("encoders", parents=[profile_flag], help="list encoder names")
+    p = sub.add_parser("embed", parents=[profile_flag],
+                       help="per-layer features of an image set (cached)",
                        description="Embed IMAGES with every block of the encoder in one pass; "
                        "write DIR/<token>/layerNN.npy (float16, N×D) and DIR/meta.json.")
     p.add_argument("images", help="folder, .npz or dataset spec")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     encoder_flags(p)
 
-    p = sub.add_parser("ct", help="C_T per layer for one or more generated sets",
+    p = sub.add_parser("ct", parents=[profile_flag],
+                       help="C_T per layer for one or more generated sets",
                        description="C_T-layer curves (Meehan et al. 2020) of each --gen set "
                        "against --train (T) and --test (P_n). Negative = data copying, positive "
                        "= under-fitting, about 0 = neither. Writes tidy CSV rows (gen, encoder, "
@@ -68,13 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="CSV file to write")
     encoder_flags(p)
 
-    p = sub.add_parser("zoo", help="the generative-model zoo: list | train | sample")
+    p = sub.add_parser("zoo", parents=[profile_flag],
+                       help="the generative-model zoo: list | train | sample")
     p.add_argument("action", choices=["list", "train", "sample"])
     p.add_argument("--family", action="append", help="only these families (repeatable)")
     p.add_argument("--seed", type=int, action="append", dest="seeds", help="only these seeds")
     p.add_argument("--out", type=Path, help="sample: write <family>-<variant>-s<seed>.npz here")
 
-    p = sub.add_parser("run-notebooks", help="execute the numbered notebooks (make figures)")
+    p = sub.add_parser("run-notebooks", parents=[profile_flag],
+                       help="execute the numbered notebooks (make figures)")
     p.add_argument("names", nargs="*", help="notebook prefixes, e.g. 01 03 (default: all)")
     p.add_argument("--kernel", help="Jupyter kernel (default: memlib if registered)")
     p.set_defaults(profile_from_sub=True)
@@ -91,9 +107,10 @@ def _encoder_settings(args: argparse.Namespace, params: dict) -> dict:
 def layer_features_for(spec: str, settings: dict, seed: int):
     """Load an image set and return its LayerFeatures for the CLI's settings."""
     from .data import load_images
+
+    images = load_images(spec, seed=seed)  # before importing torch: bad inputs fail fast
     from .features import embed, pixel_features
 
-    images = load_images(spec, seed=seed)
     if settings["encoder"] == "pixels":
         return images, pixel_features(images)
     return images, embed(images, settings["encoder"], image_size=settings["image_size"],

@@ -27,8 +27,8 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
                   kernel: str | None = None) -> list[dict]:
     """Run notebooks with ``-p profile <profile>``; executed copies go to ``<figures_dir>/executed``.
 
-    Returns one row per notebook (name, seconds) and appends them to
-    ``<figures_dir>/executed/timings.csv``.
+    Returns one row per notebook (name, seconds); each notebook's row in
+    ``<figures_dir>/executed/timings.csv`` is replaced as soon as it finishes.
     """
     import papermill
     from jupyter_client.kernelspec import KernelSpecManager
@@ -48,9 +48,19 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
         seconds = time.perf_counter() - start
         rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1)})
         print(f"[memlib] {path.name} done in {seconds / 60:.1f} min", flush=True)
-    timing = out_dir / "timings.csv"
-    with open(timing, "w", newline="") as f:
+        _record_timing(out_dir / "timings.csv", rows[-1])
+    return rows
+
+
+def _record_timing(path: Path, row: dict) -> None:
+    """Replace this notebook's row in ``timings.csv`` (other notebooks' rows are kept)."""
+    from .store import atomic_path
+
+    old = []
+    if path.exists():
+        with open(path, newline="") as f:
+            old = [r for r in csv.DictReader(f) if r["notebook"] != row["notebook"]]
+    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, ["notebook", "profile", "seconds"])
         writer.writeheader()
-        writer.writerows(rows)
-    return rows
+        writer.writerows(sorted(old + [row], key=lambda r: r["notebook"]))

@@ -1,0 +1,241 @@
+"""The command line, run as a user runs it: `python -m memlib ...` in a subprocess.
+
+Bad inputs must end with exit code 2 and exactly one line on stderr, `memlib: error: ...`,
+naming the culprit, never a traceback. A small real `ct` and `embed` run check the outputs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = "timm:vit_tiny_patch16_224+random"     # 12 blocks, D=192, no download
+TRAIN = "fashion-mnist:train[30000:30400]"
+TEST = "fashion-mnist:test[:300]"
+CT_COLUMNS = ["gen", "encoder", "token", "variant", "layer", "ct", "ct_lo", "ct_hi", "n_train",
+              "n_test", "n_gen"]
+
+
+@pytest.fixture(scope="module")
+def cli_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli-cache")
+
+
+@pytest.fixture
+def cli(cli_cache):
+    """Run ``python -m memlib ARGS`` with an isolated cache; returns the CompletedProcess.
+
+    One intra-op thread: these inputs are tiny, and on a busy 2-core machine torch/OpenMP
+    thread teams make them several times slower (the results do not depend on it).
+    """
+    def run(*args, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "MEMLIB_CACHE": str(cli_cache), "PYTHONUNBUFFERED": "1",
+                    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
+        return subprocess.run([sys.executable, "-m", "memlib", *map(str, args)], cwd=REPO,
+                              env=full_env, capture_output=True, text=True, timeout=timeout)
+    return run
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> str:
+    """Exit code 2, stderr is exactly one `memlib: error:` line containing every ``expected``."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2, f"exit code {proc.returncode}; stderr:\n{proc.stderr}"
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{proc.stderr}"
+    assert lines[0].startswith("memlib: error: "), lines[0]
+    for text in expected:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# --- help ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command, mentions", [
+    ([], ["ct", "embed", "zoo", "run-notebooks", "encoders", "--profile", "fashion-mnist"]),
+    (["ct"], ["--train", "--test", "--gen", "--out", "--encoder", "--image-size", "--variant",
+              "--n-bootstrap", "--n-cells", "--seed", "--profile", "ct_lo"]),
+    (["embed"], ["--out", "--encoder", "--image-size", "--token", "--batch-size", "--device",
+                 "layerNN.npy", "meta.json"]),
+    (["zoo"], ["list", "train", "sample", "--family", "--seed", "--out"]),
+    (["run-notebooks"], ["--kernel", "--profile", "names"]),
+])
+def test_help(cli, command, mentions):
+    proc = cli(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    for word in mentions:
+        assert word in proc.stdout, f"`{' '.join(command)} --help` does not mention {word}"
+
+
+def test_encoders_lists_names(cli):
+    proc = cli("encoders")
+    assert proc.returncode == 0, proc.stderr
+    assert "dinov2-s-offline" in proc.stdout and "pixels" in proc.stdout
+
+
+# --- bad inputs --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    (root / "empty").mkdir()
+    corrupt = root / "corrupt"
+    corrupt.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(corrupt / "a_good.png")
+    (corrupt / "b_broken.png").write_bytes(b"this is not a png")
+    mixed = root / "mixed"
+    mixed.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(mixed / "small.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(mixed / "large.png")
+    np.savez(root / "no_images.npz", features=np.zeros((4, 28, 28), np.uint8))
+    nan = np.full((4, 28, 28), 0.5, np.float32)
+    nan[2, 3, 3] = np.nan
+    np.savez(root / "nan.npz", images=nan)
+    params = root / "params"
+    params.mkdir()
+    (params / "default.yaml").write_text((REPO / "params" / "default.yaml").read_text())
+    (params / "typo.yaml").write_text("seed: 1\nimage_sise: 56\n")
+    return root
+
+
+def test_path_that_does_not_exist(cli, tmp_path):
+    assert_one_line_error(cli("embed", tmp_path / "nowhere", "--encoder", "pixels",
+                              "--out", tmp_path / "o"), "nowhere", "no such file")
+
+
+def test_empty_folder(cli, bad_inputs, tmp_path):
+    assert_one_line_error(cli("embed", bad_inputs / "empty", "--encoder", "pixels",
+                              "--out", tmp_path / "o"), "empty", "no images")
+
+
+def test_corrupt_image_is_named(cli, bad_inputs, tmp_path):
+    assert_one_line_error(cli("embed", bad_inputs / "corrupt", "--encoder", "pixels",
+                              "--out", tmp_path / "o"), "b_broken.png")
+
+
+def test_npz_without_images(cli, bad_inputs, tmp_path):
+    assert_one_line_error(cli("embed", bad_inputs / "no_images.npz", "--encoder", "pixels",
+                              "--out", tmp_path / "o"), "no_images.npz", "'images'", "features")
+
+
+def test_mixed_image_sizes_are_named(cli, bad_inputs, tmp_path):
+    assert_one_line_error(cli("embed", bad_inputs / "mixed", "--encoder", "pixels",
+                              "--out", tmp_path / "o"), "mixed sizes", "small.png", "large.png")
+
+
+def test_nan_pixels(cli, bad_inputs, tmp_path):
+    assert_one_line_error(cli("embed", bad_inputs / "nan.npz", "--encoder", "pixels",
+                              "--out", tmp_path / "o"), "nan.npz", "NaN")
+
+
+def test_unknown_encoder_lists_known_ones(cli, tmp_path):
+    line = assert_one_line_error(cli("embed", "fashion-mnist:test[:4]", "--encoder", "dinov3-x",
+                                     "--out", tmp_path / "o"), "dinov3-x")
+    assert "dinov2-s-offline" in line and "timm:" in line
+
+
+def test_unknown_profile(cli):
+    assert_one_line_error(cli("--profile", "huge", "encoders"), "unknown profile 'huge'",
+                          "default", "smoke")
+
+
+def test_profile_after_the_command_is_used(cli):
+    """`run-notebooks --profile smoke` is how the Makefile calls it: the flag must be honoured."""
+    assert_one_line_error(cli("encoders", "--profile", "huge"), "unknown profile 'huge'")
+    assert_one_line_error(cli("run-notebooks", "--profile", "huge"), "unknown profile 'huge'")
+    assert cli("encoders", "--profile", "smoke").returncode == 0
+
+
+def test_params_file_with_unknown_key_is_named(cli, bad_inputs):
+    assert_one_line_error(cli("--profile", "typo", "encoders",
+                              env={"MEMLIB_PARAMS_DIR": str(bad_inputs / "params")}),
+                          "'image_sise'", "image_size")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["ct", "--train", "x"], "required"),
+    (["ct", "--train", "a", "--test", "b", "--gen", "c", "--out", "o", "--variant", "nope"],
+     "--variant"),
+    (["frobnicate"], "frobnicate"),
+    ([], "COMMAND"),
+])
+def test_usage_errors_are_one_line(cli, args, expected):
+    assert_one_line_error(cli(*args), expected)
+
+
+# --- real runs -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gen_sets(tmp_path_factory):
+    """200 fresh training-distribution images and 200 exact copies of images in TRAIN."""
+    from memlib.data import load_images
+
+    root = tmp_path_factory.mktemp("gen-sets")
+    train = load_images(TRAIN).images
+    fresh = load_images("fashion-mnist:train[50000:50200]").images
+    np.savez(root / "fresh.npz", images=fresh[..., 0])
+    np.savez(root / "copies.npz", images=train[:200, ..., 0])
+    return root / "fresh.npz", root / "copies.npz"
+
+
+def run_ct(cli, gen_sets, out, *encoder_args):
+    fresh, copies = gen_sets
+    proc = cli("ct", "--train", TRAIN, "--test", TEST, "--gen", fresh, "--gen", copies,
+               *encoder_args, "--n-bootstrap", 10, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    table = pd.read_csv(out)
+    assert list(table.columns) == CT_COLUMNS
+    assert set(table["gen"]) == {str(fresh), str(copies)}
+    assert (table["variant"] == "ct").all() and (table["token"] == "cls").all()
+    assert (table["n_train"] == 400).all() and (table["n_test"] == 300).all()
+    assert (table["n_gen"] == 200).all()
+    assert (table["ct_lo"] <= table["ct"] + 1e-3).all()
+    assert (table["ct"] <= table["ct_hi"] + 1e-3).all()
+    return table[table["gen"] == str(fresh)], table[table["gen"] == str(copies)]
+
+
+def test_ct_on_a_random_vit(cli, gen_sets, tmp_path):
+    pytest.importorskip("memlib.ct")
+    fresh, copies = run_ct(cli, gen_sets, tmp_path / "ct.csv", "--encoder", TINY,
+                           "--image-size", 32)
+    for part in (fresh, copies):
+        assert sorted(part["layer"]) == list(range(1, 13))
+        assert (part["encoder"] == TINY).all()
+    assert (copies["ct"] < -5).all(), copies[["layer", "ct"]]
+    assert (copies["ct_hi"] < -3).all(), copies[["layer", "ct_hi"]]
+    assert (fresh["ct"].abs() < 3).all(), fresh[["layer", "ct"]]
+
+
+def test_ct_on_pixels(cli, gen_sets, tmp_path):
+    pytest.importorskip("memlib.ct")
+    fresh, copies = run_ct(cli, gen_sets, tmp_path / "ct.csv", "--encoder", "pixels")
+    assert list(fresh["layer"]) == [1] and list(copies["layer"]) == [1]
+    assert (fresh["encoder"] == "pixels").all()
+    assert copies["ct"].iloc[0] < -5
+    assert abs(fresh["ct"].iloc[0]) < 3
+
+
+def test_embed_writes_every_layer_and_meta(cli, tmp_path):
+    out = tmp_path / "feats"
+    proc = cli("embed", "fashion-mnist:test[:40]", "--encoder", TINY, "--image-size", 32,
+               "--batch-size", 16, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = sorted(p.name for p in (out / "cls").iterdir())
+    assert names == [f"layer{l:02d}.npy" for l in range(12)]
+    for name in names:
+        arr = np.load(out / "cls" / name, allow_pickle=False)
+        assert arr.shape == (40, 192) and arr.dtype == np.float16
+        assert np.isfinite(arr).all()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["n_layers"] == 12
+    assert meta["encoder"] == TINY and meta["image_size"] == 32
