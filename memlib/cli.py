@@ -36,12 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default",
                         help="params/<profile>.yaml supplies every default (default: default)")
+    parser.add_argument("--params", type=Path, metavar="FILE",
+                        help="your own YAML with keys of params/default.yaml (instead of --profile)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # --profile is accepted after the command too (`run-notebooks --profile smoke`, as in the
     # Makefile); SUPPRESS keeps the top-level value when the command does not repeat it.
     profile_flag = argparse.ArgumentParser(add_help=False)
     profile_flag.add_argument("--profile", default=argparse.SUPPRESS,
                               help="params/<profile>.yaml supplies every default")
+    profile_flag.add_argument("--params", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                              help="your own YAML with keys of params/default.yaml")
 
     def encoder_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--encoder", help="registry name, e.g. dinov2-s-offline, "
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         from .params import load_params
-        params = load_params(args.profile)
+        params = load_params(args.profile, path=args.params)
         if args.command == "encoders":
             from .encoders import known_encoders
             print("\n".join(known_encoders() + ["pixels (raw pixels as one 'layer')"]))

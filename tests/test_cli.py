@@ -239,3 +239,9 @@ def test_embed_writes_every_layer_and_meta(cli, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n_layers"] == 12
     assert meta["encoder"] == TINY and meta["image_size"] == 32
+
+
+def test_params_file_flag_rejects_unknown_key(cli, tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("seed: 1\ntokn: mean\n")
+    assert_one_line_error(cli("encoders", "--params", str(f)), "'tokn'", "token")
