@@ -127,9 +127,46 @@ def load_features(folder: str | os.PathLike, token: str = "cls") -> LayerFeature
     if not meta_path.exists():
         raise CacheError(f"{folder}: not a finished feature entry (no meta.json)")
     meta = read_json(meta_path)
-    layers = [np.load(folder / token / f"layer{l:02d}.npy", mmap_mode="r", allow_pickle=False)
-              for l in range(meta["n_layers"])]
+    layers = _MemmapLayers([folder / token / f"layer{l:02d}.npy" for l in range(meta["n_layers"])],
+                           (meta["n_images"], meta["dim"]))
     return LayerFeatures(layers, {**meta, "token": token, "key": folder.name})
+
+
+class _MemmapLayers:
+    """Per-layer ``.npy`` files opened (memory-mapped) only while one layer is being read.
+
+    Keeping every layer's map open would keep every page ever read resident; reopening per
+    access lets the OS drop a layer once it has been used, so memory stays at one layer.
+    """
+
+    def __init__(self, paths: list[Path], shape: tuple[int, int]):
+        self.paths, self.shape = paths, tuple(shape)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        return _LayerView(self.paths[layer], self.shape)
+
+
+class _LayerView:
+    """One layer: ``.shape`` without reading; indexing or ``np.asarray`` reads from disk."""
+
+    def __init__(self, path: Path, shape: tuple[int, int]):
+        self.path, self.shape, self.dtype = path, shape, np.dtype(np.float16)
+
+    def _open(self) -> np.ndarray:
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.array(self._open()[index])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        arr = np.array(self._open())
+        return arr if dtype is None else arr.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
 
 def _compute_entry(images: ImageSet, enc: Encoder, folder: Path, params: dict,
