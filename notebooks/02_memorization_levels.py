@@ -58,8 +58,8 @@ train = study.images("reference_train")
 rng = np.random.default_rng(seed)
 # sources come from the first control_n_train images of T, so the smaller control reference holds them too
 source_index = np.sort(rng.choice(min(P["control_n_train"], len(train)), m, replace=False))
-sources = train.images[source_index, ..., 0]
-fresh = study.images("fresh").images[:m, ..., 0]
+sources = train.images[source_index]
+fresh = study.images("fresh").images[:m]
 conditions = [("exact", 0.0)] + [("low-level", s) for s in P["low_strengths"]] + \
              [("high-level", s) for s in P["high_strengths"]]
 print(f"{len(conditions)} copy conditions × ρ {P['copy_rhos']}, m = {m}")

@@ -52,6 +52,7 @@ plots.style()
 models = zoo.zoo_models(P)
 print(f"{len(models)} zoo models; encoder {P['encoder']} at {P['image_size']} px; external sets: "
       f"{list(P['external_sets']) or 'none'}")
+# external_sets: {name: folder or .npz} or {name: [one per training run]}; lists allow fingerprinting
 
 # %% [markdown]
 # ## Train (or load) the zoo and embed every sample set
@@ -63,17 +64,20 @@ sets = {}
 for family, variant, seed in tqdm(models, desc="zoo"):
     s = zoo.zoo_samples(family, seed, variant, P)
     sets[(family, variant, seed)] = s
-for name, spec in P["external_sets"].items():   # e.g. a folder of published samples per model
-    sets[(name, "external", 0)] = load_images(spec, seed=P["seed"])
+for name, specs in P["external_sets"].items():  # folders / .npz of published samples, one per run
+    for run, spec in enumerate([specs] if isinstance(specs, str) else specs):
+        sets[(name, "external", run)] = load_images(spec, seed=P["seed"])
 feats = {key: study.features(s.images, name=f"{key[0]}-{key[1]}-s{key[2]}") for key, s in sets.items()}
 
 # %%
-fig, axes = plt.subplots(1, len(P["zoo_families"]), figsize=(2.1 * len(P["zoo_families"]), 2.6))
-for ax, family in zip(np.atleast_1d(axes), P["zoo_families"]):
-    plots.image_grid(ax, sets[(family, "standard", P["zoo_seeds"][0])].images[:16], ncol=4, title=family)
-fig.suptitle("Samples of each family (seed %d)" % P["zoo_seeds"][0], fontsize=10)
-study.save(fig, pd.DataFrame([{"family": f, "seed": P["zoo_seeds"][0], "n_shown": 16} for f in P["zoo_families"]]),
-           "zoo_samples")
+first = {}
+for (family, variant, seed), s in sets.items():
+    first.setdefault((family, variant), s.images)
+fig, axes = plt.subplots(1, len(first), figsize=(2.1 * len(first), 2.6), squeeze=False)
+for ax, ((family, variant), imgs) in zip(axes[0], first.items()):
+    plots.image_grid(ax, imgs[:16], ncol=4, title=family if variant == "standard" else f"{family}\n({variant})")
+fig.suptitle("Samples of each model (first seed)", fontsize=10)
+study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 16} for f, v in first]), "zoo_samples")
 
 # %% [markdown]
 # ## Sample quality: no family is a broken toy

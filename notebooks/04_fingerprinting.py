@@ -65,7 +65,11 @@ P = notebook_params(globals())
 study = Study(P)
 plots.style()
 keys = [(f, s) for f, v, s in zoo.zoo_models(P) if v == "standard"]
-keys += [(name, 0) for name in P["external_sets"]]
+external = {name: [specs] if isinstance(specs, str) else list(specs) for name, specs in P["external_sets"].items()}
+keys += [(name, run) for name, specs in external.items() if len(specs) >= 2 for run in range(len(specs))]
+skipped = [name for name, specs in external.items() if len(specs) < 2]
+if skipped:
+    print(f"external models with a single sample set cannot be held out and are left out: {skipped}")
 families = np.array([k[0] for k in keys])
 seeds = np.array([k[1] for k in keys])
 print(f"{len(keys)} sets: {sorted(set(families))} × seeds {sorted(set(seeds))}")
@@ -78,8 +82,8 @@ print(f"{len(keys)} sets: {sorted(set(families))} × seeds {sorted(set(seeds))}"
 # %%
 def set_images(key):
     family, seed = key
-    if family in P["external_sets"]:
-        return load_images(P["external_sets"][family], seed=P["seed"]).images
+    if family in external:
+        return load_images(external[family][seed], seed=P["seed"]).images
     return zoo.zoo_samples(family, seed, "standard", P).images
 
 images = {k: set_images(k) for k in tqdm(keys, desc="samples")}
