@@ -161,22 +161,22 @@ def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
     """
     if not isinstance(image_size, int) or image_size < 8:
         raise EncoderError(f"image_size must be an integer ≥ 8 px, got {image_size!r}")
-    base, control = _split_control(name)
+    base, controls = _split_control(name)
     if base == OFFLINE_NAME:
-        model, weights_id = _build_offline(image_size, pretrained=control != "random")
+        model, weights_id = _build_offline(image_size, pretrained="random" not in controls)
     elif base.startswith("timm:"):
         model, weights_id = _build_timm(base[len("timm:"):], image_size,
-                                        pretrained=control != "random")
+                                        pretrained="random" not in controls)
     else:
         raise EncoderError(f"unknown encoder {name!r}; known: {'; '.join(known_encoders())}")
     patch = model.patch_embed.patch_size[0]
     if image_size % patch:
         raise EncoderError(f"image_size {image_size} is not a multiple of {name}'s patch size "
                            f"{patch}; try {image_size - image_size % patch or patch}")
-    if control == "random":
+    if "random" in controls:
         _init_random(model)
         weights_id = f"random-init-seed{CONTROL_SEED}-ls1"
-    elif control == "shuffled":
+    if "shuffled" in controls:
         _shuffle_weights(model)
         weights_id += f"+shuffled-seed{CONTROL_SEED}"
     dev = pick_device(device)
@@ -202,9 +202,10 @@ def weights_id(name: str) -> str:
 
     Used for feature-cache keys, so a cache hit never has to build (or download) an encoder.
     """
-    base, control = _split_control(name)
-    if control == "random":
-        return f"random-init-seed{CONTROL_SEED}-ls1"
+    base, controls = _split_control(name)
+    shuffled = f"+shuffled-seed{CONTROL_SEED}" if "shuffled" in controls else ""
+    if "random" in controls:
+        return f"random-init-seed{CONTROL_SEED}-ls1" + shuffled
     if base == OFFLINE_NAME:
         ident = OFFLINE_WEIGHTS_ID
     elif base.startswith("timm:"):
@@ -217,7 +218,7 @@ def weights_id(name: str) -> str:
             ident = f"hub:{_hub_id(model_name)}"
     else:
         raise EncoderError(f"unknown encoder {name!r}; known: {'; '.join(known_encoders())}")
-    return ident + (f"+shuffled-seed{CONTROL_SEED}" if control == "shuffled" else "")
+    return ident + shuffled
 
 
 def _hub_id(model_name: str) -> str:
@@ -229,11 +230,18 @@ def _hub_id(model_name: str) -> str:
     return (getattr(cfg, "hf_hub_id", None) if cfg is not None else None) or model_name
 
 
-def _split_control(name: str) -> tuple[str, str | None]:
-    for suffix in ("random", "shuffled"):
-        if name.endswith("+" + suffix):
-            return name[: -len(suffix) - 1], suffix
-    return name, None
+def _split_control(name: str) -> tuple[str, tuple[str, ...]]:
+    """``"timm:x+random+shuffled"`` → ``("timm:x", ("random", "shuffled"))``; order is ignored:
+    a random initialisation always comes first, the shuffle after it."""
+    controls = []
+    while True:
+        for suffix in ("random", "shuffled"):
+            if name.endswith("+" + suffix):
+                controls.append(suffix)
+                name = name[: -len(suffix) - 1]
+                break
+        else:
+            return name, tuple(controls)
 
 
 # --- timm --------------------------------------------------------------------------------------

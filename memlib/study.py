@@ -83,7 +83,7 @@ class Study:
                                             pca_dim=self.params["pca_dim"], seed=self.params["seed"])
         return self._refs[key]
 
-    def curve_rows(self, reference: Reference, gen: LayerFeatures, **labels: Any) -> list[dict]:
+    def curve_rows(self, reference: Reference, gen: LayerFeatures, /, **labels: Any) -> list[dict]:
         """Tidy rows (labels…, layer, ct, ct_lo, ct_hi, n_gen) of one bootstrapped C_T curve."""
         ct, lo, hi = reference.curve_bootstrap(gen, n_boot=self.params["n_bootstrap"],
                                                seed=self.params["seed"])

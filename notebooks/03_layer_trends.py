@@ -60,6 +60,7 @@ print(f"{len(models)} zoo models; encoder {P['encoder']} at {P['image_size']} px
 # later runs load. Each model writes `zoo_n_samples` samples as uint8 arrays.
 
 # %%
+zoo.zoo_sample(P)   # trains and samples every missing model, `zoo_workers` in parallel
 sets = {}
 for family, variant, seed in tqdm(models, desc="zoo"):
     s = zoo.zoo_samples(family, seed, variant, P)

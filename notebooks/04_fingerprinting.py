@@ -109,6 +109,12 @@ subsets = {n: {k: fp.subsample_indices(len(images[k]), n, 1 if n == len(images[k
                for i, k in enumerate(keys)} for n in sizes}
 curves = {(r, n, k): fp.subset_curves(*dists[r, k], subsets[n][k])
           for r in references for n in sizes for k in keys}
+# At small n a layer may keep no cell (a cell needs more than τ·n = 20 of the n points): its C_T
+# is undefined. We count these and set them to 0 ("no evidence either way") for attribution.
+undefined = pd.DataFrame([dict(reference=r, query_size=n, undefined_share=float(np.isnan(c).mean()))
+                          for (r, n, k), c in curves.items()]).groupby(["reference", "query_size"]).mean()
+curves = {key: np.nan_to_num(c, nan=0.0) for key, c in curves.items()}
+print("share of undefined (layer, subset) C_T values:\n", undefined.round(4))
 pca = PCA(P["pca_dim"], random_state=P["seed"]).fit(study.features(study.images("reference_train"))[-1])
 final = {k: pca.transform(feats[k][-1]) for k in keys}
 
@@ -261,7 +267,8 @@ last = max(seeds)
 fold = [f for f in folds if f.held_out == last][0]
 n_rob = min(P["robust_n"], m_total)
 ref_idx = {k: fp.subsample_indices(len(images[k]), n_rob, P["n_query_draws"], seed=P["seed"] + 7) for k in keys}
-ref_curves = np.concatenate([fp.subset_curves(*dists["public", keys[i]], ref_idx[keys[i]]) for i in fold.refs])
+ref_curves = np.nan_to_num(np.concatenate([fp.subset_curves(*dists["public", keys[i]], ref_idx[keys[i]])
+                                            for i in fold.refs]), nan=0.0)
 ref_labels = np.concatenate([[families[i]] * P["n_query_draws"] for i in fold.refs])
 rob_rows = []
 for kind, level in [("none", 0)] + [(k, l) for k, levels in P["robust_levels"].items() for l in levels]:
@@ -270,7 +277,7 @@ for kind, level in [("none", 0)] + [(k, l) for k, levels in P["robust_levels"].i
         clean = images[keys[i]][:n_rob]
         imgs = clean if kind == "none" else fp.corrupt(clean, kind, level, seed=P["seed"])
         gd, gc = references["public"].layer_distances(study.features(imgs, name=f"{keys[i][0]}-{kind}{level}"))
-        c = fp.subset_curves(gd, gc, *dists["public", keys[i]][2:], [np.arange(n_rob)])
+        c = np.nan_to_num(fp.subset_curves(gd, gc, *dists["public", keys[i]][2:], [np.arange(n_rob)]), nan=0.0)
         correct.append(fp.attribute(c, ref_curves, ref_labels).labels[0] == families[i])
     acc, lo, hi = fp.accuracy_ci(np.array(correct))
     rob_rows.append(dict(corruption=kind, level=level, accuracy=acc, acc_lo=lo, acc_hi=hi, n_queries=len(correct)))
