@@ -1,141 +1,287 @@
-"""Controlled memorization sets: generated sets built from data, where we know what is copied.
+"""Controlled memorization sets: "generated" sets built from data with a known copy fraction.
 
-Every builder maps source training images ``uint8 (m, 28, 28)`` to copies of the same shape,
-deterministically for a given ``seed``:
+A copy set is built in two index-based steps, so notebooks can embed the ρ = 1 copy set and the
+fresh set once and mix at feature level:
 
-* ``exact`` — the sources verbatim;
-* ``low-level`` — keeps a source's exact pixel values (its intensity histogram) and local
-  patterns inside tiles, destroys its layout and meaning: the image is cut into square tiles
-  that are randomly permuted. The tile grid starts at a random offset (circular shift), so it
-  does not line up with a ViT's token grid (a ViT without position embeddings is permutation
-  equivariant: token-aligned shuffles would test positional sensitivity, not low-level memory).
-  ``strength`` sets the tile side: ≤0.25 → 14 px (2×2 tiles), ≤0.5 → 7 px, ≤0.75 → 4 px,
-  else 2 px (14×14 tiles);
-* ``high-level`` — keeps shape, pose and class, changes pixel-level detail: a random affine map
-  (rotation ±10°·s, translation ±2 px·s, scale 1 ± 0.1·s), gamma in [0.7^s, 0.7^-s]
-  (log-uniform), contrast about the image mean ×(1 ± 0.25·s), then Gaussian blur with σ in
-  [0.3·s, 0.6·s] px. ``strength`` s = 1 is the probe's "full strength" (research notes §4);
-  s = 0 is the identity.
+1. :func:`make_copies` turns m source (training) images into m copies of a given ``kind`` and
+   ``strength``; :func:`pick_sources` chooses the m training rows.
+2. :func:`mix_plan` marks the first round(ρ·m) of the m output positions as copies, and
+   :func:`mix_rows` / :func:`mix` take row k from the copies where ``is_copy[k]`` and from the
+   fresh (held-out, never-trained-on) images otherwise. The copies of a smaller ρ are a subset
+   of those of a larger ρ; sources drawn in random order make every prefix a random subset.
 
-:func:`kde_samples` is Meehan et al.'s kernel-density generator (a random training image plus
-Gaussian pixel noise of bandwidth σ) and :func:`mix` builds a set with copy fraction ρ.
+Copy kinds (images uint8 (m, H, W) or (m, H, W, C); all randomness from ``seed``; strength 0
+always returns the sources unchanged):
+
+=================== ======================================================= ==================================
+kind                keeps                                                   destroys (more as strength grows)
+=================== ======================================================= ==================================
+exact               everything (verbatim copy; strength ignored)            nothing
+low-level           the exact pixel multiset (intensity histogram) and the  layout and semantics: a fraction
+                    pixel patterns inside each tile × tile block            ``strength`` of the blocks trade
+                                                                            places (see :func:`tile_shuffle`)
+low-level-phase     the exact pixel multiset; the amplitude spectrum        layout and semantics: Fourier
+                    (second-order, texture-like statistics) before the      phases get uniform noise of
+                    histogram match                                         ±strength·π (:func:`phase_scramble`)
+high-level          shape, pose, class (a small geometric + photometric     the exact pixels: affine jitter,
+                    change of the same object)                              gamma, contrast and blur, each
+                                                                            range × strength
+high-level-affine   as high-level, geometric part only                      pixel positions
+high-level-photo    as high-level, gamma + contrast only                    grey levels
+high-level-blur     as high-level, blur only                                fine detail
+kde                 the source, plus N(0, σ²) pixel noise, σ = strength     (KDE sample around the source)
+                    in [0, 1] pixel units; Meehan et al.'s bandwidth knob
+=================== ======================================================= ==================================
+
+High-level ranges at strength s (s = 1 is research/encoder_probe.md §4.1 set (iv)): rotation
+U(−10s, 10s)°, translation U(−2s, 2s) px per axis, isotropic scale U(1 − 0.1s, 1 + 0.1s) (bilinear,
+zero fill, about the image centre); gamma exp(U(−s, s)·ln(1/0.7)); contrast about the image mean
+U(1 − 0.25s, 1 + 0.25s); Gaussian blur σ U(0.3s, 0.6s) px. Strengths above 1 extrapolate.
+The random draws do not depend on the kind, so ``high-level-affine`` at seed 0 applies exactly the
+affine part of ``high-level`` at seed 0.
+
+Low-level kinds are built so they do NOT align with a ViT's token grid (at 112 px a 28-px image is
+upscaled 4×, so one 14-px token covers 3.5 source px): tile shuffles use a random, non-zero grid
+offset per image (the tiles wrap around the border) and default 4-px tiles (16 px at 112 px);
+phase scrambling has no grid at all.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from .errors import InputError
+from .errors import InputError, ParameterError
 
-KINDS = ("exact", "low-level", "high-level")
-
-
-def _check(sources: np.ndarray) -> np.ndarray:
-    x = np.asarray(sources)
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.dtype != np.uint8 or x.ndim != 3:
-        raise InputError(f"copies: sources must be uint8 (m, H, W), got {x.dtype} {x.shape}")
-    return x
+KINDS = ("exact", "low-level", "low-level-phase", "high-level", "high-level-affine",
+         "high-level-photo", "high-level-blur", "kde")
+DEFAULT_TILE = 4
 
 
-def tile_size(strength: float) -> int:
-    """Tile side in px (28-px images) for a low-level strength in (0, 1]."""
-    return 14 if strength <= 0.25 else 7 if strength <= 0.5 else 4 if strength <= 0.75 else 2
+def _as_stack(images: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
+    """uint8 (m, H, W) or (m, H, W, C) -> (m, H, W, C) and whether a channel axis was added."""
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
+        raise InputError(f"{what}: expected uint8 images (m, H, W) or (m, H, W, C), got {arr.dtype} {arr.shape}")
+    return (arr[..., None], True) if arr.ndim == 3 else (arr, False)
 
 
-def tile_shuffle(image: np.ndarray, tile: int, rng: np.random.Generator) -> np.ndarray:
-    """Permute the ``tile``×``tile`` tiles of one (H, W) image on a randomly offset grid."""
-    h, w = image.shape
-    if h % tile or w % tile:
-        raise InputError(f"tile {tile} does not divide image size {h}×{w}")
-    dy, dx = rng.integers(0, tile, size=2)
-    x = np.roll(image, (-dy, -dx), axis=(0, 1))
-    tiles = x.reshape(h // tile, tile, w // tile, tile).transpose(0, 2, 1, 3).reshape(-1, tile, tile)
-    tiles = tiles[rng.permutation(len(tiles))]
-    x = tiles.reshape(h // tile, w // tile, tile, tile).transpose(0, 2, 1, 3).reshape(h, w)
-    return np.roll(x, (dy, dx), axis=(0, 1))
-
-
-def jitter(image: np.ndarray, strength: float, rng: np.random.Generator,
-           parts: tuple[str, ...] = ("affine", "photometric", "blur")) -> np.ndarray:
-    """High-level copy of one (H, W) uint8 image (see module docstring for the ranges)."""
-    s = float(strength)
-    x = image.astype(np.float64) / 255.0
-    h, w = x.shape
-    if "affine" in parts:
-        angle = np.deg2rad(rng.uniform(-10, 10) * s)
-        scale = rng.uniform(1 - 0.1 * s, 1 + 0.1 * s)
-        shift = rng.uniform(-2 * s, 2 * s, size=2)
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / scale
-        centre = np.array([(h - 1) / 2, (w - 1) / 2])
-        offset = centre - rot @ (centre + shift)
-        x = ndimage.affine_transform(x, rot, offset=offset, order=1, mode="constant", cval=0.0)
-    if "photometric" in parts:
-        gamma = np.exp(rng.uniform(np.log(0.7) * s, -np.log(0.7) * s))
-        x = np.clip(x, 0, 1) ** gamma
-        mean = x.mean()
-        x = mean + (x - mean) * rng.uniform(1 - 0.25 * s, 1 + 0.25 * s)
-    if "blur" in parts and s > 0:
-        x = ndimage.gaussian_filter(x, sigma=rng.uniform(0.3 * s, 0.6 * s), mode="constant")
-    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+def _check_strength(strength: float) -> float:
+    if not np.isfinite(strength) or strength < 0:
+        raise ParameterError(f"copy strength must be a finite number ≥ 0, got {strength!r}")
+    return float(strength)
 
 
 def make_copies(kind: str, sources: np.ndarray, *, strength: float = 1.0, seed: int = 0,
-                parts: tuple[str, ...] = ("affine", "photometric", "blur")) -> np.ndarray:
-    """Copies of ``sources`` (uint8 (m, H, W)) of one kind; returns uint8 (m, H, W).
-
-    ``parts`` selects single components of the high-level transformation (e.g. ``("blur",)``).
-    """
-    x = _check(sources)
-    if kind not in KINDS:
-        raise InputError(f"unknown copy kind {kind!r}; known: {', '.join(KINDS)}")
-    if kind != "exact" and not 0 <= strength <= 2:
-        raise InputError(f"copy strength must be in [0, 2], got {strength}")
-    rng = np.random.default_rng(seed)
-    if kind == "exact":
-        return x.copy()
-    if kind == "low-level":
-        tile = tile_size(strength)
-        return np.stack([tile_shuffle(im, tile, rng) for im in x])
-    return np.stack([jitter(im, strength, rng, parts) for im in x])
-
-
-def kde_samples(train: np.ndarray, *, sigma: float, m: int, seed: int = 0
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Meehan's KDE generator: ``m`` samples, each a random training image + N(0, σ²) noise.
+                tile: int = DEFAULT_TILE) -> np.ndarray:
+    """Copies of ``sources`` (uint8 (m, H, W) or (m, H, W, C)); same shape and dtype.
 
     Args:
-        train: uint8 (N, H, W) or (N, H, W, 1) training images.
-        sigma: bandwidth in [0, 1] pixel units (0 = exact copies).
-        m: number of samples.
-
-    Returns:
-        images uint8 (m, H, W) (clipped, rounded) and source_index int64 (m,) into ``train``.
+        kind: one of :data:`KINDS` (see the module docstring for what each keeps and destroys).
+        strength: ≥ 0; 0 returns the sources. ``low-level``: fraction (0..1) of tiles moved;
+            ``low-level-phase``: phase noise amplitude in units of π (0..1); ``high-level*``:
+            scale of every jitter range (1 = the probe's set (iv)); ``kde``: σ in [0, 1] pixel units.
+        seed: all randomness; the same seed gives the same copies.
+        tile: ``low-level`` tile size in source pixels; must divide H and W.
     """
-    x = _check(train)
-    if sigma < 0:
-        raise InputError(f"KDE bandwidth must be ≥ 0, got {sigma}")
+    if kind not in KINDS:
+        raise ParameterError(f"unknown copy kind {kind!r}; known: {', '.join(KINDS)}")
+    x, squeeze = _as_stack(sources, "sources")
+    s = _check_strength(strength)
+    if kind == "exact" or s == 0:
+        out = x.copy()
+    elif kind == "low-level":
+        out = tile_shuffle(x, fraction=s, tile=tile, seed=seed)
+    elif kind == "low-level-phase":
+        out = phase_scramble(x, amount=s, seed=seed)
+    elif kind == "kde":
+        rng = np.random.default_rng(seed)
+        noisy = x.astype(np.float64) / 255.0 + s * rng.standard_normal(x.shape)
+        out = _to_uint8(noisy)
+    else:
+        parts = {"high-level": ("affine", "photo", "blur"), "high-level-affine": ("affine",),
+                 "high-level-photo": ("photo",), "high-level-blur": ("blur",)}[kind]
+        out = jitter(x, strength=s, parts=parts, seed=seed)
+    return out[..., 0] if squeeze else out
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] -> uint8, rounded and clipped."""
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+# --- low-level ---------------------------------------------------------------------------------------
+
+def tile_shuffle(x: np.ndarray, *, fraction: float, tile: int, seed: int) -> np.ndarray:
+    """Move a fraction of each image's tile × tile blocks to other blocks' places.
+
+    x: uint8 (m, H, W, C). Per image: roll by a random offset (dy, dx) in 1..tile−1 (so the grid
+    never sits on the image border or on the token grid), cut into (H/tile)·(W/tile) tiles, pick
+    round(fraction · n_tiles) of them and move them along one random cycle (so every picked tile
+    lands somewhere else; fewer than 2 picked tiles means no change), roll back. The pixel
+    multiset is kept exactly; tile-internal patterns are kept; the layout is not.
+    """
+    m, h, w, c = x.shape
+    if tile < 1 or h % tile or w % tile:
+        valid = [t for t in range(2, min(h, w)) if h % t == 0 and w % t == 0]
+        raise ParameterError(f"low-level tile {tile} must divide the image size {h}×{w}; valid: {valid}")
+    if fraction > 1:
+        raise ParameterError(f"low-level strength is a fraction of tiles, at most 1, got {fraction}")
+    gh, gw = h // tile, w // tile
+    n_tiles = gh * gw
+    k = int(np.floor(fraction * n_tiles + 0.5))
     rng = np.random.default_rng(seed)
-    source_index = rng.integers(0, len(x), size=m)
-    noisy = x[source_index] / 255.0 + rng.normal(0.0, sigma, size=(m,) + x.shape[1:])
-    return np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8), source_index.astype(np.int64)
+    out = np.empty_like(x)
+    for i in range(m):
+        dy, dx = (rng.integers(1, tile, size=2) if tile > 1 else (0, 0))
+        img = np.roll(x[i], (-dy, -dx), axis=(0, 1))
+        tiles = img.reshape(gh, tile, gw, tile, c).transpose(0, 2, 1, 3, 4).reshape(n_tiles, tile, tile, c)
+        order = np.arange(n_tiles)
+        picked = rng.permutation(n_tiles)[:k]
+        if k >= 2:
+            order[picked] = np.roll(picked, 1)  # place picked[j] receives tile picked[j-1]
+        moved = tiles[order].reshape(gh, gw, tile, tile, c).transpose(0, 2, 1, 3, 4).reshape(h, w, c)
+        out[i] = np.roll(moved, (dy, dx), axis=(0, 1))
+    return out
 
 
-def mix(copies: np.ndarray, fresh: np.ndarray, rho: float, *, source_index: np.ndarray | None = None
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A generated set of size m with copy fraction ρ: the first round(ρm) copies, then fresh.
+def phase_scramble(x: np.ndarray, *, amount: float, seed: int) -> np.ndarray:
+    """Texture-like resynthesis: add uniform noise of ±amount·π to every Fourier phase, then
+    match the source's histogram exactly (rank order).
 
-    Returns images (m, …), is_copy bool (m,), source index int64 (m,) (−1 for fresh images;
-    ``source_index`` maps copies to training rows, default 0..m−1).
+    x: uint8 (m, H, W, C). The phase noise is the phase of a white-noise image (so the result is
+    real), scaled by ``amount`` (1 = fully random phases: only the amplitude spectrum, i.e. the
+    source's second-order statistics, survives). The same noise is used for every channel.
+    Output pixel multiset == source pixel multiset, per channel.
     """
-    if len(copies) != len(fresh):
-        raise InputError(f"mix: {len(copies)} copies but {len(fresh)} fresh images")
-    if not 0 <= rho <= 1:
-        raise InputError(f"copy fraction ρ must be in [0, 1], got {rho}")
+    m, h, w, c = x.shape
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(x)
+    for i in range(m):
+        noise_phase = np.angle(np.fft.fft2(rng.standard_normal((h, w))))
+        for ch in range(c):
+            src = x[i, :, :, ch]
+            f = np.fft.fft2(src.astype(np.float64))
+            synth = np.real(np.fft.ifft2(f * np.exp(1j * amount * noise_phase)))
+            out[i, :, :, ch] = _match_histogram(synth, src)
+    return out
+
+
+def _match_histogram(values: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Give ``values`` the exact pixel multiset of ``source``, keeping the rank order of ``values``."""
+    flat = np.empty(values.size, source.dtype)
+    flat[np.argsort(values, axis=None, kind="stable")] = np.sort(source, axis=None)
+    return flat.reshape(source.shape)
+
+
+# --- high-level ---------------------------------------------------------------------------------------
+
+def jitter_parameters(m: int, strength: float, seed: int) -> dict[str, np.ndarray]:
+    """The per-image random draws of the high-level kinds (each (m,)), at a strength.
+
+    Keys: ``angle`` (degrees), ``dy``, ``dx`` (px), ``scale``, ``gamma``, ``contrast``,
+    ``blur`` (Gaussian σ in px). The draw order is fixed, so one seed gives the same images in
+    every kind that uses a part."""
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(-1.0, 1.0, size=(6, m))
+    b = rng.uniform(0.3, 0.6, size=m)
+    s = strength
+    return {"angle": 10.0 * s * u[0], "dy": 2.0 * s * u[1], "dx": 2.0 * s * u[2],
+            "scale": 1.0 + 0.1 * s * u[3], "gamma": np.exp(s * np.log(1 / 0.7) * u[4]),
+            "contrast": 1.0 + 0.25 * s * u[5], "blur": s * b}
+
+
+def jitter(x: np.ndarray, *, strength: float, parts: tuple[str, ...], seed: int) -> np.ndarray:
+    """Apply the high-level jitter ``parts`` ⊆ {affine, photo, blur} (in that order) to uint8
+    (m, H, W, C) images; see :func:`jitter_parameters` for the ranges."""
+    from scipy import ndimage
+
+    m, h, w, c = x.shape
+    p = jitter_parameters(m, strength, seed)
+    out = np.empty_like(x)
+    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
+    for i in range(m):
+        img = x[i].astype(np.float64) / 255.0
+        if "affine" in parts:
+            a = np.deg2rad(p["angle"][i])
+            rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * p["scale"][i]
+            inv = np.linalg.inv(rot)  # output coords -> input coords
+            offset = centre - inv @ (centre + np.array([p["dy"][i], p["dx"][i]]))
+            img = np.stack([ndimage.affine_transform(img[..., ch], inv, offset=offset, order=1,
+                                                     mode="constant", cval=0.0) for ch in range(c)], -1)
+        if "photo" in parts:
+            img = np.clip(img, 0, 1) ** p["gamma"][i]
+            mean = img.mean()
+            img = np.clip(mean + p["contrast"][i] * (img - mean), 0, 1)
+        if "blur" in parts and p["blur"][i] > 1e-3:
+            img = ndimage.gaussian_filter(img, sigma=(p["blur"][i], p["blur"][i], 0), mode="constant")
+        out[i] = _to_uint8(img)
+    return out
+
+
+# --- sets: sources, KDE, mixing -------------------------------------------------------------------------
+
+def pick_sources(n_train: int, m: int, seed: int) -> np.ndarray:
+    """m distinct training rows (int64 (m,), random order) to copy from."""
+    if m > n_train:
+        raise InputError(f"cannot pick {m} distinct sources from {n_train} training images")
+    return np.random.default_rng(seed).choice(n_train, size=m, replace=False).astype(np.int64)
+
+
+def kde_samples(train: np.ndarray, *, sigma: float, m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """m samples of the pixel-space Gaussian KDE of ``train`` (uint8 (N, H, W[, C])) at bandwidth
+    σ ([0, 1] pixel units): uniform random training rows (with replacement) plus N(0, σ²) noise,
+    clipped and rounded. σ = 0 copies exactly; σ ≳ 0.3 under-fits (Meehan et al.'s sanity sweep).
+
+    Returns (images uint8, same layout as ``train``, (m, ...), source_index int64 (m,))."""
+    x, _ = _as_stack(train, "train")
+    rng = np.random.default_rng(seed)
+    source = rng.integers(0, len(x), size=m).astype(np.int64)
+    images = make_copies("kde", np.asarray(train)[source], strength=sigma, seed=int(rng.integers(2**31)))
+    return images, source
+
+
+def n_copies(m: int, rho: float) -> int:
+    """round(ρ·m), halves rounded up; ρ must lie in [0, 1]."""
+    if not 0.0 <= rho <= 1.0:
+        raise ParameterError(f"copy fraction ρ must be in [0, 1], got {rho!r}")
+    return int(np.floor(rho * m + 0.5))
+
+
+def mix_plan(m: int, rho: float) -> np.ndarray:
+    """bool (m,): which output positions are copies — the first round(ρ·m).
+
+    Prefix mixing keeps sets nested in ρ (a smaller ρ's copies are a subset of a larger one's)
+    and needs no seed: draw the sources in random order (:func:`pick_sources`) and the fresh
+    images in random order, and every prefix is a random subset. C_T is a set statistic, so
+    the order of rows does not matter."""
+    return np.arange(m) < n_copies(m, rho)
+
+
+def mix_rows(copies: np.ndarray, fresh: np.ndarray, is_copy: np.ndarray) -> np.ndarray:
+    """Row k = copies[k] if is_copy[k] else fresh[k]; works for images (m, ...) and features (m, D)."""
+    copies, fresh, is_copy = np.asarray(copies), np.asarray(fresh), np.asarray(is_copy, bool)
+    if copies.shape != fresh.shape or len(is_copy) != len(copies):
+        raise InputError(f"mixing needs equal shapes: copies {copies.shape}, fresh {fresh.shape}, "
+                         f"is_copy ({len(is_copy)},)")
+    return np.where(is_copy.reshape((-1,) + (1,) * (copies.ndim - 1)), copies, fresh)
+
+
+def mix(copies: np.ndarray, fresh: np.ndarray, rho: float, *,
+        source_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A generated set of m = len(copies) images: the first round(ρ·m) copies, the rest fresh.
+
+    Args:
+        copies: the ρ = 1 copy set (m, ...), row k made from training row ``source_index[k]``.
+        fresh: m held-out real images (the ideal non-copying generator), same shape.
+        source_index: int (m,) training rows of the copies (default 0..m−1).
+    Returns:
+        images (m, ...), is_copy bool (m,), source_index int64 (m,) (−1 where fresh).
+    """
     m = len(copies)
-    k = int(round(rho * m))
-    src = np.arange(m) if source_index is None else np.asarray(source_index)
-    is_copy = np.arange(m) < k
-    images = np.concatenate([copies[:k], fresh[k:]])
-    return images, is_copy, np.where(is_copy, src, -1).astype(np.int64)
+    src = np.arange(m, dtype=np.int64) if source_index is None else np.asarray(source_index, np.int64)
+    if len(src) != m:
+        raise InputError(f"source_index has {len(src)} entries for {m} copies")
+    is_copy = mix_plan(m, rho)
+    return mix_rows(copies, fresh, is_copy), is_copy, np.where(is_copy, src, -1)
+
+
+mix_sets = mix  # the name used in the design notes

