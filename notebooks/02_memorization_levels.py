@@ -106,8 +106,9 @@ levels[levels.rho == 1.0].pivot_table(index=["kind", "strength"], columns="space
 
 # %% [markdown]
 # ## Layer × strength at ρ = 1: where does each layer stop flagging?
-# Blue = flagged as copying (C_T < 0), red = not. The dashed contour is the flag threshold
-# C_T = −2. The first column is raw pixels.
+# Red = the copies sit closer to their training images than fresh images do (C_T < 0: copying
+# seen), blue = they do not (C_T > 0); we call a cell *flagged* when C_T < −2. The first column is
+# raw pixels, the others the ViT's layers.
 
 # %%
 order = ["pixels"] + [f"L{l}" for l in range(1, ref.n_layers + 1)]
