@@ -21,7 +21,11 @@ def style() -> None:
 def curve(ax, ct, lo=None, hi=None, *, label=None, color=None, x=None, **kwargs):
     """A C_T-layer curve with an optional CI band; x = layers 1..L unless given."""
     ct = np.asarray(ct, float)
-    x = np.arange(1, len(ct) + 1) if x is None else np.asarray(x)
+    if x is None:
+        from matplotlib.ticker import MaxNLocator
+        x = np.arange(1, len(ct) + 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    x = np.asarray(x)
     line, = ax.plot(x, ct, marker="o", ms=3, label=label, color=color, **kwargs)
     if lo is not None and hi is not None:
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
