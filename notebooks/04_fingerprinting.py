@@ -169,10 +169,12 @@ for ax, ref_name in zip(axes, references):
                     marker="o", capsize=3, label=method, lw=2.2 if method == "C_T-layer curve" else 1.2)
     ax.axhline(1 / len(set(families)), color="0.5", ls=":", label="chance")
     ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("query size n (samples)")
     ax.set_title(f"reference T: {ref_name}" + (" (disjoint from training data)" if ref_name == "public" else " (the models' training subset)"), fontsize=9)
 axes[0].set_ylabel("attribution accuracy (95 % CI)")
-axes[1].legend(fontsize=8, loc="lower right")
+axes[0].legend(fontsize=8, loc="lower right")   # the public panel has every method
 fig.suptitle("Which architecture made this set? Leave-one-seed-out attribution", fontsize=10)
 fig.tight_layout()
 study.save(fig, accuracy, "fingerprint_accuracy_vs_n")
