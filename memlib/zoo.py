@@ -227,6 +227,25 @@ class Family:
         raise NotImplementedError
 
 
+
+class _TorchFamily(Family):
+    """A family whose fitted state is one torch module: ``state_attr`` (an attribute set by
+    ``_build``) stored under the key prefix ``state_prefix``."""
+
+    state_attr = "net"
+    state_prefix = "net"
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def state(self):
+        return _module_state(getattr(self, self.state_attr), self.state_prefix)
+
+    def load_state(self, arrays, images):
+        self._shape(images)
+        self._build()
+        _load_module_state(getattr(self, self.state_attr), arrays, self.state_prefix)
+
 class KDE(Family):
     """Pixel-space Gaussian KDE. Sample = uniform random training image + N(0, σ²) per pixel."""
 
@@ -365,7 +384,7 @@ class _VAENet(nn.Module):
                                  nn.ConvTranspose2d(w, c, 4, 2, 1))
 
 
-class VAE(Family):
+class VAE(_TorchFamily):
     """Convolutional VAE, Bernoulli likelihood on [0, 1] pixels; sample = decoder mean."""
 
     name = "vae"
@@ -412,13 +431,6 @@ class VAE(Family):
                for i in range(0, n, 500)]
         return _to_uint8(torch.cat(out)), {}
 
-    def state(self):
-        return _module_state(self.net, "net")
-
-    def load_state(self, arrays, images):
-        self._shape(images)
-        self._build()
-        _load_module_state(self.net, arrays, "net")
 
 
 # --- GAN ---
@@ -449,10 +461,11 @@ class _Discriminator(nn.Module):
         return self.net(x)[:, 0]
 
 
-class GAN(Family):
+class GAN(_TorchFamily):
     """DCGAN-like GAN: non-saturating loss, Adam(β1 = 0.5); G in eval mode (running BN stats) to sample."""
 
     name = "gan"
+    state_attr, state_prefix = "G", "G"
     hparams_doc = {
         "latent": "dimension of z ~ N(0, I)",
         "width": "base channels of G and D",
@@ -500,13 +513,6 @@ class GAN(Family):
                for i in range(0, n, 500)]
         return _to_uint8((torch.cat(out) + 1) / 2), {}
 
-    def state(self):
-        return _module_state(self.G, "G")
-
-    def load_state(self, arrays, images):
-        self._shape(images)
-        self._build()
-        _load_module_state(self.G, arrays, "G")
 
 
 # --- diffusion ---
@@ -559,12 +565,13 @@ def _cosine_alpha_bar(timesteps: int) -> torch.Tensor:
     return torch.cumprod(1 - betas, dim=0).float()
 
 
-class Diffusion(Family):
+class Diffusion(_TorchFamily):
     """DDPM with a small UNet (v-prediction, cosine schedule, EMA); DDIM (η = 0) sampling with the
     predicted clean image clipped to [-1, 1] at each step. v-prediction (Salimans & Ho 2022) trains
     faster than ε-prediction in a short CPU budget (ε gave washed-out samples)."""
 
     name = "diffusion"
+    state_attr, state_prefix = "net", "ema"
     hparams_doc = {
         "width": "UNet base channels (14×14 level; the 7×7 level has 2×)",
         "steps": "Adam steps",
@@ -634,13 +641,6 @@ class Diffusion(Family):
             out.append(x)
         return _to_uint8((torch.cat(out) + 1) / 2), {}
 
-    def state(self):
-        return _module_state(self.net, "ema")
-
-    def load_state(self, arrays, images):
-        self._shape(images)
-        self._build()
-        _load_module_state(self.net, arrays, "ema")
 
 
 # --- PixelCNN ---
@@ -731,7 +731,7 @@ def _dlogistic_nll(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -torch.logsumexp(log_p + F.log_softmax(logit_pi, dim=-1), dim=-1)
 
 
-class PixelCNN(Family):
+class PixelCNN(_TorchFamily):
     """Shallow PixelCNN; exact autoregressive sampling, one pixel at a time for the whole batch."""
 
     name = "pixelcnn"
@@ -803,13 +803,6 @@ class PixelCNN(Family):
             out.append(canvas[:, :, h:, h:h + ww])
         return _to_uint8(torch.cat(out)), {}
 
-    def state(self):
-        return _module_state(self.net, "net")
-
-    def load_state(self, arrays, images):
-        self._shape(images)
-        self._build()
-        _load_module_state(self.net, arrays, "net")
 
 
 FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (KDE, GMM, VAE, GAN, Diffusion, PixelCNN)}
