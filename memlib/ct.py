@@ -332,12 +332,13 @@ class Reference:
         for l in tqdm(range(self.n_layers), desc="C_T layers", disable=not progress):
             if self.variant == "ct_modified":
                 train, test = self.sources[0][l], self.sources[1][l]   # read once per layer
-            for s, (g, nm) in enumerate(zip(gens, names)):
-                if self.variant == "ct_modified":
+                for s, (g, nm) in enumerate(zip(gens, names)):
                     out[s, l] = self._modified(train, test, g[l], l, nm)
-                else:
-                    cells, contrib = self._gen_layer(g[l], l, nm)
-                    out[s, l] = self._ct_from(cells, contrib, l, nm)
+                continue
+            # all sets of this layer in one search per cell: one large GEMM, not S small ones
+            per_set = self._gen_layers([g[l] for g in gens], l, names)
+            for s, ((cells, contrib), nm) in enumerate(zip(per_set, names)):
+                out[s, l] = self._ct_from(cells, contrib, l, nm)
         return out
 
     def layer_distances(self, gen_layers: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -399,26 +400,39 @@ class Reference:
             raise InputError(f"{name}: {len(g)} layers, the reference has {self.n_layers}")
 
     def _gen_search(self, gen, l, name="gen"):
+        """Distances L(q) (m,) float32 and cells (m,) int64 of one generated set on layer l."""
+        return self._gen_search_many([gen], l, [name])[0]
+
+    def _gen_search_many(self, gens, l, names):
+        """:meth:`_gen_search` of several sets, searched together (one query block per cell)."""
         ref, where = self.layers[l], f" (layer {l})"
-        z = ref.proj(_layer_array(gen, name, where, 1), name, where)
+        zs = [ref.proj(_layer_array(g, nm, where, 1), nm, where) for g, nm in zip(gens, names)]
+        z = np.concatenate(zs)
         cells = ref.kmeans.predict(z).astype(np.int64)
         dist = np.full(len(z), np.nan, np.float32)
         for c in np.unique(cells):
             if ref.index[c] is not None:
                 dist[cells == c] = ref.index[c].distances(z[cells == c])
-        return dist, cells
+        bounds = np.cumsum([0] + [len(x) for x in zs])
+        return [(dist[a:b], cells[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _gen_layer(self, gen, l, name="gen"):
         """Cells (m,) and U contributions (m,): #{p in cell: L(p) < L(q)} + ½ #{L(p) = L(q)}."""
-        dist, cells = self._gen_search(gen, l, name)
-        contrib = np.full(len(dist), np.nan)
-        for c in np.unique(cells):
-            lp = self.layers[l].test_sorted[c]
-            if lp is not None:
-                lq = dist[cells == c].astype(np.float64)
-                contrib[cells == c] = 0.5 * (np.searchsorted(lp, lq, "left")
-                                             + np.searchsorted(lp, lq, "right"))
-        return cells, contrib
+        return self._gen_layers([gen], l, [name])[0]
+
+    def _gen_layers(self, gens, l, names):
+        """:meth:`_gen_layer` of several sets of layer l: a list of (cells, contributions)."""
+        out = []
+        for dist, cells in self._gen_search_many(gens, l, names):
+            contrib = np.full(len(dist), np.nan)
+            for c in np.unique(cells):
+                lp = self.layers[l].test_sorted[c]
+                if lp is not None:
+                    lq = dist[cells == c].astype(np.float64)
+                    contrib[cells == c] = 0.5 * (np.searchsorted(lp, lq, "left")
+                                                 + np.searchsorted(lp, lq, "right"))
+            out.append((cells, contrib))
+        return out
 
     def _ct_from(self, cells, contrib, l, name="gen"):
         ref = self.layers[l]
