@@ -135,7 +135,7 @@ ctrl_rows = []
 for encoder in (P["encoder"], P["encoder"] + "+shuffled", "pixels"):
     reference = study.reference(encoder=encoder, n_train=nt, n_test=nq)
     for (kind, s) in tqdm(conditions, desc=f"matched sizes: {encoder}"):
-        gen = study.features(made[kind, s][:mc], encoder=encoder, name=f"{kind}-{s}")
+        gen = study.features(made[kind, s], encoder=encoder, name=f"{kind}-{s}", first=mc)
         ct = reference.curve(gen)
         ctrl_rows += [dict(encoder=encoder, kind=kind, strength=s, layer=l + 1, ct=float(c)) for l, c in enumerate(ct)]
 matched = pd.DataFrame(ctrl_rows)
