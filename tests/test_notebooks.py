@@ -15,7 +15,8 @@ REQUIRED_COLUMNS = {
     "layer_trends.csv": ["encoder", "architecture", "seed", "variant", "token", "layer", "ct", "ct_lo", "ct_hi"],
     "fingerprint_accuracy.csv": ["method", "query_size", "accuracy", "acc_lo", "acc_hi", "n_queries"],
     "claims.csv": ["claim", "statement", "metric", "value", "paper_value", "verdict"],
-    "zoo_quality.csv": ["architecture", "seed", "variant", "fd", "n_samples", "train_seconds"],
+    "zoo_quality.csv": ["architecture", "seed", "variant", "fd", "n_samples", "copy_rate"],
+    "zoo_cost.csv": ["architecture", "seed", "variant", "train_seconds", "sample_seconds"],
 }
 
 
