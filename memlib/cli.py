@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd_zoo(args, params)
         elif args.command == "run-notebooks":
             from .notebooks import run_notebooks
-            run_notebooks(args.profile, args.names or None, args.kernel)
+            run_notebooks(args.profile, args.names or None, args.kernel, params_file=args.params)
     except MemlibError as exc:
         print(f"memlib: error: {exc}", file=sys.stderr)
         return 2

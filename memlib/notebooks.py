@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import time
 from pathlib import Path
 
@@ -24,8 +25,13 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
 
 
 def run_notebooks(profile: str = "default", names: list[str] | None = None,
-                  kernel: str | None = None) -> list[dict]:
+                  kernel: str | None = None,
+                  params_file: str | os.PathLike | None = None) -> list[dict]:
     """Run notebooks with ``-p profile <profile>``; executed copies go to ``<figures_dir>/executed``.
+
+    ``params_file``: your own YAML (keys of ``params/default.yaml``) used instead of the
+    profile, passed to every notebook as ``-p params_file <path>``; its ``figures_dir`` decides
+    where the outputs go.
 
     Returns one row per notebook (name, seconds); each notebook's row in
     ``<figures_dir>/executed/timings.csv`` is replaced as soon as it finishes.
@@ -33,7 +39,11 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     import papermill
     from jupyter_client.kernelspec import KernelSpecManager
 
-    params = load_params(profile)
+    params = load_params(profile, path=params_file)
+    parameters = {"profile": profile}
+    if params_file is not None:
+        parameters["params_file"] = str(Path(params_file).resolve())
+        profile = Path(params_file).name
     out_dir = REPO / params["figures_dir"] / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     if kernel is None:
@@ -43,7 +53,7 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
         start = time.perf_counter()
         print(f"[memlib] {path.name} (profile {profile}) …", flush=True)
         papermill.execute_notebook(str(path), str(out_dir / path.name),
-                                   parameters={"profile": profile}, kernel_name=kernel,
+                                   parameters=parameters, kernel_name=kernel,
                                    cwd=str(REPO), progress_bar=True)
         seconds = time.perf_counter() - start
         rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1)})

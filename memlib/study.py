@@ -21,6 +21,9 @@ from .notebooks import REPO
 from .store import atomic_path
 
 CLAIM_COLUMNS = ["claim", "statement", "metric", "value", "paper_value", "verdict"]
+# Tables of wall-clock seconds (paths under figures_dir): the only outputs that differ between
+# two runs of a profile. Every other CSV is byte-identical (tests/test_determinism.py).
+TIMING_TABLES = ("zoo_cost.csv", "executed/timings.csv")
 VERDICTS = ("reproduced", "partly", "not reproduced")
 
 

@@ -1162,6 +1162,7 @@ def _worker_main() -> None:
     from threadpoolctl import threadpool_limits
 
     answer, sys.stdout = sys.stdout, sys.stderr  # stdout carries only the answers
+    _exit_with_parent()
     for line in sys.stdin:
         job = json.loads(line)
         try:
@@ -1172,6 +1173,23 @@ def _worker_main() -> None:
         except Exception:  # reported to the parent, which raises
             answer.write(json.dumps({"ok": False, "error": traceback.format_exc()[-3000:]}) + "\n")
         answer.flush()
+
+
+def _exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """End this worker as soon as the process that started it is gone (killed with SIGKILL,
+    say), instead of finishing a model nobody waits for. Safe at any moment: every cache write
+    is atomic, so an unfinished model leaves nothing behind that a later run would trust."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _run_jobs(action: str, params: dict[str, Any], models: list[tuple[str, str, int]],

@@ -1,7 +1,4 @@
 """The notebooks: thin, parameterised, in sync with their jupytext twins, and they run (smoke)."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -34,17 +31,6 @@ def test_notebook_has_parameters_cell_and_matches_twin(path):
     twin = jupytext.read(path.with_suffix(".py"))
     assert [c.source for c in twin.cells] == [c.source for c in nb.cells], \
         f"{path.name} differs from {path.with_suffix('.py').name}: run `make notebooks`"
-
-
-@pytest.fixture(scope="module")
-def smoke_run():
-    """Run every notebook on the smoke profile (the same command as `make smoke`)."""
-    out = REPO / "smoke-out" / "figures"
-    env = {**os.environ, "MEMLIB_CACHE": os.environ.get("MEMLIB_CACHE", str(REPO / ".cache" / "memlib"))}
-    result = subprocess.run([sys.executable, "-m", "memlib", "--profile", "smoke", "run-notebooks"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out
 
 
 def test_smoke_notebooks_write_tables_with_required_columns(smoke_run):
