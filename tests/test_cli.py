@@ -245,3 +245,12 @@ def test_params_file_flag_rejects_unknown_key(cli, tmp_path):
     f = tmp_path / "mine.yaml"
     f.write_text("seed: 1\ntokn: mean\n")
     assert_one_line_error(cli("encoders", "--params", str(f)), "'tokn'", "token")
+
+
+def test_run_notebooks_reads_the_params_file(cli, tmp_path):
+    """`run-notebooks --params FILE` validates and uses the file, not the profile."""
+    f = tmp_path / "mine.yaml"
+    f.write_text("seed: 1\nfigures_dir: somewhere\ntokn: mean\n")
+    assert_one_line_error(cli("run-notebooks", "--params", str(f)), "'tokn'", "token")
+    assert_one_line_error(cli("run-notebooks", "--params", str(tmp_path / "none.yaml")),
+                          "none.yaml", "does not exist")
