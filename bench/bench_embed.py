@@ -187,11 +187,11 @@ def run(quick: bool = False, device: str | None = None, threads: int = THREADS) 
                         note="includes interpreter start, imports, model build, data load"))
     rows.extend(e2e_rows())
     if not quick:
-        rows.append(smoke_cold_row(threads))
+        rows.append(smoke_cold_row())
     return rows
 
 
-def smoke_cold_row(threads: int) -> dict:
+def smoke_cold_row() -> dict:
     """Measure ``make smoke`` now: every notebook on the smoke profile from an empty cache
     (encoder conversion, zoo training, features) into a temporary figures folder."""
     import yaml
