@@ -1,13 +1,19 @@
 """Exact Euclidean 1-nearest-neighbour distances: the L(x) of the C_T statistic.
 
-Backends, picked by ``backend="auto"`` in this order:
+Backends; ``backend="auto"`` takes the first that applies:
 
 - ``"faiss-gpu"``: faiss brute force on the GPU (``faiss.knn_gpu``), when the installed faiss
   has GPUs and torch sees CUDA;
+- ``"torch"``: a batched ``q·b`` search in torch, when torch sees CUDA (faiss-cpu wheels have
+  no GPU code, so this is the GPU path of a plain ``pip install``); on the CPU it is only used
+  when asked for;
+- ``"blas"``: the CPU default. One float32 GEMM per query block with the base's squared norms
+  folded in as an extra column (``[-2q, 1] · [b, |b|²]ᵀ = |b|² − 2 q·b``), then a row argmin:
+  the ``q·b`` expansion of an ``IndexFlatL2`` search with one pass over the block instead of
+  three, on numpy's BLAS. About 2× faster than ``faiss.knn`` on the per-cell sizes of C_T
+  (1–5k queries × 3k base × 64-d) on the 2-core machines we measured (``make bench``);
 - ``"faiss-cpu"``: faiss brute force on the CPU (``faiss.knn``, the same exact search as an
-  ``IndexFlatL2`` but without copying the base into an index);
-- ``"torch"``: a batched ``q·b`` search in torch (CUDA when available, else CPU), used when
-  faiss is not installed.
+  ``IndexFlatL2`` but without copying the base into an index), when asked for.
 
 Every backend works in float32 and only ever holds a (query batch × base chunk) block of
 squared distances, never an N×M matrix. Two steps make the result exact to float32 input
@@ -24,6 +30,7 @@ precision and identical across backends and batchings:
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -34,21 +41,19 @@ try:
 except ImportError:  # pragma: no cover - exercised by the torch fallback tests
     faiss = None
 
-BACKENDS = ("auto", "faiss-gpu", "faiss-cpu", "torch")
+BACKENDS = ("auto", "faiss-gpu", "torch", "blas", "faiss-cpu")
 QUERY_BATCH = 16384          # queries searched per call (bounds the centred copy)
 TORCH_BLOCK = 1 << 24        # float32 entries of one torch distance block (64 MiB)
+BLAS_BLOCK = 1 << 22         # float32 entries of one "blas" score block (16 MiB)
 _FAISS_THREADS_SET = False
 _GPU_RES = None
 
 
 def available_backends() -> list[str]:
-    """Backends that can run here (``"torch"`` always can)."""
-    out = []
-    if faiss is not None:
-        if _faiss_has_gpu():
-            out.append("faiss-gpu")
-        out.append("faiss-cpu")
-    return out + ["torch"]
+    """Backends that can run here, in the order ``"auto"`` prefers them."""
+    out = ["faiss-gpu"] if _faiss_has_gpu() else []
+    out += ["torch", "blas"] if _torch_has_cuda() else ["blas", "torch"]
+    return out + (["faiss-cpu"] if faiss is not None else [])
 
 
 def nn_distances(queries: np.ndarray, base: np.ndarray, *, backend: str = "auto") -> np.ndarray:
@@ -68,8 +73,8 @@ def nn_distances(queries: np.ndarray, base: np.ndarray, *, backend: str = "auto"
 class NNIndex:
     """A fixed base set (M, D) searched exactly for the 1-NN of many query sets.
 
-    Keeps one centred float32 copy of the base (M·D·4 bytes); nothing else is precomputed,
-    so building one is as cheap as copying the base.
+    Keeps one centred float32 copy of the base (M·D·4 bytes; M·(D+1)·4 for ``"blas"``, whose
+    copy carries the squared norms as a last column); building one is as cheap as copying it.
     """
 
     def __init__(self, base: np.ndarray, *, backend: str = "auto", name: str = "train"):
@@ -77,9 +82,15 @@ class NNIndex:
         if base.shape[0] == 0:
             raise InputError(f"{name}: no points to search")
         self.name = name
-        self.mean = base.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.base = np.ascontiguousarray(base - self.mean)
         self.backend = _pick_backend(backend)
+        self.mean = base.mean(axis=0, dtype=np.float64).astype(np.float32)
+        if self.backend == "blas":   # [b, |b|²]: the GEMM operand; self.base is a view of it
+            self._augmented = np.empty((base.shape[0], base.shape[1] + 1), np.float32)
+            self.base = self._augmented[:, :-1]
+            np.subtract(base, self.mean, out=self.base)
+            np.einsum("ij,ij->i", self.base, self.base, out=self._augmented[:, -1])
+        else:
+            self.base = np.ascontiguousarray(base - self.mean)
         self._torch = None  # (device, base tensor, base squared norms), built on first use
 
     @property
@@ -123,9 +134,37 @@ class NNIndex:
             _, i = faiss.knn(q, self.base, 1)
         elif self.backend == "faiss-gpu":
             _, i = faiss.knn_gpu(_gpu_resources(), q, self.base, 1)
+        elif self.backend == "blas":
+            return self._blas_argmin(q)
         else:
             return self._torch_argmin(q)
         return i[:, 0].astype(np.int64)
+
+    def _blas_argmin(self, q: np.ndarray) -> np.ndarray:
+        """Row argmin of |b|² − 2 q·b, one GEMM per (query block × base chunk)."""
+        m, d = self.base.shape
+        q_rows = max(64, min(len(q), BLAS_BLOCK // m, 4096))
+        b_rows = max(1, BLAS_BLOCK // q_rows)
+        lhs = np.empty((min(q_rows, len(q)), d + 1), np.float32)
+        lhs[:, -1] = 1.0
+        out = np.empty(len(q), np.int64)
+        for qs in range(0, len(q), q_rows):
+            n = min(q_rows, len(q) - qs)
+            np.multiply(q[qs:qs + n], -2.0, out=lhs[:n, :-1])     # exact: a power of two
+            if m <= b_rows:
+                out[qs:qs + n] = (lhs[:n] @ self._augmented.T).argmin(axis=1)
+                continue
+            best = np.full(n, np.inf, np.float32)
+            arg = np.zeros(n, np.int64)
+            for bs in range(0, m, b_rows):
+                score = lhs[:n] @ self._augmented[bs:bs + b_rows].T
+                pos = score.argmin(axis=1)
+                val = score[np.arange(n), pos]
+                better = val < best                  # strict: the lowest index wins a tie
+                best = np.where(better, val, best)
+                arg = np.where(better, pos + bs, arg)
+            out[qs:qs + n] = arg
+        return out
 
     def _torch_argmin(self, q: np.ndarray) -> np.ndarray:
         import torch
@@ -175,6 +214,14 @@ def _as_f32(x: np.ndarray, name: str) -> np.ndarray:
 
 def _faiss_has_gpu() -> bool:
     if faiss is None or not hasattr(faiss, "knn_gpu") or faiss.get_num_gpus() < 1:
+        return False
+    return _torch_has_cuda()
+
+
+def _torch_has_cuda() -> bool:
+    """torch sees a CUDA device. Without an NVIDIA driver and with torch not yet imported the
+    answer is no, without paying torch's import (seconds) to learn it."""
+    if "torch" not in sys.modules and not os.path.exists("/proc/driver/nvidia"):
         return False
     try:
         import torch

@@ -353,17 +353,37 @@ def test_nn_distances_match_float64_brute_force(monkeypatch):
                                                 base))
 
 
-def test_faiss_and_torch_fallback_agree(monkeypatch):
+@pytest.mark.parametrize("offset", [0.0, 30.0])
+def test_every_backend_returns_the_same_neighbours(monkeypatch, offset):
     rng = np.random.default_rng(8)
-    base = rng.normal(size=(2500, 24)).astype(np.float32)
-    queries = rng.normal(size=(900, 24)).astype(np.float32)
+    base = (offset + rng.normal(size=(2500, 24))).astype(np.float32)
+    queries = (offset + rng.normal(size=(900, 24))).astype(np.float32)
+    queries[:20] = base[500:520]                                   # exact copies: distance 0
+    want = NearestNeighbors(n_neighbors=1).fit(base.astype(np.float64)).kneighbors(
+        queries.astype(np.float64))[1][:, 0]
     d_f, i_f = knn.NNIndex(base, backend="faiss-cpu").search(queries)
+    d_b, i_b = knn.NNIndex(base, backend="blas").search(queries)
     monkeypatch.setattr(knn, "TORCH_BLOCK", 1 << 16)               # several base chunks
+    monkeypatch.setattr(knn, "BLAS_BLOCK", 1 << 16)                # (64 queries × 1024 base)
     d_t, i_t = knn.NNIndex(base, backend="torch").search(queries)
-    np.testing.assert_array_equal(i_f, i_t)
-    np.testing.assert_array_equal(d_f, d_t)
+    d_bc, i_bc = knn.NNIndex(base, backend="blas").search(queries)
+    for i, d in ((i_f, d_f), (i_b, d_b), (i_t, d_t), (i_bc, d_bc)):
+        np.testing.assert_array_equal(i, want)
+        np.testing.assert_array_equal(d, d_f)
+    assert np.all(d_b[:20] == 0)
+
+
+def test_backend_choice_and_missing_faiss(monkeypatch):
+    rng = np.random.default_rng(9)
+    base, queries = rng.normal(size=(300, 8)), rng.normal(size=(50, 8))
+    assert knn.NNIndex(base).backend == knn.available_backends()[0]
+    if not knn._torch_has_cuda():
+        assert knn.available_backends()[0] == "blas"
+    want = knn.nn_distances(queries, base, backend="blas")
     monkeypatch.setattr(knn, "faiss", None)                        # faiss not installed
-    assert knn.available_backends() == ["torch"]
-    np.testing.assert_array_equal(knn.nn_distances(queries, base), d_f)
+    assert "faiss-cpu" not in knn.available_backends()
+    np.testing.assert_array_equal(knn.nn_distances(queries, base), want)
     with pytest.raises(ParameterError):
         knn.nn_distances(queries, base, backend="faiss-cpu")
+    with pytest.raises(ParameterError, match="must be one of"):
+        knn.nn_distances(queries, base, backend="annoy")
