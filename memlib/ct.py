@@ -13,7 +13,7 @@ The statistic (DESIGN §5; same logic as ``casey-meehan/data-copying`` and dgm-e
    the same solution as sklearn's ``covariance_eigh`` solver, signs fixed so that each
    component's largest-magnitude entry is positive) and has no randomness.
 2. k-means with ``n_cells`` (3) cells, ``sklearn.cluster.KMeans(n_init=10,
-   random_state=seed)``, fit on projected T; every set gets cells from ``predict``.
+   random_state=seed)`` in float64, fit on projected T; every set gets cells from ``predict``.
 3. In each cell π, L(x) = Euclidean distance from x to the nearest point of T in π.
    U = ``scipy.stats.mannwhitneyu(L_Q, L_P).statistic``: the number of pairs (q, p) with
    L(q) > L(p), ties counted ½ (computed from ranks, not pairs). With n_π, m_π the cell's test
@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.linalg
 from scipy.stats import rankdata
 from sklearn.cluster import KMeans
 from tqdm.auto import tqdm
@@ -66,6 +67,7 @@ __all__ = ["VARIANTS", "ct_statistic", "ct_score", "ct_curve", "fit_reference", 
 VARIANTS = ("ct", "ct_modified", "ct_test")
 CHUNK_ROWS = 8192            # rows cast to float32 at once when streaming a layer
 BOOT_BLOCK = 1 << 22         # resampled indices held at once by the bootstrap
+_THREADPOOLS = None          # threadpoolctl.ThreadpoolController, made on first use
 
 
 # ----------------------------------------------------------------------------- the statistic
@@ -244,15 +246,20 @@ class _Projection:
         shift = None
         s = np.zeros(d)
         cov = np.zeros((d, d))
-        for chunk in _chunks(x, name, where):
+        for start, chunk in _chunks(x, name, where, check=False):
             if shift is None:   # centre on the first chunk's mean: little cancellation
                 shift = chunk.mean(axis=0, dtype=np.float64).astype(np.float32)
             c = chunk - shift
-            s += c.sum(axis=0, dtype=np.float64)
+            col = c.sum(axis=0, dtype=np.float64)
+            if not np.isfinite(col).all():      # a NaN or inf anywhere makes its column's sum so
+                _check_finite(chunk, start, name, where)
+            s += col
             cov += c.T @ c
         mu = s / n
         cov = (cov - n * np.outer(mu, mu)) / (n - 1)
-        _, vecs = np.linalg.eigh(cov)
+        # LAPACK's divide-and-conquer driver: the fastest of numpy's and scipy's here, also
+        # faster than asking for the top pca_dim pairs only (measured at D = 384)
+        _, vecs = scipy.linalg.eigh(cov, driver="evd")
         comps = vecs[:, ::-1][:, :pca_dim]
         signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(comps.shape[1])])
         comps = comps * np.where(signs == 0, 1.0, signs)
@@ -268,16 +275,48 @@ class _Projection:
             raise InputError(f"{name}{where}: feature dimension {x.shape[1]} does not match the "
                              f"reference's {self.dim_in}")
         out = np.empty((x.shape[0], self.dim_out), np.float32)
-        start = 0
-        for chunk in _chunks(x, name, where):
-            out[start:start + len(chunk)] = (chunk if self.components is None else
-                                             (chunk - self.mean) @ self.components)
-            start += len(chunk)
+        for start, chunk in _chunks(x, name, where, check=self.components is None):
+            if self.components is not None:
+                # a NaN or inf input entry reaches its output row through the product, so
+                # checking the (N, pca_dim) output replaces a pass over the (N, D) input
+                np.matmul(chunk - self.mean, self.components, out=out[start:start + len(chunk)])
+                if not np.isfinite(out[start:start + len(chunk)]).all():
+                    _check_finite(chunk, start, name, where)
+            else:
+                out[start:start + len(chunk)] = chunk
         return out
 
 
+class _Cells(KMeans):
+    """sklearn's KMeans, fit and queried in float64 whatever the input's dtype.
+
+    float64 is what dgm-eval feeds it (its PCA returns float64), and it is also the faster
+    path: on float32 input sklearn's k-means++ upcasts every distance block to float64 one at a
+    time (≈ 15 % slower at 10,000 × 64, measured). ``predict`` returns int64 labels.
+    """
+
+    def fit(self, X, y=None, sample_weight=None):
+        with _one_openmp_thread():
+            return super().fit(np.asarray(X, np.float64), y, sample_weight)
+
+    def predict(self, X):
+        with _one_openmp_thread():
+            return super().predict(np.asarray(X, np.float64)).astype(np.int64)
+
+
+def _one_openmp_thread():
+    """sklearn's k-means runs OpenMP loops over blocks of 256 points; with 2 threads they ran
+    3-7x slower than with 1 on our 2-core machines (10,000-100,000 points × 64-d, k = 3,
+    measured on a quiet machine), and k-means with 3 cells is never the costly step."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:    # scanning the loaded libraries costs ~1 ms: do it once
+        from threadpoolctl import ThreadpoolController
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="openmp")
+
+
 def _fit_cells(z, n_cells, seed):
-    return KMeans(n_clusters=n_cells, n_init=10, random_state=seed).fit(z)
+    return _Cells(n_clusters=n_cells, n_init=10, random_state=seed).fit(z)
 
 
 # ----------------------------------------------------------------------------- per layer
@@ -287,7 +326,7 @@ class _LayerRef:
     """What one layer of a reference keeps: projection, cells, train per cell, test stats."""
 
     proj: _Projection
-    kmeans: KMeans
+    kmeans: _Cells
     index: list            # per cell: NNIndex over the cell's T points, or None if empty
     test_sorted: list      # per cell: sorted L(p) of the cell's P points (float64)
     n_test: np.ndarray     # (k,) test points per cell
@@ -408,7 +447,7 @@ class Reference:
         ref, where = self.layers[l], f" (layer {l})"
         zs = [ref.proj(_layer_array(g, nm, where, 1), nm, where) for g, nm in zip(gens, names)]
         z = np.concatenate(zs)
-        cells = ref.kmeans.predict(z).astype(np.int64)
+        cells = ref.kmeans.predict(z)
         dist = np.full(len(z), np.nan, np.float32)
         for c in np.unique(cells):
             if ref.index[c] is not None:
@@ -595,19 +634,27 @@ def _layer_array(x, name, where, min_rows):
     return x
 
 
-def _chunks(x, name, where):
-    """float32 row chunks of x (N, D), each checked for NaN/inf."""
+def _chunks(x, name, where, check=True):
+    """(first row, float32 row chunk) pairs of x (N, D); with ``check``, each chunk is checked
+    for NaN/inf (callers that check a reduction of the chunk instead pass ``check=False``)."""
     for s in range(0, x.shape[0], CHUNK_ROWS):
         chunk = np.asarray(x[s:s + CHUNK_ROWS], dtype=np.float32)
-        if not np.isfinite(chunk).all():
-            raise InputError(f"{name}{where}: features contain NaN or inf (rows from {s}); "
-                             f"fix or drop those images")
-        yield chunk
+        if check:
+            _check_finite(chunk, s, name, where)
+        yield s, chunk
+
+
+def _check_finite(chunk, start, name, where):
+    bad = ~np.isfinite(chunk)
+    if bad.any():
+        row = start + int(np.flatnonzero(bad.any(axis=1))[0])
+        raise InputError(f"{name}{where}: features contain NaN or inf (row {row}); "
+                         f"fix or drop those images")
 
 
 def _full(x, name, where):
     x = _layer_array(x, name, where, 1)
-    return np.concatenate(list(_chunks(x, name, where)))
+    return np.concatenate([chunk for _, chunk in _chunks(x, name, where)])
 
 
 def _labels(c, n, name, where):
