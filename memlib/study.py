@@ -51,23 +51,25 @@ class Study:
 
     def features(self, images: ImageSet | np.ndarray, *, encoder: str | None = None,
                  token: str | None = None, name: str = "images",
-                 first: int | None = None) -> LayerFeatures:
+                 first: int | None = None, whole_set_used: bool = True) -> LayerFeatures:
         """Per-layer features (cached) of an image set or a uint8 array (N, H, W[, C]).
 
         ``encoder='pixels'`` gives raw pixels as a single 'layer'.
 
         ``first`` keeps only the first rows (the encoder controls run on smaller sets). With
-        the profile's own encoder those rows are cut from the whole set's features, which the
-        notebooks need anyway, so no image goes through that encoder twice; other encoders
-        embed only the first rows. The rule depends on the encoder, never on what happens to
-        be cached, so a cold and a warm run give the same numbers.
+        the profile's own encoder and ``whole_set_used`` (the default: the notebooks embed the
+        whole set anyway), those rows are cut from the whole set's features, so no image goes
+        through that encoder twice; with ``whole_set_used=False`` (a set of which only the
+        first rows are ever used) and with other encoders, only the first rows are embedded.
+        The rule depends on the arguments, never on what happens to be cached, so a cold and a
+        warm run give the same numbers.
         """
         if not isinstance(images, ImageSet):
             images = ImageSet(images, np.arange(len(images)).astype(str), name=name)
         p = self.params
         encoder = encoder or p["encoder"]
         if first is not None and first < len(images):
-            if encoder == p["encoder"]:
+            if encoder == p["encoder"] and whole_set_used:
                 whole = self.features(images, encoder=encoder, token=token)
                 return whole.subset(np.arange(first))
             images = images.subset(slice(0, first))
@@ -78,19 +80,23 @@ class Study:
 
     def reference(self, *, encoder: str | None = None, token: str | None = None,
                   train: str = "reference_train", test: str = "test", variant: str = "ct",
-                  n_train: int | None = None, n_test: int | None = None) -> Reference:
+                  n_train: int | None = None, n_test: int | None = None,
+                  whole_set_used: bool = True) -> Reference:
         """A fitted C_T reference (PCA, cells, test distances per layer), memoised.
 
         ``train``/``test`` name parameters holding image specs; ``n_train``/``n_test`` keep only
-        the first rows (used by the encoder controls, which run on smaller sets).
+        the first rows (the encoder controls run on smaller sets; the models' own-training
+        reference uses the first ``own_reference_n`` images of ``zoo_train``, passing
+        ``whole_set_used=False`` so that the rest of that set is never embedded; see
+        :meth:`features`).
         """
         key = (encoder or self.params["encoder"], token or self.params["token"], train, test,
-               variant, n_train, n_test)
+               variant, n_train, n_test, whole_set_used)
         if key not in self._refs:
             t = self.features(self.images(train), encoder=key[0], token=key[1],
-                              first=n_train or None)
+                              first=n_train or None, whole_set_used=whole_set_used)
             p = self.features(self.images(test), encoder=key[0], token=key[1],
-                              first=n_test or None)
+                              first=n_test or None, whole_set_used=whole_set_used)
             self._refs[key] = fit_reference(t, p, variant=variant, n_cells=self.params["n_cells"],
                                             pca_dim=self.params["pca_dim"], seed=self.params["seed"])
         return self._refs[key]

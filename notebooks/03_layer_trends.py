@@ -133,7 +133,7 @@ for token in ("cls", "mean"):
         gen = feats[key] if token == P["token"] else study.features(sets[key].images, token=token)
         rows += trend_rows(ref, key, encoder=P["encoder"], token=token, reference_name="public", gen=gen)
 # the models' own training data as T (the setting where copying can be seen directly)
-own_refs = {"standard": study.reference(train="zoo_train", n_train=P["own_reference_n"]),
+own_refs = {"standard": study.reference(train="zoo_train", n_train=P["own_reference_n"], whole_set_used=False),
             "memorize": study.reference(train="zoo_memorize_train")}
 for key in tqdm([k for k in sets if k[1] in own_refs], desc="C_T curves (own training data)"):
     rows += trend_rows(own_refs[key[1]], key, encoder=P["encoder"], token=P["token"], reference_name="own-train")

@@ -89,7 +89,7 @@ def set_images(key):
 images = {k: set_images(k) for k in tqdm(keys, desc="samples")}
 feats = {k: study.features(images[k], name=f"{k[0]}-s{k[1]}") for k in keys}
 references = {"public": study.reference(),
-              "own-train": study.reference(train="zoo_train", n_train=P["own_reference_n"])}
+              "own-train": study.reference(train="zoo_train", n_train=P["own_reference_n"], whole_set_used=False)}
 test_feats = study.features(study.images("test"))
 dists = {}
 for ref_name, ref in references.items():
@@ -276,9 +276,12 @@ rob_rows = []
 for kind, level in [("none", 0)] + [(k, l) for k, levels in P["robust_levels"].items() for l in levels]:
     correct = []
     for i in fold.queries:
-        clean = images[keys[i]][:n_rob]
-        imgs = clean if kind == "none" else fp.corrupt(clean, kind, level, seed=P["seed"])
-        gd, gc = references["public"].layer_distances(study.features(imgs, name=f"{keys[i][0]}-{kind}{level}"))
+        if kind == "none":   # the clean queries: rows of the features computed above
+            query = study.features(images[keys[i]], name=f"{keys[i][0]}-s{keys[i][1]}", first=n_rob)
+        else:
+            imgs = fp.corrupt(images[keys[i]][:n_rob], kind, level, seed=P["seed"])
+            query = study.features(imgs, name=f"{keys[i][0]}-{kind}{level}")
+        gd, gc = references["public"].layer_distances(query)
         c = np.nan_to_num(fp.subset_curves(gd, gc, *dists["public", keys[i]][2:], [np.arange(n_rob)]), nan=0.0)
         correct.append(fp.attribute(c, ref_curves, ref_labels).labels[0] == families[i])
     acc, lo, hi = fp.accuracy_ci(np.array(correct))
