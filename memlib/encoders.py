@@ -81,6 +81,11 @@ class Encoder:
         return len(self.model.blocks)
 
     @property
+    def precision(self) -> str:
+        """What the forward pass computes in (:func:`compute_precision`)."""
+        return compute_precision(self.device)
+
+    @property
     def dim(self) -> int:
         return int(self.model.embed_dim)
 
@@ -126,7 +131,7 @@ class Encoder:
         With ``final_norm`` each block output first goes through the model's final LayerNorm.
         """
         x = self.preprocess(images)
-        use_amp = self.device.type == "cuda"
+        use_amp = self.precision == "bfloat16-autocast"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             outs = self.block_outputs(x)
         m = self.model
@@ -140,6 +145,13 @@ class Encoder:
                                  else h[:, n_prefix:].mean(1).cpu().numpy())
             result["mean"].append(h[:, n_prefix:].mean(1).cpu().numpy())
         return result
+
+
+def compute_precision(device: torch.device) -> str:
+    """``"bfloat16-autocast"`` on CUDA (the forward pass runs under bf16 autocast there), else
+    ``"float32"``. Part of every feature cache key: the two give different features (bf16 keeps
+    ~3 significant digits), so a cache shared by a GPU and a CPU run never mixes them."""
+    return "bfloat16-autocast" if torch.device(device).type == "cuda" else "float32"
 
 
 def pick_device(device: str = "auto") -> torch.device:

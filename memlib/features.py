@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from .data import ImageSet
-from .encoders import Encoder, cache_root, shared_encoder, weights_id
+from .encoders import (Encoder, cache_root, compute_precision, pick_device, shared_encoder,
+                       weights_id)
 from .errors import CacheError, InputError
 from .store import hash_params, read_json, write_json
 
@@ -74,10 +75,14 @@ class LayerFeatures:
 
 
 def feature_key(images: ImageSet, encoder_name: str, weights_id: str, image_size: int,
-                final_norm: bool) -> tuple[str, dict]:
-    """Cache key and the parameter dict it hashes (everything that changes the numbers)."""
+                final_norm: bool, precision: str = "float32") -> tuple[str, dict]:
+    """Cache key and the parameter dict it hashes (everything that changes the numbers).
+
+    ``precision`` is what the forward pass computes in (:func:`memlib.encoders.compute_precision`:
+    float32 on the CPU, bf16 autocast on CUDA)."""
     params = dict(format=FEATURE_FORMAT_VERSION, encoder=encoder_name, weights=weights_id,
                   image_size=int(image_size), resize=RESIZE_METHOD, final_norm=bool(final_norm),
+                  precision=precision,
                   normalisation="imagenet", dtype="float16", images=images.content_hash,
                   n_images=len(images), input_shape=list(images.images.shape[1:]))
     return hash_params(params), params
@@ -106,10 +111,11 @@ def embed(images: ImageSet, encoder: str | Encoder, *, image_size: int, token: s
     if isinstance(encoder, Encoder):
         if encoder.image_size != image_size:
             raise InputError(f"encoder built for {encoder.image_size} px but image_size={image_size}")
-        name, weights = encoder.name, encoder.weights_id
+        name, weights, precision = encoder.name, encoder.weights_id, encoder.precision
     else:
         name, weights = encoder, weights_id(encoder)
-    key, params = feature_key(images, name, weights, image_size, final_norm)
+        precision = compute_precision(pick_device(device))
+    key, params = feature_key(images, name, weights, image_size, final_norm, precision)
     folder = root / "features" / key
     if not (folder / "meta.json").exists():
         enc = encoder if isinstance(encoder, Encoder) else shared_encoder(encoder, image_size, device)

@@ -47,12 +47,22 @@ def test_key_changes_with_every_parameter(tiny_set):
     k0, _ = feature_key(**base)
     other = tiny_set.subset(slice(0, 39))
     changed = [dict(base, images=other), dict(base, encoder_name=TINY + "x"),
-               dict(base, weights_id="v"), dict(base, image_size=48), dict(base, final_norm=True)]
+               dict(base, weights_id="v"), dict(base, image_size=48), dict(base, final_norm=True),
+               dict(base, precision="bfloat16-autocast")]    # a GPU run's features differ
     keys = {feature_key(**c)[0] for c in changed}
     assert k0 not in keys and len(keys) == len(changed)
     flipped = ImageSet(tiny_set.images.copy(), tiny_set.ids)
     flipped.images[0, 0, 0, 0] ^= 1
     assert feature_key(**dict(base, images=flipped))[0] != k0
+
+
+def test_cpu_entries_record_float32_compute(tmp_path, tiny_set):
+    f = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu")
+    assert f.meta["precision"] == "float32"
+    enc = build_encoder(TINY, 32, "cpu")
+    assert enc.precision == "float32"
+    g = embed(tiny_set, enc, image_size=32, cache_dir=tmp_path, progress=False)
+    assert g.meta["key"] == f.meta["key"]          # the same entry, built or named
 
 
 def test_final_norm_changes_features(tmp_path, tiny_set):
