@@ -194,16 +194,14 @@ def run(quick: bool = False, device: str | None = None, threads: int = THREADS) 
 def smoke_cold_row() -> dict:
     """Measure ``make smoke`` now: every notebook on the smoke profile from an empty cache
     (encoder conversion, zoo training, features) into a temporary figures folder."""
-    import yaml
+    from memlib.params import write_params
 
     with tempfile.TemporaryDirectory(prefix="memlib-bench-smoke-") as tmp:
         tmp = Path(tmp)
-        params = yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())
-        params["figures_dir"] = str(tmp / "figures")
-        (tmp / "smoke.yaml").write_text(yaml.safe_dump(params))
+        params = write_params(tmp / "smoke.yaml", "smoke", figures_dir=str(tmp / "figures"))
         env = {**os.environ, "MEMLIB_CACHE": str(tmp / "cache"), "PYTHONPATH": str(REPO)}
         seconds, rss, cpu = _timed([sys.executable, "-m", "memlib", "run-notebooks", "--params",
-                                    str(tmp / "smoke.yaml")], env)
+                                    str(params)], env)
     return row("make smoke (profile smoke) wall, measured now from an empty cache", seconds, "s",
                E2E_ANCHORS["smoke"], "ratio <= 1",
                f"1 run of `python -m memlib run-notebooks` on params/smoke.yaml with an empty "

@@ -98,6 +98,20 @@ def load_params(profile: str = "default", *, path: str | os.PathLike | None = No
     return merged
 
 
+def write_params(path: str | os.PathLike, profile: str = "default",
+                 **overrides: Any) -> Path:
+    """Write a profile's parameters with ``overrides`` applied (and validated) to a YAML file.
+
+    For ``--params FILE`` / ``params_file``: e.g. the smoke profile with its own
+    ``figures_dir``, as the determinism test and ``make bench`` run it. Every key is written,
+    so the file does not depend on the profile files staying the same.
+    """
+    values = load_params(profile, overrides=overrides)
+    path = Path(path)
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
 def notebook_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve a notebook's parameters from its global namespace.
 

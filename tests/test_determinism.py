@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from memlib.params import write_params
 from memlib.study import TIMING_TABLES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,10 +45,7 @@ def test_killed_and_resumed_run_reproduces_every_table(smoke_run, tmp_path):
     assert len(reference) >= 10
 
     figures, cache = tmp_path / "figures", tmp_path / "cache"
-    params = yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())
-    params["figures_dir"] = str(figures)
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
+    params_file = write_params(tmp_path / "params.yaml", "smoke", figures_dir=str(figures))
     command = [sys.executable, "-m", "memlib", "run-notebooks", "--params", str(params_file)]
     env = {**os.environ, "MEMLIB_CACHE": str(cache)}
 

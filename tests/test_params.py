@@ -2,7 +2,7 @@
 import pytest
 
 from memlib.errors import ParameterError
-from memlib.params import PROFILES, load_params, notebook_params, schema
+from memlib.params import PROFILES, load_params, notebook_params, schema, write_params
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -42,3 +42,12 @@ def test_notebook_params_takes_injected_values_and_rejects_unknown():
     assert p["seed"] == 7 and p["encoder"] == load_params("smoke")["encoder"]
     with pytest.raises(ParameterError, match="tokn"):
         notebook_params({**ns, "tokn": "mean"})
+
+
+def test_write_params_round_trips_with_overrides(tmp_path):
+    path = write_params(tmp_path / "p.yaml", "smoke", figures_dir="elsewhere", seed=5)
+    again = load_params(path=path)
+    assert again == {**load_params("smoke"), "figures_dir": "elsewhere", "seed": 5}
+    with pytest.raises(ParameterError, match="sede"):
+        write_params(tmp_path / "q.yaml", "smoke", sede=5)
+    assert not (tmp_path / "q.yaml").exists()
