@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 	@mkdir -p $(@D) && touch $@
 
-figures: setup   ## run every notebook on params/$(PROFILE).yaml → figures/ (default: ~45 min, 2 cores)
+figures: setup   ## run every notebook on params/$(PROFILE).yaml → figures/ (default: 30-60 min on 2 cores)
 	$(PY) -m memlib run-notebooks --profile $(PROFILE)
 
 smoke: setup     ## every notebook on the tiny smoke profile (< 5 min) → smoke-out/
