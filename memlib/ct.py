@@ -43,10 +43,10 @@ Variants (names and role swaps as dgm-eval's ``compute_CTscore``, ``_mem`` and `
   ⌈n/2⌉ rows), so the result does not depend on how the test set happens to be ordered.
 
 Differences from dgm-eval's code, all deliberate: seeded KMeans and exact (non-randomized)
-PCA; exact float32 nearest neighbours (faiss) instead of sklearn; a cell lacking test or
-training points is an error only when it is kept (dgm-eval raises for any such cell, even one
-that τ would drop, and counts cells as ``len(unique(test_cells))``); no kept cell at all is an
-error (dgm-eval returns NaN).
+PCA; exact float32 nearest neighbours (:mod:`memlib.knn`) instead of sklearn; a cell lacking
+test or training points is an error only when it is kept (dgm-eval raises for any such cell,
+even one that τ would drop, and counts cells as ``len(unique(test_cells))``); no kept cell at
+all is an error (dgm-eval returns NaN).
 """
 from __future__ import annotations
 
