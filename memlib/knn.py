@@ -151,6 +151,8 @@ class NNIndex:
         for qs in range(0, len(q), q_rows):
             n = min(q_rows, len(q) - qs)
             np.multiply(q[qs:qs + n], -2.0, out=lhs[:n, :-1])     # exact: a power of two
+            # one base chunk: a plain argmin; the running-minimum merge below, run for a single
+            # chunk, cost 10-25 % more at C_T's per-cell sizes (measured)
             if m <= b_rows:
                 out[qs:qs + n] = (lhs[:n] @ self._augmented.T).argmin(axis=1)
                 continue
