@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ChecksumError, EncoderError
+from .malloc import keep_freed_memory
 from .store import atomic_path, sha256_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -193,6 +194,8 @@ def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
         _shuffle_weights(model)
         weights_id += f"+shuffled-seed{CONTROL_SEED}"
     dev = pick_device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()  # forward passes reuse freed activations instead of page-faulting
     model = model.eval().to(dev)
     return Encoder(name=name, model=model, image_size=image_size, weights_id=weights_id, device=dev)
 

@@ -66,6 +66,7 @@ import torch.nn.functional as F
 
 from . import store
 from .errors import InputError, ParameterError
+from .malloc import keep_freed_memory
 
 ZOO_VERSION = 1  # bump when a family's code changes its numbers: it is part of every cache key
 VARIANTS = ("standard", "memorize")
@@ -199,6 +200,8 @@ class Family:
     def __init__(self, hparams: dict[str, Any], device: torch.device):
         self.hp = dict(hparams)
         self.device = device
+        if device.type == "cpu":
+            keep_freed_memory()  # training steps reuse freed tensors instead of page-faulting
 
     def fit(self, images: np.ndarray, progress: bool) -> list[float]:
         """Fit to uint8 (N, H, W, C) images (global torch RNG already seeded); return per-step losses.
