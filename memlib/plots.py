@@ -1,6 +1,8 @@
 """Plot helpers shared by the notebooks: one look, readable at a glance."""
 from __future__ import annotations
 
+import contextlib
+
 import matplotlib
 
 matplotlib.use("Agg") if matplotlib.get_backend().lower().startswith("agg") else None
@@ -8,6 +10,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 SIGN_NOTE = "C_T < 0: copying · ≈ 0: neither · > 0: under-fitting"
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int):
+    """Seed numpy's global RNG inside the block and restore its state afterwards.
+
+    For plotting calls that draw from it with no way to pass a generator — seaborn's
+    ``stripplot`` jitter — so a figure's PNG is the same on every run.
+    """
+    saved = np.random.get_state()
+    np.random.seed(int(seed))
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
 
 
 def style() -> None:

@@ -182,8 +182,9 @@ def depth_table(frame):
 depth = depth_table(trends)
 fig, ax = plt.subplots(figsize=(9, 3.6))
 d = depth[(depth.token == P["token"])]
-sns.stripplot(data=d, x="architecture", y="spearman", hue="reference", dodge=True, ax=ax, size=6,
-              order=families)
+with plots.seeded_global_rng(P["seed"]):  # the horizontal jitter, same PNG every run
+    sns.stripplot(data=d, x="architecture", y="spearman", hue="reference", dodge=True, ax=ax,
+                  size=6, order=families)
 ax.axhline(0, color="0.3", lw=0.8)
 ax.set_ylim(-1.05, 1.05)
 ax.set_ylabel("Spearman ρ(layer, C_T)")
