@@ -19,7 +19,10 @@ EPILOG = """examples:
   python -m memlib run-notebooks --profile smoke
 image sets: a folder (flat or class sub-folders; png/jpg/jpeg/webp), an .npz with a uint8
 'images' or 'arr_0' array, or a dataset spec such as fashion-mnist:train[:10000],
-fashion-mnist:test@500 (random 500), mnist5k, cifar10:test (online only)."""
+fashion-mnist:test@500 (random 500), mnist5k, cifar10:test (online only).
+environment: MEMLIB_CACHE (features, zoo, weights; default .cache/memlib), MEMLIB_DATA
+(a folder with the Fashion-MNIST IDX files), MEMLIB_MALLOC=default (leave glibc's malloc
+thresholds alone; by default CPU runs keep freed memory, which stops page faults)."""
 
 
 class _Parser(argparse.ArgumentParser):
