@@ -6,18 +6,20 @@ blocks above its mmap threshold with fresh ``mmap`` calls and trims the top of t
 than its trim threshold is free, so every batch gets new pages from the kernel and touches them
 for the first time: a minor page fault per 4 KiB page. Measured on the study's 2-core Xeon
 (torch 2.14, glibc 2.36; ViT-S/14, 112 px, 1,024 images, batch 64, 2 threads): a fresh process
-took 1.3–2.6 M minor faults and 14.4–15.0 s, against 11.8–12.2 s with no faults.
+took 1.3–2.6 M minor faults and 14.4–15.0 s, against 11.8–12.2 s with no faults. On the
+AMD EPYC machine: 2.5–2.6 M faults and 32–34 s by default, 56–93 k and 28–29 s tuned.
 
 What: :func:`keep_freed_memory` sets, once per process and only on glibc,
 
-* ``M_MMAP_THRESHOLD`` = 32 MiB — blocks up to that size come from the heap, which is reused;
+* ``M_MMAP_THRESHOLD`` = 32 MiB (glibc's maximum on 64-bit) — blocks up to that size come
+  from the heap, which is reused;
 * ``M_TRIM_THRESHOLD`` = 1 GiB — freed memory at the heap top is kept, not handed back.
 
-With both, the steady-state passes of the measurement above had 0 page faults and took
-11.8–12.1 s every time. (A trim threshold of 256 MiB still let ≈65 k faults per batch through in
-about half the runs, because one batch frees more than that at the heap top. Setting only the
-trim threshold is worse than the default: any explicit setting switches off glibc's adaptive mmap
-threshold.) The results are bit-identical: the allocator decides where numbers live, not what
+With both, the steady-state passes of the measurement above had 0 page faults (an occasional
+pass still faults once while the heap grows) and took 11.8–12.1 s every time. (A trim threshold
+of 256 MiB still let ≈65 k faults per batch through in about half the runs, because one batch
+frees more than that at the heap top. Setting only the trim threshold is worse than the default:
+any explicit setting switches off glibc's adaptive mmap threshold.) The results are bit-identical: the allocator decides where numbers live, not what
 they are. The cost is that a process keeps up to 1 GiB of freed memory as resident.
 
 Side effect: ``mallopt`` is process-global, so it also applies to the rest of the user's
