@@ -100,20 +100,39 @@ def test_zoo_killed_in_training_or_sampling_resumes_to_the_same_samples(tmp_path
 def test_ctrl_c_during_embedding_cleans_up_and_exits_130(tmp_path):
     """SIGINT (Ctrl-C) on the CLI mid-embedding: exit code 130, one line, no leftovers."""
     out = tmp_path / "feats"
+    log = tmp_path / "stderr.txt"   # a file, not a pipe: a full pipe would stall the child
     env = {**os.environ, "MEMLIB_CACHE": str(tmp_path / "cache")}
-    # 10,000 images take ~50 s here; the signal comes ~0.5 s into the embedding loop.
-    proc = subprocess.Popen([sys.executable, "-m", "memlib", "embed", "fashion-mnist:test[:10000]",
-                             "--image-size", "56", "--out", str(out)], cwd=REPO, env=env,
-                            stderr=subprocess.PIPE, text=True)
     features = tmp_path / "cache" / "features"
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(features.glob(".*tmp*/cls/layer11.npy")):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    assert proc.poll() is None, "the embedding finished before the signal; give it more images"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
-    assert "interrupted" in err and "Traceback" not in err
-    assert not [p for p in features.iterdir()], "a temporary or partial entry was left behind"
+
+    def report() -> str:
+        listing = sorted(str(p.relative_to(features)) for p in features.rglob("*")) \
+            if features.exists() else "no features folder"
+        return f"cache: {listing}\nstderr tail:\n{log.read_text()[-2000:]}"
+
+    # 10,000 images take ~50 s here; the signal comes ~0.5 s into the embedding loop.
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "memlib", "embed", "fashion-mnist:test[:10000]",
+                                 "--image-size", "56", "--out", str(out)], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline \
+                and not any(features.glob(".*tmp*/cls/layer11.npy")):
+            time.sleep(0.1)
+        assert any(features.glob(".*tmp*/cls/layer11.npy")), \
+            f"no temporary feature entry appeared (exit code {proc.poll()})\n{report()}"
+        time.sleep(0.5)
+        assert proc.poll() is None, f"the embedding finished before the signal\n{report()}"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        returncode = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    seconds = time.monotonic() - sent
+    err = log.read_text()
+    assert returncode == 130, f"exit code {returncode}, {seconds:.1f} s after SIGINT\n{report()}"
+    assert "interrupted" in err and "Traceback" not in err, report()
+    assert not [p for p in features.iterdir()], f"a temporary or partial entry was left behind\n{report()}"
     assert not out.exists()
