@@ -141,13 +141,8 @@ def _loadavg() -> str:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from memlib.notebooks import cpu_model
+    return cpu_model()
 
 
 def write_csv(path: Path, rows: list[dict], machine: dict) -> None:

@@ -359,9 +359,8 @@ def e2e_rows() -> list[dict]:
         with open(path, newline="") as f:
             records = list(csv.DictReader(f))
         seconds = sum(float(r["seconds"]) for r in records)
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        note = (f"sum of {len(records)} notebook(s) in {path.relative_to(REPO)} ({when}); "
-                f"excludes make setup")
+        note = (f"sum of {len(records)} notebook(s) in {path.relative_to(REPO)} "
+                f"({_where_and_when(records)}); excludes make setup")
         partial = n_notebooks and len(records) < n_notebooks
         if partial:
             note += f"; PARTIAL: {len(records)} of {n_notebooks} notebooks, goal not judged"
@@ -370,6 +369,22 @@ def e2e_rows() -> list[dict]:
         if partial:
             rows[-1]["status"] = "n/a"
     return rows
+
+
+def _where_and_when(records: list[dict]) -> str:
+    """Which CPU ran the timed notebooks and when the last one finished, as ``timings.csv``
+    recorded them; a timing made on another machine than this benchmark's says so."""
+    from memlib.notebooks import cpu_model
+
+    cpus = sorted({r.get("cpu") or "" for r in records})
+    finished = sorted(r["finished"] for r in records if r.get("finished"))
+    when = f"finished {finished[-1]}" if finished else "date not recorded"
+    if cpus == [""]:
+        return f"machine not recorded, {when}"
+    here = cpu_model()
+    where = " + ".join(c or "not recorded" for c in cpus)
+    other = "" if cpus == [here] else ", NOT this benchmark's machine"
+    return f"ran on {where}{other}, {when}"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import os
+import platform
 import time
 from pathlib import Path
 
@@ -33,8 +35,9 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     profile, passed to every notebook as ``-p params_file <path>``; its ``figures_dir`` decides
     where the outputs go.
 
-    Returns one row per notebook (name, seconds); each notebook's row in
-    ``<figures_dir>/executed/timings.csv`` is replaced as soon as it finishes.
+    Returns one row per notebook (name, profile, seconds, finished, cpu); each notebook's row in
+    ``<figures_dir>/executed/timings.csv`` is replaced as soon as it finishes, with the UTC time
+    it finished and the CPU it ran on, so a timing read later names the machine that made it.
     """
     import papermill
     from jupyter_client.kernelspec import KernelSpecManager
@@ -56,14 +59,31 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
                                    parameters=parameters, kernel_name=kernel,
                                    cwd=str(REPO), progress_bar=True)
         seconds = time.perf_counter() - start
-        rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1)})
+        finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1),
+                     "finished": finished, "cpu": cpu_model()})
         print(f"[memlib] {path.name} done in {seconds / 60:.1f} min", flush=True)
         _record_timing(out_dir / "timings.csv", rows[-1])
     return rows
 
 
+TIMING_COLUMNS = ["notebook", "profile", "seconds", "finished", "cpu"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows, e.g. ``x86_64``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _record_timing(path: Path, row: dict) -> None:
-    """Replace this notebook's row in ``timings.csv`` (other notebooks' rows are kept)."""
+    """Replace this notebook's row in ``timings.csv`` (other notebooks' rows are kept; rows
+    written before ``finished``/``cpu`` were recorded keep those fields empty)."""
     from .store import atomic_path
 
     old = []
@@ -71,6 +91,6 @@ def _record_timing(path: Path, row: dict) -> None:
         with open(path, newline="") as f:
             old = [r for r in csv.DictReader(f) if r["notebook"] != row["notebook"]]
     with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["notebook", "profile", "seconds"])
+        writer = csv.DictWriter(f, TIMING_COLUMNS, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(sorted(old + [row], key=lambda r: r["notebook"]))

@@ -60,6 +60,34 @@ def test_smoke_executed_notebooks_saved(smoke_run):
     assert [p.stem[:2] for p in executed] == ["01", "02", "03", "04"]
 
 
+def test_smoke_timings_name_the_machine_and_when(smoke_run):
+    """timings.csv (read by `make bench`) says how long each notebook took, on which CPU, when."""
+    import datetime
+    from memlib.notebooks import cpu_model
+    timings = pd.read_csv(smoke_run / "executed" / "timings.csv")
+    assert list(timings.notebook.str[:2]) == ["01", "02", "03", "04"]
+    assert (timings.seconds > 0).all() and set(timings.profile) == {"smoke"}
+    assert set(timings.cpu) == {cpu_model()}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for finished in timings.finished:
+        age = now - datetime.datetime.fromisoformat(finished)
+        assert datetime.timedelta(0) <= age < datetime.timedelta(hours=2), finished
+
+
+def test_record_timing_replaces_one_row_and_keeps_older_ones(tmp_path):
+    from memlib.notebooks import _record_timing
+    path = tmp_path / "timings.csv"
+    path.write_text("notebook,profile,seconds\n01_a,default,10.0\n02_b,default,20.0\n")  # old format
+    _record_timing(path, {"notebook": "02_b", "profile": "default", "seconds": 5.5,
+                          "finished": "2026-12-04T03:00:00+00:00", "cpu": "Some CPU"})
+    table = pd.read_csv(path, keep_default_na=False)
+    assert list(table.columns) == ["notebook", "profile", "seconds", "finished", "cpu"]
+    assert table.to_dict("records") == [
+        {"notebook": "01_a", "profile": "default", "seconds": 10.0, "finished": "", "cpu": ""},
+        {"notebook": "02_b", "profile": "default", "seconds": 5.5,
+         "finished": "2026-12-04T03:00:00+00:00", "cpu": "Some CPU"}]
+
+
 def test_unknown_notebook_parameter_is_rejected(tmp_path):
     import papermill
     from papermill.exceptions import PapermillExecutionError
