@@ -111,9 +111,11 @@ def check_goal(r: dict) -> str:
 
 def machine_info(quick: bool) -> dict:
     """CPU model, cores, threads, device and the versions that matter, for every row."""
+    from memlib.notebooks import cpu_model
+
     info = dict(mode="quick" if quick else "full",
                 date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                cpu=_cpu_model(), cores=os.cpu_count(), python=platform.python_version(),
+                cpu=cpu_model(), cores=os.cpu_count(), python=platform.python_version(),
                 host_os=platform.platform(terse=True),
                 loadavg=_loadavg())
     try:
@@ -138,11 +140,6 @@ def _loadavg() -> str:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return ""
-
-
-def _cpu_model() -> str:
-    from memlib.notebooks import cpu_model
-    return cpu_model()
 
 
 def write_csv(path: Path, rows: list[dict], machine: dict) -> None:

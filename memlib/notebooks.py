@@ -51,7 +51,7 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     if kernel is None:
         kernel = "memlib" if "memlib" in KernelSpecManager().find_kernel_specs() else "python3"
-    rows = []
+    rows, cpu = [], cpu_model()
     for path in notebook_paths(names):
         start = time.perf_counter()
         print(f"[memlib] {path.name} (profile {profile}) …", flush=True)
@@ -61,7 +61,7 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
         seconds = time.perf_counter() - start
         finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1),
-                     "finished": finished, "cpu": cpu_model()})
+                     "finished": finished, "cpu": cpu})
         print(f"[memlib] {path.name} done in {seconds / 60:.1f} min", flush=True)
         _record_timing(out_dir / "timings.csv", rows[-1])
     return rows
