@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use block outputs after the final LayerNorm")
         p.add_argument("--batch-size", type=int, help="images per forward pass [profile]")
         p.add_argument("--device", help="auto | cpu | cuda [profile]")
+        p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                       help="forward pass in float32 or under bf16 autocast; auto = bf16 on "
+                       "CUDA, float32 on the CPU. On a CPU with AMX (recent Intel Xeon) bf16 "
+                       "is ~3x faster; features differ from float32 by ~1%%, a separate cache "
+                       "entry [profile]")
 
     p = sub.add_parser("encoders", parents=[profile_flag], help="list encoder names")
     p = sub.add_parser("embed", parents=[profile_flag],
@@ -108,7 +113,8 @@ def _encoder_settings(args: argparse.Namespace, params: dict) -> dict:
     pick = lambda flag, key: params[key] if getattr(args, flag, None) is None else getattr(args, flag)
     return dict(encoder=pick("encoder", "encoder"), image_size=pick("image_size", "image_size"),
                 token=pick("token", "token"), final_norm=pick("final_norm", "final_norm"),
-                batch_size=pick("batch_size", "batch_size"), device=pick("device", "device"))
+                batch_size=pick("batch_size", "batch_size"), device=pick("device", "device"),
+                precision=pick("precision", "precision"))
 
 
 def layer_features_for(spec: str, settings: dict, seed: int):
@@ -122,7 +128,8 @@ def layer_features_for(spec: str, settings: dict, seed: int):
         return images, pixel_features(images)
     return images, embed(images, settings["encoder"], image_size=settings["image_size"],
                          token=settings["token"], final_norm=settings["final_norm"],
-                         batch_size=settings["batch_size"], device=settings["device"])
+                         batch_size=settings["batch_size"], device=settings["device"],
+                         precision=settings["precision"])
 
 
 def cmd_embed(args: argparse.Namespace, params: dict) -> None:

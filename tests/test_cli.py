@@ -62,7 +62,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> 
     (["ct"], ["--train", "--test", "--gen", "--out", "--encoder", "--image-size", "--variant",
               "--n-bootstrap", "--n-cells", "--seed", "--profile", "ct_lo"]),
     (["embed"], ["--out", "--encoder", "--image-size", "--token", "--batch-size", "--device",
-                 "layerNN.npy", "meta.json"]),
+                 "--precision", "bfloat16", "layerNN.npy", "meta.json"]),
     (["zoo"], ["list", "train", "sample", "--family", "--seed", "--out"]),
     (["run-notebooks"], ["--kernel", "--profile", "names"]),
 ])
@@ -239,6 +239,15 @@ def test_embed_writes_every_layer_and_meta(cli, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n_layers"] == 12
     assert meta["encoder"] == TINY and meta["image_size"] == 32
+    assert meta["precision"] == "float32"
+
+
+def test_embed_precision_flag(cli, tmp_path):
+    out = tmp_path / "bf16"
+    proc = cli("embed", "fashion-mnist:test[:16]", "--encoder", TINY, "--image-size", 32,
+               "--precision", "bfloat16", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "meta.json").read_text())["precision"] == "bfloat16-autocast"
 
 
 def test_params_file_flag_rejects_unknown_key(cli, tmp_path):

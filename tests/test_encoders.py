@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from memlib.encoders import build_encoder, offline_onnx_path, resample_pos_embed
+from memlib.encoders import build_encoder, compute_precision, offline_onnx_path, resample_pos_embed
 from memlib.errors import EncoderError
 
 
@@ -100,3 +100,39 @@ def test_offline_download_is_explained(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(EncoderError, match="Offline|offline"):
         build_encoder("timm:vit_tiny_patch16_224", 32, "cpu")
+
+
+@pytest.mark.parametrize("device, requested, computed", [
+    ("cpu", "auto", "float32"), ("cpu", "float32", "float32"), ("cpu", "bfloat16", "bfloat16-autocast"),
+    ("cuda", "auto", "bfloat16-autocast"), ("cuda", "float32", "float32"),
+    ("cuda:1", "bfloat16", "bfloat16-autocast"),
+])
+def test_compute_precision(device, requested, computed):
+    assert compute_precision(device, requested) == computed
+
+
+@pytest.mark.parametrize("bad", ["bf16", "fp16", "float16", "", None])
+def test_bad_precision_is_rejected_before_building(bad, monkeypatch):
+    import memlib.encoders as encoders
+    monkeypatch.setattr(encoders, "_build_offline", lambda *a, **k: pytest.fail("built a model"))
+    with pytest.raises(EncoderError, match="precision must be one of auto, float32, bfloat16"):
+        build_encoder("dinov2-s-offline", 56, "cpu", precision=bad)
+    with pytest.raises(EncoderError, match="precision must be one of"):
+        compute_precision("cpu", bad)
+
+
+def test_bfloat16_autocast_on_cpu_stays_close_to_float32(cache_dir, fmnist_small):
+    """The GPU path's arithmetic (bf16 autocast), run on the CPU: the same features to ~1 %."""
+    images = fmnist_small.images[:8]
+    f32 = build_encoder("dinov2-s-offline", 56, "cpu", precision="float32")
+    bf16 = build_encoder("dinov2-s-offline", 56, "cpu", precision="bfloat16")
+    assert (f32.precision, bf16.precision) == ("float32", "bfloat16-autocast")
+    a, b = f32.layer_tokens(images), bf16.layer_tokens(images)
+    for tok in ("cls", "mean"):
+        for layer in range(12):
+            x, y = a[tok][layer], b[tok][layer]
+            assert y.dtype == np.float32 and y.shape == x.shape and np.isfinite(y).all()
+            rel = np.linalg.norm(x - y, axis=1) / np.linalg.norm(x, axis=1)
+            cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+            assert 1e-4 < rel.max() < 0.05, (tok, layer, rel.max())   # rounded, but not far
+            assert cos.min() > 0.999, (tok, layer, cos.min())

@@ -65,6 +65,18 @@ def test_cpu_entries_record_float32_compute(tmp_path, tiny_set):
     assert g.meta["key"] == f.meta["key"]          # the same entry, built or named
 
 
+def test_bfloat16_gets_its_own_entry(tmp_path, tiny_set):
+    f = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu")
+    g = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu",
+              precision="bfloat16")
+    assert g.meta["precision"] == "bfloat16-autocast" and g.meta["key"] != f.meta["key"]
+    assert len(list((tmp_path / "features").iterdir())) == 2
+    h = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu",
+              precision="float32")
+    assert h.meta["key"] == f.meta["key"]             # auto on the CPU is float32
+    assert 0 < np.abs(f[11] - g[11]).max() < 0.1 * np.abs(f[11]).max()
+
+
 def test_final_norm_changes_features(tmp_path, tiny_set):
     a = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False)
     b = embed(tiny_set, TINY, image_size=32, final_norm=True, cache_dir=tmp_path, progress=False)
