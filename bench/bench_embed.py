@@ -17,6 +17,10 @@ memlib's in-process ``embed()`` (pre-built encoder; data resize, forward pass an
 writes, no process start). The anchor is the best-of-10 rate of a fp32 2048×2048 ``torch.matmul``
 on the same threads, measured in the same run (bf16 8192×8192 on CUDA, where memlib autocasts).
 
+On the CPU the same in-process ``embed()`` also runs with ``precision="bfloat16"`` (bf16
+autocast, the profile key ``precision``), timed against the float32 run and a bf16 2048² matmul,
+and the two precisions' features are compared (relative error per image and layer).
+
 ``run(quick)`` returns rows ``dict(benchmark, metric, value, unit, anchor, ratio, goal, note)``;
 ``goal`` is ``"ratio <= 1.15"``-style text that ``python -m bench`` checks, or ``""``.
 """
@@ -185,10 +189,49 @@ def run(quick: bool = False, device: str | None = None, threads: int = THREADS) 
         rows.append(row("memlib embed CLI effective GFLOP/s (whole process)",
                         total_gflop / med_m, "GFLOP/s", mm_rate,
                         note="includes interpreter start, imports, model build, data load"))
+        if device == "cpu":
+            rows.extend(bf16_rows(n, tmp, repeats, t_inproc, total_gflop, rep))
     rows.extend(e2e_rows())
     if not quick:
         rows.append(smoke_cold_row())
     return rows
+
+
+def bf16_rows(n: int, tmp: Path, repeats: int, t_float32: float, total_gflop: float,
+              rep: str) -> list[dict]:
+    """The opt-in ``precision: bfloat16`` on the CPU: time, GFLOP/s, and how far its features
+    are from float32's (per image ‖Δ‖/‖x‖ of the CLS token, every layer, 256 images)."""
+    from memlib.data import load_images
+    from memlib.encoders import build_encoder
+
+    t_bf16 = _inprocess_embed(n, "cpu", tmp, repeats, precision="bfloat16")
+    mm_bf16, label = matmul_gflops("cpu", dtype="bfloat16")
+    images = load_images("fashion-mnist:test[:256]").images
+    a = build_encoder(ENCODER, IMAGE_SIZE, "cpu", "float32").layer_tokens(images)["cls"]
+    b = build_encoder(ENCODER, IMAGE_SIZE, "cpu", "bfloat16").layer_tokens(images)["cls"]
+    rel = np.stack([np.linalg.norm(x - y, axis=1) / np.linalg.norm(x, axis=1) for x, y in zip(a, b)])
+    worst = int(rel.max(axis=1).argmax())
+    return [
+        row("memlib embed() under bf16 autocast (precision: bfloat16)", t_bf16, "s", t_float32,
+            note=f"{n / t_bf16:.0f} img/s, {t_float32 / t_bf16:.2f}x the float32 run "
+            f"({n / t_float32:.0f} img/s), {rep}; opt-in, the default computes in float32"),
+        row(f"matmul {label} (bf16 anchor)", mm_bf16, "GFLOP/s",
+            note=f"best of 10; this CPU's bf16 instructions: {_bf16_cpu_flags()}"),
+        row("bf16 embed() achieved GFLOP/s", total_gflop / t_bf16, "GFLOP/s", mm_bf16),
+        row("bf16 vs float32 features, relative error per image (CLS)", float(np.median(rel)),
+            "||d||/||x||", note=f"median over 256 images x 12 layers; largest {rel.max():.4f} "
+            f"(layer {worst + 1}); largest per-layer median {np.median(rel, axis=1).max():.4f}"),
+    ]
+
+
+def _bf16_cpu_flags() -> str:
+    """The CPU flags that make bf16 matmuls fast (``amx_bf16``, ``avx512_bf16``), or "none"."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "unknown (no /proc/cpuinfo)"
+    found = sorted({f for f in flags if f in ("amx_bf16", "avx512_bf16", "avx_ne_convert")})
+    return " ".join(found) or "none"
 
 
 def smoke_cold_row() -> dict:
@@ -272,12 +315,15 @@ def vit_flops_per_image(image_size: int = IMAGE_SIZE) -> float:
     return float(counted + len(model.blocks) * 4 * tokens * tokens * dim)
 
 
-def matmul_gflops(device: str = "cpu", repeats: int = 10) -> tuple[float, str]:
-    """Best-of-``repeats`` rate of one square matmul (fp32 2048² on CPU, bf16 8192² on CUDA)."""
+def matmul_gflops(device: str = "cpu", repeats: int = 10, dtype: str | None = None
+                  ) -> tuple[float, str]:
+    """Best-of-``repeats`` rate of one square matmul: fp32 2048² on CPU, bf16 8192² on CUDA,
+    or ``dtype`` (``"float32"``/``"bfloat16"``) at that device's size."""
     import torch
 
     cuda = device.startswith("cuda")
-    size, dtype = (8192, torch.bfloat16) if cuda else (2048, torch.float32)
+    size = 8192 if cuda else 2048
+    dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if cuda else torch.float32)
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device, dtype)
     b = torch.randn(size, size, generator=gen).to(device, dtype)
@@ -291,18 +337,18 @@ def matmul_gflops(device: str = "cpu", repeats: int = 10) -> tuple[float, str]:
         torch.matmul(a, b)
         sync()
         best = min(best, time.perf_counter() - start)
-    label = f"{'bf16' if cuda else 'fp32'} {size}x{size}"
+    label = f"{'bf16' if dtype == torch.bfloat16 else 'fp32'} {size}x{size}"
     return 2 * size ** 3 / best / 1e9, label
 
 
-def _inprocess_embed(n: int, device: str, tmp: Path, repeats: int) -> float:
+def _inprocess_embed(n: int, device: str, tmp: Path, repeats: int, precision: str = "auto") -> float:
     """Median seconds of memlib's ``embed()`` (fresh cache folder each time, encoder built)."""
     from memlib.data import load_images
     from memlib.encoders import build_encoder
     from memlib.features import embed
 
     images = load_images(f"fashion-mnist:test[:{n}]")
-    enc = build_encoder(ENCODER, IMAGE_SIZE, device)
+    enc = build_encoder(ENCODER, IMAGE_SIZE, device, precision)
     embed(images.subset(slice(0, BATCH_SIZE)), enc, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE,
           cache_dir=tmp / "inproc-warmup", progress=False)
     times = []
