@@ -16,6 +16,7 @@ import pandas as pd
 
 from .ct import Reference, fit_reference
 from .data import ImageSet, load_images
+from .encoders import compute_precision
 from .features import LayerFeatures, embed, pixel_features
 from .notebooks import REPO
 from .store import atomic_path
@@ -35,6 +36,7 @@ class Study:
     """
 
     def __init__(self, params: dict[str, Any]):
+        compute_precision("cpu", params["precision"])  # a typo fails now, not after the zoo trained
         self.params = params
         self.figures_dir = REPO / params["figures_dir"]
         self.figures_dir.mkdir(parents=True, exist_ok=True)

@@ -45,3 +45,10 @@ def test_own_training_reference_embeds_only_what_it_uses(study, tmp_path):
     assert ref.n_layers == 12
     assert _entries(tmp_path) == sorted([20, len(study.images("test"))])
     assert study.reference(train="zoo_train", n_train=20, whole_set_used=False) is ref
+
+
+def test_bad_precision_fails_when_the_study_starts(tmp_path):
+    from memlib.errors import EncoderError
+    params = load_params("smoke", overrides={"figures_dir": str(tmp_path), "precision": "bf16"})
+    with pytest.raises(EncoderError, match="precision must be one of auto, float32, bfloat16"):
+        Study(params)
