@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Hashable, NamedTuple
 
 import numpy as np
-import scipy.linalg
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import cdist, squareform
 
 from .errors import InputError
+from .metrics import feature_array as _feats, feature_stats, sqrt_psd, trace_sqrt_product
 
 DISTANCES = ("euclidean", "cosine", "znorm", "correlation")
 RULES = ("nearest", "centroid")
@@ -437,52 +437,6 @@ def confusion_matrix(true, pred, labels) -> np.ndarray:
 # --------------------------------------------------------------------------- feature baselines
 
 
-def _feats(x, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] < 2:
-        raise InputError(f"{name}: expected an (n >= 2, D) feature array, got {np.shape(x)}")
-    if not np.isfinite(arr).all():
-        raise InputError(f"{name}: features contain NaN/inf")
-    return arr
-
-
-def feature_stats(x) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and covariance (D, D) (ddof=1) of features (n, D), in float64."""
-    x = _feats(x, "features")
-    return x.mean(axis=0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
-
-
-def _sqrt_psd(c: np.ndarray) -> np.ndarray:
-    w, v = scipy.linalg.eigh(c)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def _trace_sqrt_product(sqrt_c1: np.ndarray, c2: np.ndarray) -> float:
-    """Tr sqrt(C1 C2) = Tr sqrt(C1^½ C2 C1^½); the inner matrix is symmetric PSD."""
-    m = sqrt_c1 @ c2 @ sqrt_c1
-    return float(np.sqrt(np.clip(scipy.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
-
-
-def frechet_distance(mu1, cov1, mu2, cov2) -> float:
-    """Fréchet distance between N(mu1, cov1) and N(mu2, cov2) (squared feature units).
-
-    FD = ||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^½). Computed as
-    Tr (C1 C2)^½ = sum sqrt(eig(C1^½ C2 C1^½)) with symmetric eigendecompositions and negative
-    round-off eigenvalues clipped to 0, which is stable for the rank-deficient covariances of
-    small sets (n < D), where ``scipy.linalg.sqrtm(C1 @ C2)`` can return complex or NaN values.
-    Symmetric in its two arguments up to round-off.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
-    c1, c2 = np.atleast_2d(np.asarray(cov1, float)), np.atleast_2d(np.asarray(cov2, float))
-    d = mu1.shape[0]
-    if mu2.shape != (d,) or c1.shape != (d, d) or c2.shape != (d, d):
-        raise InputError(f"frechet_distance: shapes {mu1.shape}, {c1.shape}, {mu2.shape}, "
-                         f"{c2.shape} do not match")
-    fd = float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2)
-               - 2 * _trace_sqrt_product(_sqrt_psd(c1), c2))
-    return max(fd, 0.0)
-
-
 def _ref_feats(ref_feats, ref_labels) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
     y = np.asarray(ref_labels)
@@ -513,10 +467,10 @@ def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
         if mu_q.shape != ref_stats[0][0].shape:
             raise InputError(f"query set {i} has {mu_q.size} features, references "
                              f"{ref_stats[0][0].size}")
-        sq = _sqrt_psd(c_q)
+        sq = sqrt_psd(c_q)
         for j, (mu_r, c_r) in enumerate(ref_stats):
             d[i, j] = max(0.0, float(np.sum((mu_q - mu_r) ** 2) + np.trace(c_q) + np.trace(c_r)
-                                     - 2 * _trace_sqrt_product(sq, c_r)))
+                                     - 2 * trace_sqrt_product(sq, c_r)))
     dist = np.stack([d[:, inverse == f].min(axis=1) for f in range(len(families))], axis=1)
     return Attribution(families[dist.argmin(axis=1)], dist, families)
 

@@ -41,7 +41,7 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from memlib import fingerprint, plots, zoo
+from memlib import metrics, plots, zoo
 from memlib.data import load_images
 from memlib.params import notebook_params
 from memlib.study import Study, spearman_depth
@@ -91,23 +91,23 @@ study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 16} for f, 
 
 # %%
 test_final = study.features(study.images("test"))[-1]
-mu_t, cov_t = fingerprint.feature_stats(test_final)
+mu_t, cov_t = metrics.feature_stats(test_final)
 quality, cost = [], []
 for (family, variant, seed), s in sets.items():
     if variant == "external":
         continue
-    mu, cov = fingerprint.feature_stats(feats[(family, variant, seed)][-1])
+    mu, cov = metrics.feature_stats(feats[(family, variant, seed)][-1])
     m = s.manifest
     quality.append(dict(architecture=family, seed=seed, variant=variant,
-                        fd=fingerprint.frechet_distance(mu, cov, mu_t, cov_t), n_samples=m["n_samples"],
+                        fd=metrics.frechet_distance(mu, cov, mu_t, cov_t), n_samples=m["n_samples"],
                         copy_rate=m["copy_rate"], pixel_fd=m["pixel_fd"]))
     cost.append(dict(architecture=family, seed=seed, variant=variant, train_seconds=m["train_seconds"],
                      train_cpu_seconds=m["train_cpu_seconds"], sample_seconds=m["sample_seconds"],
                      torch_threads=m["torch_threads"]))
 real = study.features(study.images("reference_train"), first=P["zoo_n_samples"])[-1]
-mu_r, cov_r = fingerprint.feature_stats(real)
+mu_r, cov_r = metrics.feature_stats(real)
 quality.append(dict(architecture="fd_train (real images)", seed=-1, variant="real",
-                    fd=fingerprint.frechet_distance(mu_r, cov_r, mu_t, cov_t), n_samples=len(real)))
+                    fd=metrics.frechet_distance(mu_r, cov_r, mu_t, cov_t), n_samples=len(real)))
 quality, cost = pd.DataFrame(quality), pd.DataFrame(cost)
 study.save_table(quality, "zoo_quality")
 study.save_table(cost, "zoo_cost")
