@@ -9,6 +9,8 @@ matplotlib.use("Agg") if matplotlib.get_backend().lower().startswith("agg") else
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .errors import InputError  # noqa: E402
+
 SIGN_NOTE = "C_T < 0: copying · ≈ 0: neither · > 0: under-fitting"
 
 
@@ -56,19 +58,28 @@ def zero_line(ax, flag: float | None = -2.0) -> None:
         ax.axhline(flag, color="crimson", lw=0.8, ls="--", alpha=0.7)
 
 
-def image_grid(ax, images: np.ndarray, ncol: int = 10, title: str | None = None) -> None:
-    """Show uint8 images (n, H, W[, C]) as one grid without axes."""
+def grid_array(images: np.ndarray, ncol: int = 10, pad: int = 1, value: int = 255) -> np.ndarray:
+    """Tile uint8 images (n, H, W[, C]) row by row into one uint8 array
+    (nrow·(H+pad)+pad, ncol·(W+pad)+pad[, C]), nrow = ⌈n / ncol⌉, on a ``value`` background;
+    single-channel images (n, H, W, 1) give a 2-D grid."""
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    n = len(images)
-    nrow = int(np.ceil(n / ncol))
-    h, w = images.shape[1:3]
-    canvas_shape = (nrow * (h + 1) + 1, ncol * (w + 1) + 1) + images.shape[3:]
-    canvas = np.full(canvas_shape, 255, np.uint8)
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or ncol < 1:
+        raise InputError(f"grid_array: expected uint8 images (n, H, W[, C]) and ncol >= 1, "
+                         f"got {images.dtype} {images.shape}, ncol={ncol}")
+    n, h, w = images.shape[:3]
+    nrow = -(-n // ncol)
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad) + images.shape[3:], value, np.uint8)
     for i, im in enumerate(images):
         r, c = divmod(i, ncol)
-        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = im
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return grid
+
+
+def image_grid(ax, images: np.ndarray, ncol: int = 10, title: str | None = None) -> None:
+    """Show uint8 images (n, H, W[, C]) as one grid (:func:`grid_array`) without axes."""
+    canvas = grid_array(images, ncol)
     ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=255)
     ax.set_axis_off()
     if title:

@@ -4,8 +4,10 @@ import io
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pytest
 
 from memlib import plots
+from memlib.errors import InputError
 
 
 def test_seeded_global_rng_repeats_draws_and_restores_the_outer_state():
@@ -38,3 +40,17 @@ def _strip_png(seed):
 def test_strip_plot_png_is_identical_across_runs_with_the_same_seed():
     assert _strip_png(0) == _strip_png(0)
     assert _strip_png(0) != _strip_png(1)  # the jitter is real, and seeded
+
+
+def test_grid_array_tiles_images_row_by_row():
+    images = np.arange(7 * 2 * 3, dtype=np.uint8).reshape(7, 2, 3)
+    g = plots.grid_array(images, ncol=3)
+    assert g.shape == (3 * 3 + 1, 3 * 4 + 1) and g.dtype == np.uint8
+    assert np.array_equal(g[1:3, 1:4], images[0]) and np.array_equal(g[4:6, 5:8], images[4])
+    assert np.array_equal(g[7:9, 1:4], images[6]) and (g[7:9, 5:] == 255).all()  # empty cells
+    assert (g[0] == 255).all() and (g[:, 4] == 255).all()  # padding between cells
+    rgb = plots.grid_array(np.zeros((2, 4, 4, 3), np.uint8), ncol=2)
+    assert rgb.shape == (6, 11, 3)
+    assert plots.grid_array(images[..., None], ncol=3).shape == g.shape  # (n, H, W, 1) as grey
+    with pytest.raises(InputError, match="uint8"):
+        plots.grid_array(images.astype(float), ncol=3)
