@@ -40,6 +40,8 @@ U(1 − 0.25s, 1 + 0.25s); Gaussian blur σ U(0.3s, 0.6s) px. Strengths above 1 
 The random draws do not depend on the kind, so ``high-level-affine`` at seed 0 applies exactly the
 affine part of ``high-level`` at seed 0.
 
+:func:`corrupt` degrades any image set (JPEG, resizing, noise) without copying anything.
+
 Low-level kinds are built so they do NOT align with a ViT's token grid (at 112 px a 28-px image is
 upscaled 4×, so one 14-px token covers 3.5 source px): tile shuffles use a random, non-zero grid
 offset per image (the tiles wrap around the border) and default 4-px tiles (16 px at 112 px);
@@ -285,3 +287,61 @@ def mix(copies: np.ndarray, fresh: np.ndarray, rho: float, *,
 
 
 mix_sets = mix  # the name used in the design notes
+
+
+# --------------------------------------------------------------------------- corruptions
+# Not copies: the degradations a published image set may have gone through (compression,
+# resizing, noise), applied to a generated set to test what survives them.
+
+CORRUPTIONS = ("jpeg", "resize", "noise")
+
+
+def corrupt(images, kind: str, level, seed: int = 0) -> np.ndarray:
+    """Corrupt images (e.g. attribution queries, notebook 04's robustness check); returns uint8
+    of the same shape.
+
+    images: uint8 (n, H, W) or (n, H, W, C) with C in {1, 3}.
+    kind / level:
+    - ``"jpeg"``: JPEG quality 1..100 (Pillow, default chroma subsampling); deterministic.
+    - ``"resize"``: factor in (0, 1]: bicubic downscale to round(factor * size), then back up
+      to (H, W) (Pillow; anti-aliased when downscaling); 1 = identity. Deterministic.
+    - ``"noise"``: additive Gaussian noise, sigma in pixel units (0..255 scale), rounded and
+      clipped; seeded by ``seed``.
+    """
+    import io
+
+    from PIL import Image
+
+    x = np.asarray(images)
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
+        raise InputError(f"corrupt: expected uint8 (n, H, W) or (n, H, W, 1|3) images, got "
+                         f"{x.dtype} {x.shape}")
+    if kind == "noise":
+        if level < 0:
+            raise InputError(f"corrupt: noise sigma must be >= 0, got {level}")
+        noise = np.random.default_rng(seed).normal(0.0, float(level), size=x.shape)
+        return np.clip(np.rint(x + noise), 0, 255).astype(np.uint8)
+    if kind not in CORRUPTIONS:
+        raise InputError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
+    if kind == "jpeg" and not (1 <= int(level) <= 100):
+        raise InputError(f"corrupt: JPEG quality must be in 1..100, got {level}")
+    if kind == "resize" and not (0 < float(level) <= 1):
+        raise InputError(f"corrupt: resize factor must be in (0, 1], got {level}")
+    squeeze = x.ndim == 4 and x.shape[3] == 1
+    imgs = x[..., 0] if squeeze else x
+    h, w = imgs.shape[1:3]
+    out = np.empty_like(imgs)
+    for i, img in enumerate(imgs):
+        pil = Image.fromarray(img)
+        if kind == "jpeg":
+            buf = io.BytesIO()
+            pil.save(buf, format="JPEG", quality=int(level))
+            buf.seek(0)
+            out[i] = np.asarray(Image.open(buf).convert(pil.mode))
+        else:
+            if float(level) == 1.0:
+                out[i] = img
+                continue
+            small = (max(1, round(w * float(level))), max(1, round(h * float(level))))
+            out[i] = np.asarray(pil.resize(small, Image.BICUBIC).resize((w, h), Image.BICUBIC))
+    return out[..., None] if squeeze else out

@@ -1,4 +1,5 @@
-"""Controlled copies keep what they claim to keep and destroy what they claim to destroy."""
+"""Controlled copies keep what they claim to keep and destroy what they claim to destroy;
+corruptions (copies.corrupt) keep shape and dtype and change the pixels as asked."""
 import numpy as np
 import pytest
 
@@ -155,3 +156,55 @@ def test_bad_inputs():
         mix(np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8), 1.5)
     with pytest.raises(InputError, match="shapes"):
         mix(np.zeros((2, 4, 4), np.uint8), np.zeros((3, 4, 4), np.uint8), 0.5)
+
+
+# --------------------------------------------------------------------------- corruptions (not copies)
+
+
+def smooth_images(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[1], : shape[2]] / shape[1]
+    out = np.empty(shape, np.uint8)
+    for i in range(shape[0]):
+        cx, cy = rng.uniform(0.3, 0.7, 2)
+        blob = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.05)
+        out[i] = (blob[..., None] * np.linspace(0.5, 1, shape[3])).astype(np.uint8) \
+            if len(shape) == 4 else blob.astype(np.uint8)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 32, 32, 3), (3, 28, 28, 1)])
+@pytest.mark.parametrize("kind,level", [("jpeg", 30), ("resize", 0.5), ("noise", 10.0)])
+def test_corruptions_keep_shape_dtype_and_are_deterministic(shape, kind, level):
+    x = smooth_images(shape)
+    a, b = copies.corrupt(x, kind, level, seed=1), copies.corrupt(x, kind, level, seed=1)
+    assert a.dtype == np.uint8 and a.shape == x.shape
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, x)   # it does change the images
+    assert np.abs(a.astype(int) - x).mean() < 15
+
+
+def test_noise_level_and_seed():
+    x = np.full((10, 28, 28), 128, np.uint8)
+    a = copies.corrupt(x, "noise", 8.0, seed=0)
+    assert not np.array_equal(a, copies.corrupt(x, "noise", 8.0, seed=1))
+    assert np.std(a.astype(float) - 128) == pytest.approx(8.0, rel=0.05)
+    assert np.array_equal(copies.corrupt(x, "noise", 0.0, seed=0), x)
+
+
+@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 32, 32, 3)])
+def test_jpeg_100_and_resize_1_are_near_identity(shape):
+    x = smooth_images(shape)
+    assert np.abs(copies.corrupt(x, "jpeg", 100).astype(int) - x).mean() < 1.0
+    assert np.array_equal(copies.corrupt(x, "resize", 1.0), x)
+    assert np.abs(copies.corrupt(x, "jpeg", 100).astype(int) - x).mean() < \
+        np.abs(copies.corrupt(x, "jpeg", 10).astype(int) - x).mean()
+
+
+def test_corrupt_rejects_bad_input():
+    with pytest.raises(InputError, match="uint8"):
+        copies.corrupt(np.zeros((2, 8, 8), np.float32), "noise", 1.0)
+    with pytest.raises(InputError, match="unknown corruption"):
+        copies.corrupt(np.zeros((2, 8, 8), np.uint8), "blur", 1.0)
+    with pytest.raises(InputError, match="quality"):
+        copies.corrupt(np.zeros((2, 8, 8), np.uint8), "jpeg", 0)
