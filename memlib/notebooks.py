@@ -35,6 +35,10 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     profile, passed to every notebook as ``-p params_file <path>``; its ``figures_dir`` decides
     where the outputs go.
 
+    A run of every notebook rebuilds ``<figures_dir>/claims.csv`` from scratch (it deletes the
+    file first, so no row of an earlier run survives); a run of some notebooks merges their
+    rows into it, keeping the other notebooks' rows.
+
     Returns one row per notebook (name, profile, seconds, finished, cpu); each notebook's row in
     ``<figures_dir>/executed/timings.csv`` is replaced as soon as it finishes, with the UTC time
     it finished and the CPU it ran on, so a timing read later names the machine that made it.
@@ -51,8 +55,12 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     if kernel is None:
         kernel = "memlib" if "memlib" in KernelSpecManager().find_kernel_specs() else "python3"
+    paths = notebook_paths(names)
+    if paths == notebook_paths():
+        from .claims import CLAIMS_TABLE
+        (REPO / params["figures_dir"] / CLAIMS_TABLE).unlink(missing_ok=True)
     rows, cpu = [], cpu_model()
-    for path in notebook_paths(names):
+    for path in paths:
         start = time.perf_counter()
         print(f"[memlib] {path.name} (profile {profile}) …", flush=True)
         papermill.execute_notebook(str(path), str(out_dir / path.name),

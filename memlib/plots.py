@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import contextlib
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg") if matplotlib.get_backend().lower().startswith("agg") else None
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .errors import InputError  # noqa: E402
+from .claims import FLAG_THRESHOLD
+from .errors import InputError
 
 SIGN_NOTE = "C_T < 0: copying · ≈ 0: neither · > 0: under-fitting"
 
@@ -51,8 +49,9 @@ def curve(ax, ct, lo=None, hi=None, *, label=None, color=None, x=None, **kwargs)
     return line
 
 
-def zero_line(ax, flag: float | None = -2.0) -> None:
-    """Mark C_T = 0 and (dashed) the copying flag threshold."""
+def zero_line(ax, flag: float | None = FLAG_THRESHOLD) -> None:
+    """Mark C_T = 0 and (dashed) the copying flag threshold (:data:`memlib.claims.FLAG_THRESHOLD`;
+    ``None``: no flag line)."""
     ax.axhline(0, color="0.3", lw=0.8)
     if flag is not None:
         ax.axhline(flag, color="crimson", lw=0.8, ls="--", alpha=0.7)

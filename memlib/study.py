@@ -3,8 +3,8 @@
 A :class:`Study` is built from a profile's parameters (``memlib.params``) and memoises what is
 expensive: image sets, per-layer features (also cached on disk by content), fitted C_T
 references (per encoder, token and training set). It writes every figure as a PNG with the
-CSV of its numbers beside it (same stem) and merges each notebook's rows into
-``claims.csv``.
+CSV of its numbers beside it (same stem) and merges each notebook's claim rows (built by the
+rules of :mod:`memlib.claims`) into ``claims.csv``.
 """
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .claims import CLAIM_COLUMNS, CLAIMS_TABLE, VERDICTS
 from .ct import Reference, fit_reference
 from .data import ImageSet, load_images
 from .encoders import compute_precision
+from .errors import InputError
 from .features import LayerFeatures, embed, pixel_features
 from .notebooks import REPO
 from .store import atomic_path
 
-CLAIM_COLUMNS = ["claim", "statement", "metric", "value", "paper_value", "verdict"]
 # Tables of wall-clock seconds (paths under figures_dir): the only outputs that differ between
 # two runs of a profile. Every other CSV is byte-identical (tests/test_determinism.py).
 TIMING_TABLES = ("zoo_cost.csv", "executed/timings.csv")
-VERDICTS = ("reproduced", "partly", "not reproduced")
 
 
 class Study:
@@ -129,33 +129,25 @@ class Study:
         return path
 
     def claims(self, rows: list[dict]) -> pd.DataFrame:
-        """Merge rows (columns :data:`CLAIM_COLUMNS`) into ``claims.csv``, replacing same claims."""
+        """Merge rows (columns :data:`memlib.claims.CLAIM_COLUMNS`) into ``claims.csv``.
+
+        Rows of the same claims already in the file are replaced, others kept (a full
+        ``run-notebooks`` starts from an empty file, :func:`memlib.notebooks.run_notebooks`).
+        Returns only the given rows, sorted by claim: what this notebook decided.
+        """
         for row in rows:
             if row["verdict"] not in VERDICTS:
-                raise ValueError(f"verdict must be one of {VERDICTS}, got {row['verdict']!r}")
-        path = self.figures_dir / "claims.csv"
-        new = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+                raise InputError(f"claim {row.get('claim')!r}: verdict must be one of {VERDICTS}, "
+                                 f"got {row['verdict']!r}")
+        path = self.figures_dir / CLAIMS_TABLE
+        new = pd.DataFrame(rows, columns=CLAIM_COLUMNS).sort_values("claim", kind="stable")
+        new = new.reset_index(drop=True)
+        merged = new
         if path.exists():
             old = pd.read_csv(path)
             old = old[~old["claim"].isin(new["claim"])]
-            new = pd.concat([old, new], ignore_index=True)
-        new = new.sort_values("claim", kind="stable").reset_index(drop=True)
+            merged = pd.concat([old, new], ignore_index=True)
+        merged = merged.sort_values("claim", kind="stable").reset_index(drop=True)
         with atomic_path(path, suffix=".csv") as tmp:
-            new.to_csv(tmp, index=False, float_format="%.4f")
+            merged.to_csv(tmp, index=False, float_format="%.4f")
         return new
-
-
-def spearman_depth(ct: np.ndarray) -> float:
-    """Spearman rank correlation between layer index and C_T (+1: C_T rises with depth)."""
-    from scipy.stats import spearmanr
-    ct = np.asarray(ct, float)
-    ok = np.isfinite(ct)
-    if ok.sum() < 3 or np.ptp(ct[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(np.arange(len(ct))[ok], ct[ok]).statistic)
-
-
-def flag_threshold() -> float:
-    """C_T below this counts as 'flagged as copying' (a one-sided z of 2: p ≈ 0.023 per cell
-    average under the null, where C_T is a weighted mean of ~N(0, 1) cell z-scores)."""
-    return -2.0

@@ -45,10 +45,10 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from memlib import copies, plots
+from memlib import claims, copies, plots
 from memlib.features import LayerFeatures
 from memlib.params import notebook_params
-from memlib.study import Study, flag_threshold
+from memlib.study import Study
 
 P = notebook_params(globals())
 study = Study(P)
@@ -126,8 +126,10 @@ study.save(fig, levels, "memorization_levels_heatmap")
 # %% [markdown]
 # ## Crossing strength per layer, against pixels and the shuffled-weights control
 # At matched sizes (first `control_n_train` of T, `control_n_test` of P_n, `control_m` copies),
-# for each layer: the largest strength whose copies are still flagged (C_T < −2). A higher
-# crossing point = the layer keeps seeing that kind of copy under a stronger transformation.
+# for each layer: the largest strength whose copies are still flagged (C_T < −2, strictly;
+# 0 if no strength is). A higher crossing point = the layer keeps seeing that kind of copy under
+# a stronger transformation. Implemented by `memlib.claims.crossing` (threshold
+# `memlib.claims.FLAG_THRESHOLD`).
 
 # %%
 nt, nq, mc = P["control_n_train"], P["control_n_test"], P["control_m"]
@@ -139,15 +141,7 @@ for encoder in (P["encoder"], P["encoder"] + "+shuffled", "pixels"):
         ct = reference.curve(gen)
         ctrl_rows += [dict(encoder=encoder, kind=kind, strength=s, layer=l + 1, ct=float(c)) for l, c in enumerate(ct)]
 matched = pd.DataFrame(ctrl_rows)
-
-def crossing(frame):
-    """Largest strength still flagged per (encoder, kind, layer); 0 if none is."""
-    flagged = frame[frame.ct < flag_threshold()]
-    top = flagged.groupby(["encoder", "kind", "layer"]).strength.max()
-    full = frame.groupby(["encoder", "kind", "layer"]).strength.min() * 0
-    return full.add(top, fill_value=0).reset_index(name="crossing_strength")
-
-cross = crossing(matched[matched.kind != "exact"])
+cross = claims.crossing(matched[matched.kind != "exact"])
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharex=True)
 for ax, kind in zip(axes, ["low-level", "high-level"]):
     for encoder, g in cross[cross.kind == kind].groupby("encoder", sort=False):
@@ -197,48 +191,14 @@ study.save(fig, levels[levels.strength.isin(mid.values())], "memorization_levels
 # first / last third of the layers). *Reproduced* if both directions hold at most flagged
 # strengths **and** both beat the references; *not reproduced* if neither direction holds;
 # *partly* otherwise. (If the shuffled encoder shows the same early-layer pattern, that
-# sensitivity is structural, not learned.) Provenance of this rule, for honesty: its first
-# version checked only the directions; the comparison with the two references, which the study
-# design asks for, was added after a first run — it can only make the verdict stricter.
+# sensitivity is structural, not learned.) In numbers: a direction holds when it holds at more
+# than half of the flagged strengths (C_T < −2 in at least one layer), "beats" is a strictly
+# larger crossing strength than both the shuffled encoder's (same layers) and the pixels'.
+# Implemented by `memlib.claims.memorization_levels_claim` (the directions:
+# `memlib.claims.early_late`; the verdict: `memlib.claims.memorization_levels_verdict`).
+# Provenance of this rule, for honesty: its first version checked only the directions; the
+# comparison with the two references, which the study design asks for, was added after a first
+# run — it can only make the verdict stricter.
 
 # %%
-third = max(1, L // 3)
-def early_late(frame, kind):
-    out = []
-    for s, g in frame[(frame.kind == kind)].groupby("strength"):
-        layers = g[g.space.str.startswith("L")].assign(layer=lambda x: x.space.str[1:].astype(int))
-        if (layers.ct < flag_threshold()).any():
-            early = layers[layers.layer <= third].ct.mean()
-            late = layers[layers.layer > L - third].ct.mean()
-            out.append((s, early, late))
-    return out
-
-at1 = levels[levels.rho == 1.0]
-low, high = early_late(at1, "low-level"), early_late(at1, "high-level")
-low_ok = np.mean([e < l for _, e, l in low]) if low else 0.0
-high_ok = np.mean([l < e for _, e, l in high]) if high else 0.0
-directions = int(low_ok > 0.5) + int(high_ok > 0.5)
-ctrl = cross.pivot_table(index=["kind", "encoder"], columns="layer", values="crossing_strength")
-def ctrl_mean(kind, encoder, layers):
-    return float(ctrl.loc[(kind, encoder), layers].mean()) if (kind, encoder) in ctrl.index else float("nan")
-early_layers, late_layers = list(range(1, third + 1)), list(range(L - third + 1, L + 1))
-pix = cross[cross.encoder == "pixels"].groupby("kind").crossing_strength.max()
-shuffled = P["encoder"] + "+shuffled"
-beyond_low = ctrl_mean("low-level", P["encoder"], early_layers) > max(
-    ctrl_mean("low-level", shuffled, early_layers), pix.get("low-level", 0.0))
-beyond_high = ctrl_mean("high-level", P["encoder"], late_layers) > max(
-    ctrl_mean("high-level", shuffled, late_layers), pix.get("high-level", 0.0))
-verdict = ("reproduced" if directions == 2 and beyond_low and beyond_high
-           else "not reproduced" if directions == 0 else "partly")
-metric = (f"direction: low-level early<late at {low_ok:.0%} of {len(low)} flagged strengths; "
-          f"high-level: late<early at {high_ok:.0%} of {len(high)}; "
-          f"crossing strength early/late layers — low: trained {ctrl_mean('low-level', P['encoder'], early_layers):.2f}/"
-          f"{ctrl_mean('low-level', P['encoder'], late_layers):.2f}, shuffled {ctrl_mean('low-level', P['encoder'] + '+shuffled', early_layers):.2f}/"
-          f"{ctrl_mean('low-level', P['encoder'] + '+shuffled', late_layers):.2f}, pixels {pix.get('low-level', float('nan')):.2f}; "
-          f"high: trained {ctrl_mean('high-level', P['encoder'], early_layers):.2f}/{ctrl_mean('high-level', P['encoder'], late_layers):.2f}, "
-          f"shuffled {ctrl_mean('high-level', P['encoder'] + '+shuffled', early_layers):.2f}/"
-          f"{ctrl_mean('high-level', P['encoder'] + '+shuffled', late_layers):.2f}, pixels {pix.get('high-level', float('nan')):.2f}; "
-          f"beyond both references: low-level early layers {beyond_low}, high-level late layers {beyond_high}")
-study.claims([dict(claim="2-memorization-levels",
-                   statement="Early layers are more sensitive to low-level memorization, late layers to high-level (semantic) memorization",
-                   metric=metric, value=float((low_ok + high_ok) / 2), paper_value="qualitative", verdict=verdict)])
+study.claims([claims.memorization_levels_claim(levels, cross, encoder=P["encoder"], n_layers=L)])

@@ -41,10 +41,10 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from memlib import metrics, plots, zoo
+from memlib import claims, metrics, plots, zoo
 from memlib.data import load_images
 from memlib.params import notebook_params
-from memlib.study import Study, spearman_depth
+from memlib.study import Study
 
 P = notebook_params(globals())
 study = Study(P)
@@ -168,18 +168,10 @@ study.save(fig, main, "layer_trends_curves")
 # ## The depth trend per model
 # Spearman ρ between layer index and C_T: +1 if C_T rises monotonically with depth (the paper's
 # claim), −1 if it falls. We also report the change from the first to the last layer.
+# One row per curve: `memlib.claims.depth_table` (ρ from `memlib.claims.spearman_depth`).
 
 # %%
-def depth_table(frame):
-    out = []
-    for keys, g in frame.groupby(["encoder", "architecture", "variant", "seed", "token", "reference"]):
-        g = g.sort_values("layer")
-        out.append(dict(zip(["encoder", "architecture", "variant", "seed", "token", "reference"], keys),
-                        spearman=spearman_depth(g.ct.values), ct_first=g.ct.iloc[0], ct_last=g.ct.iloc[-1],
-                        ct_min_layer=int(g.layer.values[np.nanargmin(g.ct.values)])))
-    return pd.DataFrame(out)
-
-depth = depth_table(trends)
+depth = claims.depth_table(trends)
 fig, ax = plt.subplots(figsize=(9, 3.6))
 d = depth[(depth.token == P["token"])]
 with plots.seeded_global_rng(P["seed"]):  # the horizontal jitter, same PNG every run
@@ -212,7 +204,7 @@ for suffix in ("", "+shuffled", "+random"):
         gen = study.features(sets[key].images, encoder=encoder, name=f"{key[0]}-{key[1]}-s{key[2]}", first=P["control_m"])
         control_rows += trend_rows(ref, key, encoder=encoder, token=P["token"], reference_name="public-small", gen=gen)
 controls = pd.DataFrame(control_rows)
-control_depth = depth_table(controls)
+control_depth = claims.depth_table(controls)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
 for ax, suffix in zip(axes, ("", "+shuffled", "+random")):
@@ -257,25 +249,17 @@ study.save(fig, trends[trends.variant != "external"].groupby(["token", "referenc
 # **Verdict rule (fixed before looking):** claim 1 is *reproduced* if at least 80 % of the
 # standard zoo models have ρ ≥ 0.5 on the public reference with the default token, *partly* if
 # 40–80 % do, *not reproduced* otherwise. We also state whether the trend survives the controls
-# (the share of models with ρ ≥ 0.5 under shuffled weights).
+# (the share of models with ρ ≥ 0.5 under shuffled weights). Implemented by
+# `memlib.claims.depth_trend_claim` (verdict: `memlib.claims.depth_trend_verdict`; thresholds
+# `DEPTH_RHO_MIN`, `DEPTH_SHARE_REPRODUCED`, `DEPTH_SHARE_PARTLY` in `memlib.claims`).
 
 # %%
 study.save_table(pd.concat([trends, controls], ignore_index=True)[
     ["encoder", "architecture", "seed", "variant", "token", "reference", "layer", "ct", "ct_lo", "ct_hi", "n_gen"]],
     "layer_trends")
-main_depth = depth[(depth.token == P["token"]) & (depth.reference == "public") & (depth.variant == "standard")]
-share = float((main_depth.spearman >= 0.5).mean())
-shuffled_share = float((control_depth[control_depth.encoder == P["encoder"] + "+shuffled"].spearman >= 0.5).mean())
-trained_small_share = float((control_depth[control_depth.encoder == P["encoder"]].spearman >= 0.5).mean())
-verdict = "reproduced" if share >= 0.8 else "partly" if share >= 0.4 else "not reproduced"
-claims = study.claims([dict(
-    claim="1-depth-trend",
-    statement="The deeper the ViT layer, the less memorization C_T measures (C_T rises with depth)",
-    metric=(f"share of {len(main_depth)} standard zoo models with Spearman rho(layer, C_T) >= 0.5 "
-            f"[public ref, {P['token']}]; median rho {main_depth.spearman.median():.2f}; "
-            f"same share with shuffled weights {shuffled_share:.2f} vs trained {trained_small_share:.2f} at control sizes"),
-    value=share, paper_value="qualitative (C_T rises with depth)", verdict=verdict)])
-claims
+claim_rows = study.claims([claims.depth_trend_claim(depth, control_depth, encoder=P["encoder"],
+                                                    token=P["token"])])
+claim_rows
 
 # %% [markdown]
 # ## Reading the result

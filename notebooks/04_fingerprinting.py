@@ -55,8 +55,8 @@ from scipy.cluster.hierarchy import dendrogram
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
+from memlib import attribution_eval, claims, copies, plots, zoo
 from memlib import fingerprint as fp
-from memlib import plots, zoo
 from memlib.data import load_images
 from memlib.params import notebook_params
 from memlib.study import Study
@@ -118,45 +118,28 @@ print("share of undefined (layer, subset) C_T values:\n", undefined.round(4))
 pca = PCA(P["pca_dim"], random_state=P["seed"]).fit(study.features(study.images("reference_train"))[-1])
 final = {k: pca.transform(feats[k][-1]) for k in keys}
 
-# %%
-def fold_tables(ref_name, n, fold):
-    """Reference and query curves (with labels and set ids) of one fold at size n."""
-    def stack(idx):
-        c = [curves[ref_name, n, keys[i]] for i in idx]
-        return (np.concatenate(c), np.concatenate([[families[i]] * len(x) for i, x in zip(idx, c)]),
-                np.concatenate([[i] * len(x) for i, x in zip(idx, c)]))
-    return stack(fold.refs), stack(fold.queries)
+# %% [markdown]
+# ## Attribution accuracy, leave one seed out
+# For each held-out seed (fold) and query size $n$: every method attributes each query subset of
+# the held-out seed's sets to a family, using the other seeds' sets as references (curves at the
+# same $n$). The methods: the whole curve, its final layer, the best single layer (chosen on the
+# references), and on the public reference also the Fréchet distance and the k-NN probe on
+# final-layer features. Accuracy pools both folds; its 95 % interval comes from a cluster
+# bootstrap over the query sets (subsets of one set are not independent). Implemented by
+# `memlib.attribution_eval.attribution_accuracy`.
 
-rows, confusions, per_query = [], {}, []
-folds = fp.seed_folds(families, seeds)
+# %%
+tables, confusions = [], {}
 for ref_name in references:
-    for n in tqdm(sizes, desc=f"attribution ({ref_name})"):
-        results = {}
-        for fold in folds:
-            (rc, rl, rg), (qc, ql, qg) = fold_tables(ref_name, n, fold)
-            preds = {"C_T-layer curve": fp.attribute(qc, rc, rl).labels,
-                     "final-layer C_T": fp.attribute(qc, rc, rl, layers=[-1]).labels,
-                     "best single layer": fp.best_layer_attribute(qc, rc, rl, groups=rg)[0].labels}
-            if ref_name == "public":
-                q_sub = [(i, s) for i in fold.queries for s in subsets[n][keys[i]]]
-                ref_fd = [final[keys[i]][subsets[n][keys[i]][0]] for i in fold.refs]
-                preds["Fréchet distance (final layer)"] = fp.fd_attribute(
-                    [final[keys[i]][s] for i, s in q_sub], ref_fd, families[fold.refs]).labels
-                knn = {i: fp.probe_sample_labels(final[keys[i]], [final[keys[j]] for j in fold.refs],
-                                                 families[fold.refs]) for i in fold.queries}
-                preds["k-NN probe (final layer)"] = np.concatenate(
-                    [fp.vote(knn[i], subsets[n][keys[i]]) for i in fold.queries])
-            for method, pred in preds.items():
-                r = results.setdefault(method, {"true": [], "pred": [], "group": []})
-                r["true"].append(ql); r["pred"].append(pred); r["group"].append(qg)
-        for method, r in results.items():
-            true, pred, group = (np.concatenate(r[x]) for x in ("true", "pred", "group"))
-            acc, lo, hi = fp.accuracy_ci(true == pred, method="bootstrap", groups=group, seed=P["seed"])
-            rows.append(dict(reference=ref_name, method=method, query_size=n, accuracy=acc, acc_lo=lo,
-                             acc_hi=hi, n_queries=len(true)))
-            if n == sizes[-1]:
-                confusions[ref_name, method] = (true, pred)
-accuracy = pd.DataFrame(rows)
+    baselines = (dict(subsets={n: [subsets[n][k] for k in keys] for n in sizes}, features=[final[k] for k in keys])
+                 if ref_name == "public" else {})
+    table, conf = attribution_eval.attribution_accuracy(
+        {n: [curves[ref_name, n, k] for k in keys] for n in sizes}, families, seeds, seed=P["seed"],
+        progress=True, desc=f"attribution ({ref_name})", **baselines)
+    table.insert(0, "reference", ref_name)
+    tables.append(table)
+    confusions.update({(ref_name, method): tp for method, tp in conf.items()})
+accuracy = pd.concat(tables, ignore_index=True)
 study.save_table(accuracy, "fingerprint_accuracy")
 accuracy.pivot_table(index=["reference", "method"], columns="query_size", values="accuracy", sort=False).round(2)
 
@@ -202,20 +185,14 @@ study.save(fig, pd.DataFrame(conf_rows), "fingerprint_confusion")
 # %% [markdown]
 # ## Is the curve a property of the architecture? Distances within and between families
 # Claim 3 in numbers: full-set curves of two seeds of the same family should be closer to each
-# other than to any other family's. The dendrogram groups families by their mean curves.
+# other than to any other family's: per family, the mean distance between its own sets (*within*)
+# against the mean distance of each of its sets to the nearest set of another family
+# (*nearest_other*); *separated* if within < nearest_other (`memlib.attribution_eval.family_separation`).
+# The dendrogram groups families by their mean curves.
 
 # %%
 full = np.stack([curves["public", sizes[-1], k][0] for k in keys])
-D = fp.curve_distances(full, full)
-same = families[:, None] == families[None, :]
-off = ~np.eye(len(keys), dtype=bool)
-sig_rows = []
-for f in labels:
-    i = families == f
-    sig_rows.append(dict(family=f, within=D[np.ix_(i, i)][off[np.ix_(i, i)]].mean(),
-                         nearest_other=D[np.ix_(i, ~i)].min(axis=1).mean()))
-signature = pd.DataFrame(sig_rows)
-signature["separated"] = signature.within < signature.nearest_other
+signature = attribution_eval.family_separation(full, families)
 Z, fam_order = fp.family_linkage(full, families)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
 for i, k in enumerate(keys):
@@ -236,20 +213,12 @@ signature.round(2)
 # ## Open set: a query from an architecture the references do not know
 # One family is left out of the references; its sets are queried alongside held-out seeds of the
 # known families. A query is rejected as *unknown* when its nearest reference curve is farther
-# than the 95th percentile of leave-one-set-out nearest distances among the references.
+# than the 95th percentile of leave-one-set-out nearest distances among the references
+# (`memlib.attribution_eval.open_set_table`, one row per left-out family and held-out seed).
 
 # %%
-open_rows = []
 n_open = sizes[-1]
-for fold in fp.open_set_folds(families, seeds):
-    (rc, rl, rg), _ = fold_tables("public", n_open, fold)
-    q_idx = np.concatenate([fold.queries, fold.unknown])
-    qc = np.concatenate([curves["public", n_open, keys[i]] for i in q_idx])
-    unknown = np.concatenate([[i in set(fold.unknown)] * len(curves["public", n_open, keys[i]]) for i in q_idx])
-    res = fp.open_set(qc, unknown, rc, rl, groups=rg)
-    open_rows.append(dict(left_out=fold.held_out[0], seed=fold.held_out[1], auroc=res.auroc,
-                          reject_unknown=res.reject_unknown, reject_known=res.reject_known))
-open_set = pd.DataFrame(open_rows)
+open_set = attribution_eval.open_set_table([curves["public", n_open, k] for k in keys], families, seeds)
 fig, ax = plt.subplots(figsize=(7, 3.2))
 o = open_set.groupby("left_out")[["auroc", "reject_unknown", "reject_known"]].mean()
 o.plot.bar(ax=ax, rot=0)
@@ -266,7 +235,7 @@ o.round(2)
 
 # %%
 last = max(seeds)
-fold = [f for f in folds if f.held_out == last][0]
+fold = [f for f in fp.seed_folds(families, seeds) if f.held_out == last][0]
 n_rob = min(P["robust_n"], m_total)
 ref_idx = {k: fp.subsample_indices(len(images[k]), n_rob, P["n_query_draws"], seed=P["seed"] + 7) for k in keys}
 ref_curves = np.nan_to_num(np.concatenate([fp.subset_curves(*dists["public", keys[i]], ref_idx[keys[i]])
@@ -279,7 +248,7 @@ for kind, level in [("none", 0)] + [(k, l) for k, levels in P["robust_levels"].i
         if kind == "none":   # the clean queries: rows of the features computed above
             query = study.features(images[keys[i]], name=f"{keys[i][0]}-s{keys[i][1]}", first=n_rob)
         else:
-            imgs = fp.corrupt(images[keys[i]][:n_rob], kind, level, seed=P["seed"])
+            imgs = copies.corrupt(images[keys[i]][:n_rob], kind, level, seed=P["seed"])
             query = study.features(imgs, name=f"{keys[i][0]}-{kind}{level}")
         gd, gc = references["public"].layer_distances(query)
         c = np.nan_to_num(fp.subset_curves(gd, gc, *dists["public", keys[i]][2:], [np.arange(n_rob)]), nan=0.0)
@@ -304,36 +273,11 @@ robust.round(2)
 # most are, else *not reproduced*. **4a** (100 % on full datasets): *reproduced* if the curve
 # method's accuracy at the largest n is ≥ 0.95, *partly* if ≥ 0.6. **4b** (+30 % over baselines):
 # the curve method's accuracy minus the best baseline's, at each n; *reproduced* if the gap reaches
-# 0.30 at some n, *partly* if it is positive somewhere, else *not reproduced*.
+# 0.30 at some n, *partly* if it is positive somewhere, else *not reproduced*. The baselines of
+# 4b are every other method of the accuracy table, at each n the best of them. Implemented by
+# `memlib.claims.fingerprint_claims` (verdicts: `memlib.claims.signature_verdict`,
+# `full_set_verdict`, `baseline_gap_verdict`; thresholds named in `memlib.claims`).
 
 # %%
-pub = accuracy[accuracy.reference == "public"]
-curve_acc = pub[pub.method == "C_T-layer curve"].set_index("query_size").accuracy
-best_base = pub[pub.method != "C_T-layer curve"].groupby("query_size").accuracy.max()
-best_base_name = pub[pub.method != "C_T-layer curve"].sort_values("accuracy").groupby("query_size").method.last()
-gap = (curve_acc - best_base)
-ct_base = pub[pub.method.isin(["final-layer C_T", "best single layer"])].groupby("query_size").accuracy.max()
-full_acc = float(curve_acc.iloc[-1])
-share_sep = float(signature.separated.mean())
-v3 = "reproduced" if share_sep == 1 and full_acc >= 0.9 else "partly" if share_sep >= 0.5 else "not reproduced"
-v4a = "reproduced" if full_acc >= 0.95 else "partly" if full_acc >= 0.6 else "not reproduced"
-v4b = "reproduced" if gap.max() >= 0.30 else "partly" if gap.max() > 0 else "not reproduced"
-own_full = float(accuracy[(accuracy.reference == "own-train") & (accuracy.method == "C_T-layer curve")].accuracy.iloc[-1])
-claims = study.claims([
-    dict(claim="3-architecture-signature",
-         statement="A generative architecture's degree of memorization across levels (its C_T-layer curve) is an inherent property of the architecture",
-         metric=f"share of {len(labels)} families whose seeds' curves are closer to each other than to any other family; leave-one-seed-out accuracy at n={sizes[-1]}: {full_acc:.2f}",
-         value=share_sep, paper_value="qualitative (unique per architecture)", verdict=v3),
-    dict(claim="4a-fingerprint-full",
-         statement="The C_T-layer curve identifies the generating model with up to 100% accuracy on full datasets",
-         metric=f"leave-one-seed-out accuracy of nearest size-matched reference curve at n={sizes[-1]} (public reference; own-train reference: {own_full:.2f}; chance {1 / len(labels):.2f})",
-         value=full_acc, paper_value="1.00", verdict=v4a),
-    dict(claim="4b-fingerprint-vs-baselines",
-         statement="C_T-layer curves improve identification accuracy by 30% over baseline methods",
-         metric="max over n of (curve accuracy - best baseline accuracy); per n: " + "; ".join(
-             f"n={n}: {gap[n]:+.2f} vs {best_base_name[n]}" for n in gap.index)
-             + "; for comparison, gap to the best C_T-only baseline (final layer or best single layer): " + "; ".join(
-             f"n={n}: {curve_acc[n] - ct_base[n]:+.2f}" for n in gap.index),
-         value=float(gap.max()), paper_value="+0.30", verdict=v4b),
-])
-claims
+claim_rows = study.claims(claims.fingerprint_claims(accuracy, signature))
+claim_rows

@@ -345,3 +345,14 @@ def test_family_separation_known_distances():
     assert sig.within.tolist() == [1.0, 2.0, 5.0]
     assert sig.nearest_other.tolist() == [0.5, 6.0, 2.0]
     assert sig.separated.tolist() == [False, True, False]
+
+
+def test_plots_mark_the_flag_threshold_of_the_rules():
+    import matplotlib.pyplot as plt
+
+    from memlib import plots
+    fig, ax = plt.subplots()
+    plots.zero_line(ax)
+    assert sorted(line.get_ydata()[0] for line in ax.get_lines()) == [claims.FLAG_THRESHOLD, 0.0]
+    plt.close(fig)
+    assert claims.FLAG_THRESHOLD == -2.0

@@ -1,5 +1,8 @@
-"""Study: which images go through which encoder, and that cut rows equal embedded rows."""
+"""Study: which images go through which encoder, that cut rows equal embedded rows, and how
+claims.csv is written (each notebook merges its rows; a full run starts from an empty file)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,3 +55,60 @@ def test_bad_precision_fails_when_the_study_starts(tmp_path):
     params = load_params("smoke", overrides={"figures_dir": str(tmp_path), "precision": "bf16"})
     with pytest.raises(EncoderError, match="precision must be one of auto, float32, bfloat16"):
         Study(params)
+
+
+def _claim(name, verdict="partly", value=0.5):
+    return dict(claim=name, statement=f"statement {name}", metric="m", value=value,
+                paper_value="p", verdict=verdict)
+
+
+def test_claims_returns_only_this_notebooks_rows_and_merges_the_file(study):
+    import pandas as pd
+    shown = study.claims([_claim("2-b"), _claim("1-a", value=0.25)])
+    assert shown.claim.tolist() == ["1-a", "2-b"]
+    shown = study.claims([_claim("3-c", verdict="reproduced")])
+    assert shown.claim.tolist() == ["3-c"] and shown.verdict.tolist() == ["reproduced"]
+    shown = study.claims([_claim("1-a", verdict="not reproduced", value=0.125)])   # a rerun replaces
+    assert shown.claim.tolist() == ["1-a"]
+    path = study.figures_dir / "claims.csv"
+    table = pd.read_csv(path)
+    assert table.claim.tolist() == ["1-a", "2-b", "3-c"]
+    assert table.verdict.tolist() == ["not reproduced", "partly", "reproduced"]
+    assert path.read_text().splitlines()[1] == "1-a,statement 1-a,m,0.1250,p,not reproduced"
+
+
+def test_claims_rejects_an_unknown_verdict(study):
+    from memlib.errors import InputError
+    with pytest.raises(InputError, match="'9-x': verdict must be one of"):
+        study.claims([_claim("9-x", verdict="maybe")])
+    assert not (study.figures_dir / "claims.csv").exists()
+
+
+def test_a_full_run_rebuilds_claims_a_partial_run_keeps_the_other_rows(tmp_path, monkeypatch):
+    """run_notebooks deletes claims.csv before a run of every notebook, never before a subset."""
+    import papermill
+
+    from memlib import notebooks
+    from memlib.params import write_params
+    figures = tmp_path / "figures"
+    params_file = write_params(tmp_path / "params.yaml", "smoke", figures_dir=str(figures))
+    claims_csv = figures / "claims.csv"
+    started = []   # (notebook, did claims.csv exist when it started)
+
+    def fake_execute(path, out, **kwargs):
+        started.append((Path(path).stem[:2], claims_csv.exists()))
+        claims_csv.write_text("claim\n" + Path(path).stem[:2] + "\n")   # the notebook writes its row
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    all_names = [p.stem[:2] for p in notebooks.notebook_paths()]
+    figures.mkdir()
+    claims_csv.write_text("claim\nstale\n")
+    notebooks.run_notebooks("smoke", ["02"], kernel="python3", params_file=params_file)
+    assert started == [("02", True)]                     # a subset: the file is kept and merged into
+    started.clear()
+    notebooks.run_notebooks("smoke", kernel="python3", params_file=params_file)
+    assert started[0] == (all_names[0], False)           # every notebook: starts from no file
+    assert [n for n, _ in started] == all_names
+    started.clear()
+    notebooks.run_notebooks("smoke", all_names, kernel="python3", params_file=params_file)
+    assert started[0] == (all_names[0], False)           # every notebook named one by one: the same
