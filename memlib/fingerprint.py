@@ -28,7 +28,6 @@ floor at every layer), so they are options, not the default.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Hashable, NamedTuple
 
@@ -41,7 +40,6 @@ from .metrics import feature_array as _feats, feature_stats, sqrt_psd, trace_sqr
 
 DISTANCES = ("euclidean", "cosine", "znorm", "correlation")
 RULES = ("nearest", "centroid")
-CORRUPTIONS = ("jpeg", "resize", "noise")
 
 
 class Attribution(NamedTuple):
@@ -50,7 +48,7 @@ class Attribution(NamedTuple):
     labels: (Q,) predicted family of each query.
     distances: (Q, F) distance of each query to each family (smaller = closer); for
         ``rule="nearest"`` the distance to that family's nearest reference, for
-        ``"centroid"`` to its mean curve, for the probe 1 - the family's vote share.
+        ``"centroid"`` to its mean curve; for :func:`fd_attribute` the smallest FD.
     families: (F,) the family of each column, sorted (``np.unique(ref_labels)``).
     """
 
@@ -475,20 +473,15 @@ def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
     return Attribution(families[dist.argmin(axis=1)], dist, families)
 
 
-def probe_attribute(query_feats, ref_feats, ref_labels, *, method: str = "knn", k: int = 5,
-                    seed: int = 0) -> Attribution:
-    """Baseline: a per-sample classifier on final-layer features, majority vote per query set.
+def probe_sample_labels(query_samples, ref_feats, ref_labels, *, k: int = 5) -> np.ndarray:
+    """Baseline: per-sample k-NN family predictions (N,) for one set's samples (N, D).
 
-    Trained on every sample of the reference sets (sample label = its set's family);
-    applied to each sample of each query set; the set is attributed to the most voted family
-    (ties: first in sorted order).
-    query_feats: list of Q arrays (n_q, D); ref_feats: list of R arrays (N_r, D);
-    ref_labels: (R,).
-    method: ``"knn"`` (k-NN, Euclidean, on standardised features) or ``"linear"``
-        (multinomial logistic regression on standardised features, seeded).
-    ``distances`` holds 1 - the vote share of each family.
+    A k-NN classifier (Euclidean, ``k`` neighbours, on features standardised over the
+    references) is trained on every sample of the reference sets (ref_feats: list of R arrays
+    (N_r, D); a sample's label is its set's family, ref_labels (R,)). It predicts each sample
+    independently of the others, so a set's samples are classified once and any subset of them
+    is attributed by :func:`vote` (the majority family of the subset).
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -496,20 +489,18 @@ def probe_attribute(query_feats, ref_feats, ref_labels, *, method: str = "knn", 
     refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
     x = np.concatenate(refs)
     y = np.concatenate([np.full(len(f), inverse[i]) for i, f in enumerate(refs)])
-    if method == "knn":
-        clf = KNeighborsClassifier(n_neighbors=k)
-    elif method == "linear":
-        clf = LogisticRegression(max_iter=2000, random_state=seed)
-    else:
-        raise InputError(f"unknown probe method {method!r}; choose 'knn' or 'linear'")
-    model = make_pipeline(StandardScaler(), clf).fit(x, y)
-    shares = np.empty((len(query_feats), len(families)))
-    for i, q in enumerate(query_feats):
-        q = _feats(q, f"query set {i}")
-        if q.shape[1] != x.shape[1]:
-            raise InputError(f"query set {i} has {q.shape[1]} features, references {x.shape[1]}")
-        shares[i] = np.bincount(model.predict(q), minlength=len(families)) / len(q)
-    return Attribution(families[shares.argmax(axis=1)], 1.0 - shares, families)
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k)).fit(x, y)
+    return families[model.predict(_feats(query_samples, "query samples"))]
+
+
+def vote(sample_labels, subsets) -> np.ndarray:
+    """Majority family (ties: first in sorted order) of each subset (S,) of per-sample labels."""
+    sample_labels = np.asarray(sample_labels)
+    families, codes = np.unique(sample_labels, return_inverse=True)
+    out = []
+    for idx in subsets:
+        out.append(families[np.bincount(codes[np.asarray(idx)], minlength=len(families)).argmax()])
+    return np.asarray(out)
 
 
 # --------------------------------------------------------------------------- open set
@@ -560,57 +551,6 @@ def open_set(query_curves, query_unknown, ref_curves, ref_labels, *, groups=None
                    float(rejected[unknown].mean()), float(rejected[~unknown].mean()), scores)
 
 
-# --------------------------------------------------------------------------- corruptions
-
-
-def corrupt(images, kind: str, level, seed: int = 0) -> np.ndarray:
-    """Corrupt query images; returns uint8 of the same shape.
-
-    images: uint8 (n, H, W) or (n, H, W, C) with C in {1, 3}.
-    kind / level:
-    - ``"jpeg"``: JPEG quality 1..100 (Pillow, default chroma subsampling); deterministic.
-    - ``"resize"``: factor in (0, 1]: bicubic downscale to round(factor * size), then back up
-      to (H, W) (Pillow; anti-aliased when downscaling); 1 = identity. Deterministic.
-    - ``"noise"``: additive Gaussian noise, sigma in pixel units (0..255 scale), rounded and
-      clipped; seeded by ``seed``.
-    """
-    from PIL import Image
-
-    x = np.asarray(images)
-    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
-        raise InputError(f"corrupt: expected uint8 (n, H, W) or (n, H, W, 1|3) images, got "
-                         f"{x.dtype} {x.shape}")
-    if kind == "noise":
-        if level < 0:
-            raise InputError(f"corrupt: noise sigma must be >= 0, got {level}")
-        noise = np.random.default_rng(seed).normal(0.0, float(level), size=x.shape)
-        return np.clip(np.rint(x + noise), 0, 255).astype(np.uint8)
-    if kind not in CORRUPTIONS:
-        raise InputError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
-    if kind == "jpeg" and not (1 <= int(level) <= 100):
-        raise InputError(f"corrupt: JPEG quality must be in 1..100, got {level}")
-    if kind == "resize" and not (0 < float(level) <= 1):
-        raise InputError(f"corrupt: resize factor must be in (0, 1], got {level}")
-    squeeze = x.ndim == 4 and x.shape[3] == 1
-    imgs = x[..., 0] if squeeze else x
-    h, w = imgs.shape[1:3]
-    out = np.empty_like(imgs)
-    for i, img in enumerate(imgs):
-        pil = Image.fromarray(img)
-        if kind == "jpeg":
-            buf = io.BytesIO()
-            pil.save(buf, format="JPEG", quality=int(level))
-            buf.seek(0)
-            out[i] = np.asarray(Image.open(buf).convert(pil.mode))
-        else:
-            if float(level) == 1.0:
-                out[i] = img
-                continue
-            small = (max(1, round(w * float(level))), max(1, round(h * float(level))))
-            out[i] = np.asarray(pil.resize(small, Image.BICUBIC).resize((w, h), Image.BICUBIC))
-    return out[..., None] if squeeze else out
-
-
 # --------------------------------------------------------------------------- dendrogram
 
 
@@ -633,31 +573,3 @@ def family_linkage(curves, labels, *, distance: str = "euclidean") -> tuple[np.n
     d = np.clip((d + d.T) / 2, 0, None)
     np.fill_diagonal(d, 0.0)
     return hierarchy.linkage(squareform(d, checks=False), method="average"), families.tolist()
-
-
-def probe_sample_labels(query_samples, ref_feats, ref_labels, *, k: int = 5) -> np.ndarray:
-    """Per-sample k-NN family predictions (N,) for one set's samples (N, D).
-
-    The k-NN baseline of :func:`probe_attribute` predicts each sample independently of the
-    others, so a set's samples can be classified once and any subset attributed by
-    :func:`vote` — far cheaper than re-classifying every random subset.
-    """
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
-    x = np.concatenate(refs)
-    y = np.concatenate([np.full(len(f), inverse[i]) for i, f in enumerate(refs)])
-    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k)).fit(x, y)
-    return families[model.predict(_feats(query_samples, "query samples"))]
-
-
-def vote(sample_labels, subsets) -> np.ndarray:
-    """Majority family (ties: first in sorted order) of each subset (S,) of per-sample labels."""
-    sample_labels = np.asarray(sample_labels)
-    families, codes = np.unique(sample_labels, return_inverse=True)
-    out = []
-    for idx in subsets:
-        out.append(families[np.bincount(codes[np.asarray(idx)], minlength=len(families)).argmax()])
-    return np.asarray(out)

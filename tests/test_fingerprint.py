@@ -1,4 +1,4 @@
-"""Tests of memlib.fingerprint on synthetic curves, features and images (no encoder, no ct)."""
+"""Tests of memlib.fingerprint on synthetic curves and features (no encoder, no ct)."""
 import numpy as np
 import pytest
 from scipy.cluster import hierarchy
@@ -292,20 +292,34 @@ def test_fd_attribute_recovers_families():
     assert (res.labels == truth).all() and res.distances.shape == (9, 3)
 
 
-@pytest.mark.parametrize("method", ["knn", "linear"])
-def test_probe_recovers_labels_on_separable_gaussians(method):
+def test_probe_recovers_labels_on_separable_gaussians():
     refs, y = gaussian_sets(2, 200, seed=0)
     queries, truth = gaussian_sets(3, 50, seed=1)
-    res = fp.probe_attribute(queries, refs, y, method=method)
-    assert (res.labels == truth).all()
-    np.testing.assert_allclose(res.distances.min(axis=1), 0, atol=0.1)  # ~unanimous votes
+    for q, family in zip(queries, truth):
+        labels = fp.probe_sample_labels(q, refs, y)
+        assert labels.shape == (50,) and np.mean(labels == family) > 0.9   # ~unanimous samples
+        assert fp.vote(labels, [np.arange(50), np.arange(10)]).tolist() == [family, family]
 
 
 def test_probe_near_chance_when_families_identical():
     refs, y = gaussian_sets(2, 200, seed=0, sep=0.0)
     queries, truth = gaussian_sets(30, 50, seed=1, sep=0.0)
-    acc = np.mean(fp.probe_attribute(queries, refs, y).labels == truth)
-    assert 0.1 < acc < 0.6   # chance = 1/3 over 90 queries
+    votes = [fp.vote(fp.probe_sample_labels(q, refs, y), [np.arange(len(q))])[0] for q in queries]
+    assert 0.1 < np.mean(np.array(votes) == truth) < 0.6   # chance = 1/3 over 90 queries
+
+
+def test_probe_uses_k_nearest_reference_samples():
+    """1-D references: family "a" at 0, 1, 2 and "b" at 10, 11."""
+    refs = [np.array([[0.0], [1.0], [2.0]]), np.array([[10.0], [11.0]])]
+    samples = np.array([[1.4], [9.0], [6.1], [5.9]])
+    assert fp.probe_sample_labels(samples, refs, ["a", "b"], k=1).tolist() == ["a", "b", "b", "a"]
+    # k = 5 takes every reference sample's vote: 3 "a" against 2 "b", whatever the sample
+    assert fp.probe_sample_labels(samples, refs, ["a", "b"], k=5).tolist() == ["a"] * 4
+
+
+def test_vote_majority_and_ties_to_the_first_family():
+    labels = np.array(["b", "a", "b", "c"])
+    assert fp.vote(labels, [[0, 1, 2], [1, 3], [0, 1], [3]]).tolist() == ["b", "a", "a", "c"]
 
 
 # --------------------------------------------------------------------------- open set
@@ -333,58 +347,6 @@ def test_open_set_far_unknown_is_rejected():
 def test_open_set_unknown_identical_to_known_is_chance():
     res = open_set_case(unknown_offset=0.0, identical_to_known=True)
     assert 0.35 < res.auroc < 0.65
-
-
-# --------------------------------------------------------------------------- corruptions
-
-
-def smooth_images(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[1], : shape[2]] / shape[1]
-    out = np.empty(shape, np.uint8)
-    for i in range(shape[0]):
-        cx, cy = rng.uniform(0.3, 0.7, 2)
-        blob = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.05)
-        out[i] = (blob[..., None] * np.linspace(0.5, 1, shape[3])).astype(np.uint8) \
-            if len(shape) == 4 else blob.astype(np.uint8)
-    return out
-
-
-@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 32, 32, 3), (3, 28, 28, 1)])
-@pytest.mark.parametrize("kind,level", [("jpeg", 30), ("resize", 0.5), ("noise", 10.0)])
-def test_corruptions_keep_shape_dtype_and_are_deterministic(shape, kind, level):
-    x = smooth_images(shape)
-    a, b = fp.corrupt(x, kind, level, seed=1), fp.corrupt(x, kind, level, seed=1)
-    assert a.dtype == np.uint8 and a.shape == x.shape
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, x)   # it does change the images
-    assert np.abs(a.astype(int) - x).mean() < 15
-
-
-def test_noise_level_and_seed():
-    x = np.full((10, 28, 28), 128, np.uint8)
-    a = fp.corrupt(x, "noise", 8.0, seed=0)
-    assert not np.array_equal(a, fp.corrupt(x, "noise", 8.0, seed=1))
-    assert np.std(a.astype(float) - 128) == pytest.approx(8.0, rel=0.05)
-    assert np.array_equal(fp.corrupt(x, "noise", 0.0, seed=0), x)
-
-
-@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 32, 32, 3)])
-def test_jpeg_100_and_resize_1_are_near_identity(shape):
-    x = smooth_images(shape)
-    assert np.abs(fp.corrupt(x, "jpeg", 100).astype(int) - x).mean() < 1.0
-    assert np.array_equal(fp.corrupt(x, "resize", 1.0), x)
-    assert np.abs(fp.corrupt(x, "jpeg", 100).astype(int) - x).mean() < \
-        np.abs(fp.corrupt(x, "jpeg", 10).astype(int) - x).mean()
-
-
-def test_corrupt_rejects_bad_input():
-    with pytest.raises(InputError, match="uint8"):
-        fp.corrupt(np.zeros((2, 8, 8), np.float32), "noise", 1.0)
-    with pytest.raises(InputError, match="unknown corruption"):
-        fp.corrupt(np.zeros((2, 8, 8), np.uint8), "blur", 1.0)
-    with pytest.raises(InputError, match="quality"):
-        fp.corrupt(np.zeros((2, 8, 8), np.uint8), "jpeg", 0)
 
 
 # --------------------------------------------------------------------------- dendrogram
