@@ -86,9 +86,10 @@ def test_keep_freed_memory_is_idempotent_and_reports_why(monkeypatch):
 def test_cpu_encoders_and_zoo_families_tune_malloc(monkeypatch):
     import torch
     from memlib import encoders, zoo
+    from memlib.zoo.families import base as zoo_base
     calls = []
     monkeypatch.setattr(encoders, "keep_freed_memory", lambda: calls.append("encoder"))
-    monkeypatch.setattr(zoo, "keep_freed_memory", lambda: calls.append("zoo"))
+    monkeypatch.setattr(zoo_base, "keep_freed_memory", lambda: calls.append("zoo"))
     encoders.build_encoder("timm:vit_tiny_patch16_224+random", 32, "cpu")
     zoo.FAMILIES["gan"]({}, torch.device("cpu"))
     zoo.FAMILIES["gan"]({}, torch.device("meta"))  # not a CPU: left alone
