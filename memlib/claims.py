@@ -33,9 +33,9 @@ VERDICTS = ("reproduced", "partly", "not reproduced")
 
 # A set counts as flagged for copying where C_T < FLAG_THRESHOLD. Under the null C_T is a
 # weighted mean of the kept cells' z-scores, each about N(0, 1), so its standard deviation is
-# sqrt(sum w^2) / sum w: 1/sqrt(k) for k equally weighted cells, about 0.58 for the profiles'
-# k = 3 cells. -2 is then about -3.5 null standard deviations (one-sided p ~ 3e-4), not the
-# p ~ 0.023 that a single N(0, 1) z of -2 would have.
+# sqrt(sum w^2) / sum w: 1/sqrt(k) for k equally weighted cells (more when the weights differ
+# or cells are dropped), about 0.58 for the profiles' k = 3 cells. -2 is then about -3.5 null
+# standard deviations (one-sided p ~ 3e-4), not the p ~ 0.023 of a single N(0, 1) z of -2.
 FLAG_THRESHOLD = -2.0
 
 # Claim 1: a model shows the depth trend when Spearman rho(layer, C_T) >= DEPTH_RHO_MIN.
