@@ -1,10 +1,20 @@
-"""Execute the numbered notebooks with papermill, in order, for one profile."""
+"""Execute the numbered notebooks with papermill, in order, for one profile.
+
+Executed notebooks read like a terminal, not like a recording of one: the kernel runs with
+``TQDM_DISABLE=1`` (tqdm ≥ 4.66 reads it as the default of ``disable``, so every bar that does
+not force itself on stays off), and each executed notebook's stream outputs are then reduced to
+what a terminal would show at the end (:func:`render_stream`): a bar redrawn with carriage
+returns keeps its final line, a bar that cleared itself (``leave=False``) leaves nothing.
+papermill's own bar in the terminal is unaffected.
+"""
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -63,9 +73,14 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     for path in paths:
         start = time.perf_counter()
         print(f"[memlib] {path.name} (profile {profile}) …", flush=True)
-        papermill.execute_notebook(str(path), str(out_dir / path.name),
-                                   parameters=parameters, kernel_name=kernel,
-                                   cwd=str(REPO), progress_bar=True)
+        try:
+            with _environment(KERNEL_ENV):     # read by the kernel papermill starts
+                papermill.execute_notebook(str(path), str(out_dir / path.name),
+                                           parameters=parameters, kernel_name=kernel,
+                                           cwd=str(REPO), progress_bar=True)
+        finally:
+            if (out_dir / path.name).exists():
+                clean_streams(out_dir / path.name)
         seconds = time.perf_counter() - start
         finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         rows.append({"notebook": path.stem, "profile": profile, "seconds": round(seconds, 1),
@@ -76,6 +91,87 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
 
 
 TIMING_COLUMNS = ["notebook", "profile", "seconds", "finished", "cpu"]
+# Added to the environment of the kernels run_notebooks starts: progress bars off by default.
+KERNEL_ENV = {"TQDM_DISABLE": "1"}
+_TERMINAL_CONTROL = re.compile(r"(\r|\n|\x1b\[A)")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables inside the block (for child processes) and restore them.
+
+    tqdm reads ``TQDM_*`` when it is first imported, and papermill has imported it by now,
+    so this process's own bars keep their settings."""
+    import tqdm  # noqa: F401  (imported before the variables change: see above)
+
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def render_stream(text: str) -> str:
+    """What a terminal shows after printing ``text``: carriage returns (``\\r``) and cursor-up
+    (``ESC[A``, tqdm's nested bars) overwrite earlier characters.
+
+    A line that was written and ended up blank (a progress bar that cleared itself) is
+    dropped; empty lines that were printed as such are kept; trailing spaces are removed.
+    """
+    lines, touched = [""], [False]
+    row = col = 0
+    for token in _TERMINAL_CONTROL.split(text):
+        if token == "\r":
+            col = 0
+        elif token == "\n":
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append("")
+                touched.append(False)
+        elif token == "\x1b[A":
+            row = max(0, row - 1)
+        elif token:
+            line = lines[row].ljust(col)
+            lines[row] = line[:col] + token + line[col + len(token):]
+            touched[row] = True
+            col += len(token)
+    out = []
+    for i, (line, written) in enumerate(zip(lines, touched)):
+        if written and not line.strip():
+            continue
+        newline = "\n" if i < len(lines) - 1 else ""     # every line but the last ended in one
+        out.append(line.rstrip() + newline)
+    return "".join(out)
+
+
+def clean_streams(path: str | os.PathLike) -> None:
+    """Rewrite an executed notebook with each cell's adjacent stream outputs of one kind
+    (stdout or stderr) merged and reduced to their final terminal text (:func:`render_stream`)."""
+    import nbformat
+
+    from .store import atomic_path
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if (out.output_type == "stream" and outputs and outputs[-1].output_type == "stream"
+                    and outputs[-1].name == out.name):
+                outputs[-1].text += out.text
+            else:
+                outputs.append(out)
+        for out in outputs:
+            if out.output_type == "stream":
+                out.text = render_stream(out.text)
+        if "outputs" in cell:
+            cell.outputs = [o for o in outputs if o.output_type != "stream" or o.text.strip()]
+    with atomic_path(path, suffix=".ipynb") as tmp:
+        nbformat.write(nb, str(tmp))
 
 
 def cpu_model() -> str:
