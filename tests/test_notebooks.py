@@ -1,4 +1,5 @@
 """The notebooks: thin, parameterised, in sync with their jupytext twins, and they run (smoke)."""
+import re
 from pathlib import Path
 
 import nbformat
@@ -17,8 +18,14 @@ REQUIRED_COLUMNS = {
 }
 
 
-def test_there_are_four_numbered_notebooks():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+NUMBERS = ["00", "01", "02", "03", "04"]
+BY_HAND_FIGURES = ["ct_by_hand_data", "ct_by_hand_distances", "ct_by_hand_scores", "ct_by_hand_null",
+                   "ct_by_hand_floor", "ct_by_hand_layers", "ct_by_hand_attribution"]
+TQDM_BAR = re.compile(r"\d+%\|")   # "…  42%|████▏     | 420/1000 …"
+
+
+def test_there_are_five_numbered_notebooks():
+    assert [p.stem[:2] for p in NOTEBOOKS] == NUMBERS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -57,7 +64,29 @@ def test_smoke_every_png_has_its_csv(smoke_run):
 
 def test_smoke_executed_notebooks_saved(smoke_run):
     executed = sorted((smoke_run / "executed").glob("*.ipynb"))
-    assert [p.stem[:2] for p in executed] == ["01", "02", "03", "04"]
+    assert [p.stem[:2] for p in executed] == NUMBERS
+
+
+def test_smoke_executed_notebooks_have_no_progress_bars(smoke_run):
+    """run_notebooks turns tqdm off in the kernel and keeps only the final terminal text."""
+    for path in sorted((smoke_run / "executed").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        streams = [o.text for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+        assert streams, f"{path.name}: no printed output at all"
+        for text in streams:
+            assert "\r" not in text and "\x1b[" not in text, f"{path.name}: terminal redraws left: {text[:200]!r}"
+            assert not TQDM_BAR.search(text), f"{path.name}: a progress bar is left: {text[:200]!r}"
+
+
+def test_smoke_notebook_00_figures_and_hand_check(smoke_run):
+    """Notebook 00 writes its figures with their CSVs; its by-hand C_T equals ct_score."""
+    for stem in BY_HAND_FIGURES:
+        assert (smoke_run / f"{stem}.png").exists() and (smoke_run / f"{stem}.csv").exists(), stem
+    scores = pd.read_csv(smoke_run / "ct_by_hand_scores.csv")
+    assert set(scores.generator) == {"fresh", "copier", "detail-copier", "under-fitter", "mode-dropper"}
+    assert (scores.ct_by_hand - scores.ct_score).abs().max() < 1e-3   # CSV keeps 4 decimals
+    by_gen = scores.groupby("generator").ct_score.first()
+    assert by_gen["copier"] < -2 < by_gen["under-fitter"] and abs(by_gen["fresh"]) < 2
 
 
 def test_smoke_timings_name_the_machine_and_when(smoke_run):
@@ -65,7 +94,7 @@ def test_smoke_timings_name_the_machine_and_when(smoke_run):
     import datetime
     from memlib.notebooks import cpu_model
     timings = pd.read_csv(smoke_run / "executed" / "timings.csv")
-    assert list(timings.notebook.str[:2]) == ["01", "02", "03", "04"]
+    assert list(timings.notebook.str[:2]) == NUMBERS
     assert (timings.seconds > 0).all() and set(timings.profile) == {"smoke"}
     assert set(timings.cpu) == {cpu_model()}
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -95,3 +124,62 @@ def test_unknown_notebook_parameter_is_rejected(tmp_path):
         papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
                                    parameters={"profile": "smoke", "encodr": "x"}, cwd=str(REPO),
                                    progress_bar=False, kernel_name="python3")
+
+
+def test_notebook_00_alone_writes_figures_and_no_claims(tmp_path):
+    """Notebook 00 on its own (another cell count and size than the profiles'): its by-hand
+    C_T agrees with the library (the notebook asserts it), it writes its figures, no claims."""
+    import papermill
+    out = tmp_path / "figures"
+    papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "00.ipynb"),
+                               parameters={"profile": "smoke", "figures_dir": str(out), "n_cells": 4,
+                                           "copy_m": 300}, cwd=str(REPO), progress_bar=False,
+                               kernel_name="python3")
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(BY_HAND_FIGURES)
+    assert sorted(p.stem for p in out.glob("*.csv")) == sorted(BY_HAND_FIGURES)
+    assert not (out / "claims.csv").exists()
+    cells = pd.read_csv(out / "ct_by_hand_scores.csv")
+    assert set(cells.cell) == {0, 1, 2, 3}
+
+
+def test_render_stream_keeps_what_a_terminal_shows():
+    """Known answer with real tqdm output: nested bars (ESC[A), a bar that clears itself
+    (leave=False) and plain prints."""
+    import io
+
+    from tqdm import tqdm
+
+    from memlib.notebooks import render_stream
+    buf = io.StringIO()
+    print("before", file=buf)
+    for _ in tqdm(range(3), desc="outer", file=buf, mininterval=0, bar_format="{desc}: {n}/{total}"):
+        for _ in tqdm(range(4), desc="inner", file=buf, leave=False, mininterval=0):
+            pass
+    print("between", file=buf)
+    bar = tqdm(total=5, desc="gone", file=buf, leave=False, mininterval=0)
+    bar.update(5)
+    bar.close()
+    print("after\n", file=buf)
+    raw = buf.getvalue()
+    assert raw.count("\r") > 10 and "\x1b[A" in raw
+    assert render_stream(raw) == "before\nouter: 3/3\nbetween\nafter\n\n"
+    assert render_stream("a\n\nb") == "a\n\nb"
+    assert render_stream("50%\r100%\n") == "100%\n"
+    assert render_stream("") == ""
+
+
+def test_clean_streams_merges_and_renders(tmp_path):
+    from memlib.notebooks import clean_streams
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rbar 10%"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\rbar 100%\r        \r"),
+                    nbformat.v4.new_output("stream", name="stdout", text="result\n"),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
+    nb.cells = [cell, nbformat.v4.new_markdown_cell("text")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    clean_streams(path)
+    out = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o.output_type for o in out] == ["stream", "execute_result"]
+    assert out[0].name == "stdout" and out[0].text == "result\n"
