@@ -33,7 +33,7 @@ kde                 the source, plus N(0, σ²) pixel noise, σ = strength     (
                     in [0, 1] pixel units; Meehan et al.'s bandwidth knob
 =================== ======================================================= ==================================
 
-High-level ranges at strength s (s = 1 is research/encoder_probe.md §4.1 set (iv)): rotation
+High-level ranges at strength s (s = 1 is the probe set (iv) of docs/design.md): rotation
 U(−10s, 10s)°, translation U(−2s, 2s) px per axis, isotropic scale U(1 − 0.1s, 1 + 0.1s) (bilinear,
 zero fill, about the image centre); gamma exp(U(−s, s)·ln(1/0.7)); contrast about the image mean
 U(1 − 0.25s, 1 + 0.25s); Gaussian blur σ U(0.3s, 0.6s) px. Strengths above 1 extrapolate.
@@ -80,7 +80,7 @@ def make_copies(kind: str, sources: np.ndarray, *, strength: float = 1.0, seed: 
         kind: one of :data:`KINDS` (see the module docstring for what each keeps and destroys).
         strength: ≥ 0; 0 returns the sources. ``low-level``: fraction (0..1) of tiles moved;
             ``low-level-phase``: phase noise amplitude in units of π (0..1); ``high-level*``:
-            scale of every jitter range (1 = the probe's set (iv)); ``kde``: σ in [0, 1] pixel units.
+            scale of every jitter range (1 = docs/design.md's set (iv)); ``kde``: σ in [0, 1] pixel units.
         seed: all randomness; the same seed gives the same copies.
         tile: ``low-level`` tile size in source pixels; must divide H and W.
     """
