@@ -156,7 +156,7 @@ def bench_fingerprint(quick: bool) -> list[dict]:
                 mine = ct_statistic(pz, pc, qz, qc, tz, tc, None)
                 engine_diff = max(engine_diff, abs(mine - slow[s, l]))
                 if s == 0:
-                    ours = ref.layers[l].kmeans.predict(ref.layers[l].proj(test[l], "test", ""))
+                    ours = ref.layers[l].kmeans.predict(ref.layers[l].proj(test[l], "test"))
                     same_cells.append(_partition_agreement(ours, pc))
         anchor_runs.append(t_anchor)
     t_anchor = float(np.median(anchor_runs))

@@ -174,7 +174,7 @@ def test_meehan_kde_sweep_on_real_images(data):
         return [g + sigma * rng.normal(size=g.shape).astype(np.float32)]
 
     sweep = [ref.curve(kde(s))[0] for s in (0.003, 0.1, 0.3, 1.0)]
-    cells = lambda x: ref.layers[0].kmeans.predict(ref.layers[0].proj(x, "", ""))  # noqa: E731
+    cells = lambda x: ref.layers[0].kmeans.predict(ref.layers[0].proj(x, "test"))  # noqa: E731
     floor = copy_floor(cells(test), cells(held_out), 3)
     assert sweep[0] < 0.9 * floor < -10           # near the exact-copy floor
     assert sweep[-1] > 10                         # far noisier than the data: under-fitting
