@@ -1,0 +1,411 @@
+"""A database of C_T-layer curves of known generative models, and attribution against it.
+
+The paper's "database of precomputed C_T-layer curves": which known architecture does a set
+of generated images look like? A database is a folder holding two files (no pickle):
+
+- ``curves.csv``, tidy: ``model, family, architecture, seed, n, draw, layer, ct``. One row per
+  layer of one *reference curve*: the C_T-layer curve of a random subset of ``n`` samples
+  (draw ``draw``) of one model's sample set, for every ``n`` of the profile's
+  ``query_sizes`` (``n_query_draws`` draws each; one draw, the whole set, when ``n`` is the
+  set's size). ``layer`` counts encoder blocks from 1; ``ct`` is empty where C_T is undefined
+  (no cell holds more than 20 of the ``n`` samples), which attribution reads as 0, as
+  notebook 04 does. ``model`` names one sample set, ``family`` is what attribution answers,
+  ``architecture`` a description, ``seed`` the model's training seed (a label).
+- ``manifest.json``: everything that makes two curves comparable (:data:`COMPARED_FIELDS`:
+  encoder and weights id, image size, token, final LayerNorm, forward-pass precision, C_T
+  cells, PCA dimension and seed, and the content hashes of the reference ``T`` and ``P_n``
+  with the specs that load them), the sizes, the memlib version, and the open-set thresholds.
+
+Curves are only comparable at equal set sizes (C_T is a z-score that grows with the sizes;
+:mod:`memlib.fingerprint`), so a query of m samples is compared at the largest stored
+``n ≤ m``: ``n_query_draws`` random subsets of size n of the query, each attributed to the
+family of its nearest reference curve (Euclidean over layers, notebook 04's rule). A draw
+whose nearest distance is above the open-set threshold of that n votes ``unknown``; the
+threshold is the 95th percentile of the leave-one-model-out nearest distances among the
+reference curves at that n (notebook 04's open-set rule), recomputed whenever a model is added.
+A query smaller than every stored n is compared with the smallest n by curve shape (cosine
+distance, which removes the common size factor), with a warning.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import fingerprint as fp
+from .errors import InputError
+from .store import atomic_path, read_json, write_json
+
+FORMAT_VERSION = 1
+CURVE_COLUMNS = ["model", "family", "architecture", "seed", "n", "draw", "layer", "ct"]
+# manifest fields that must equal the current settings for curves to be comparable
+COMPARED_FIELDS = ("format", "encoder", "weights_id", "image_size", "token", "final_norm",
+                   "precision", "n_cells", "pca_dim", "seed", "reference_train_hash",
+                   "reference_test_hash")
+OPEN_SET_QUANTILE = 0.95     # notebook 04's open-set rule (fingerprint.open_set's quantile)
+DISTANCE, RULE = "euclidean", "nearest"   # notebook 04's attribution rule
+SHAPE_DISTANCE = "cosine"    # for queries smaller than every stored n (module docstring)
+ACCURACY_METHOD = "C_T-layer curve"       # the row of fingerprint_accuracy.csv that applies
+UNKNOWN = "unknown"
+
+
+@dataclass
+class ReferenceSet:
+    """One known model's sample set: ``images`` uint8 (N, H, W[, C]) and its labels."""
+
+    model: str
+    family: str
+    architecture: str
+    seed: int
+    images: np.ndarray
+
+
+@dataclass
+class Database:
+    """Reference curves (``curves``, :data:`CURVE_COLUMNS`) and their ``manifest``."""
+
+    curves: pd.DataFrame
+    manifest: dict[str, Any]
+    folder: Path | None = None
+
+    # -- files ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Database":
+        """Read ``folder/curves.csv`` and ``folder/manifest.json``."""
+        folder = Path(folder)
+        for name in ("manifest.json", "curves.csv"):
+            if not (folder / name).exists():
+                raise InputError(f"fingerprint database {folder}: no {name}; build one with "
+                                 f"notebook 04 or name another folder with --db")
+        curves = pd.read_csv(folder / "curves.csv", dtype={"model": str, "family": str,
+                                                            "architecture": str})
+        if list(curves.columns) != CURVE_COLUMNS:
+            raise InputError(f"{folder / 'curves.csv'}: columns {list(curves.columns)}, "
+                             f"expected {CURVE_COLUMNS}")
+        return cls(curves, read_json(folder / "manifest.json"), folder)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write both files atomically (each is complete or absent); returns the folder."""
+        folder = Path(folder)
+        with atomic_path(folder / "curves.csv", suffix=".csv") as tmp:
+            self.curves[CURVE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
+        write_json(folder / "manifest.json", self.manifest)
+        self.folder = folder
+        return folder
+
+    # -- contents ------------------------------------------------------------------------------
+
+    @property
+    def sizes(self) -> list[int]:
+        """The stored set sizes n, ascending."""
+        return sorted(int(n) for n in self.curves["n"].unique())
+
+    def models(self) -> pd.DataFrame:
+        """One row per model: model, family, architecture, seed, sizes stored."""
+        g = self.curves.groupby(["model", "family", "architecture", "seed"], sort=True)
+        return g["n"].unique().map(lambda v: " ".join(map(str, sorted(v)))).rename(
+            "sizes").reset_index()
+
+    def reference_curves(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(R, L) curves at size n (undefined C_T read as 0), (R,) family, (R,) model."""
+        at = self.curves[self.curves["n"] == n]
+        if at.empty:
+            raise InputError(f"the database has no curves at n = {n} (sizes: {self.sizes})")
+        wide = at.pivot(index=["model", "draw"], columns="layer", values="ct").sort_index()
+        family = at.groupby("model")["family"].first()
+        models = wide.index.get_level_values("model").to_numpy()
+        return (np.nan_to_num(wide.to_numpy(float), nan=0.0),
+                family.loc[models].to_numpy(), models)
+
+    def check(self, current: dict[str, Any]) -> None:
+        """Refuse (one line naming the field) when the manifest differs from ``current``."""
+        for key in COMPARED_FIELDS:
+            if key in current and self.manifest.get(key) != current[key]:
+                where = self.folder or "the database"
+                raise InputError(f"fingerprint database {where} does not match the current "
+                                 f"settings: {key} is {self.manifest.get(key)!r} there, "
+                                 f"{current[key]!r} here; use the settings it was built with "
+                                 f"(see its manifest.json) or another --db")
+
+    def require_new(self, model: str) -> None:
+        """Refuse a model name that the database already holds."""
+        if model in set(self.curves["model"]):
+            raise InputError(f"model {model!r} is already in the fingerprint database "
+                             f"{self.folder or ''}; choose another NAME")
+
+    def add(self, rows: Sequence[dict]) -> None:
+        """Append one model's curve rows and recalibrate the open-set thresholds."""
+        new = pd.DataFrame(list(rows), columns=CURVE_COLUMNS)
+        for model in new["model"].unique():
+            self.require_new(model)
+        self.curves = pd.concat([self.curves, new], ignore_index=True)
+        self.manifest["open_set"] = calibrate_open_set(self)
+
+
+# -- building ------------------------------------------------------------------------------------
+
+def comparable_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The manifest fields that a profile's parameters fix (all but the reference hashes)."""
+    from .encoders import compute_precision, pick_device, weights_id
+
+    pixels = params["encoder"] == "pixels"
+    return dict(format=FORMAT_VERSION, encoder=params["encoder"],
+                weights_id="none" if pixels else weights_id(params["encoder"]),
+                image_size=None if pixels else int(params["image_size"]),
+                token=None if pixels else params["token"],
+                final_norm=None if pixels else bool(params["final_norm"]),
+                precision=None if pixels else compute_precision(pick_device(params["device"]),
+                                                                params["precision"]),
+                n_cells=int(params["n_cells"]), pca_dim=int(params["pca_dim"]),
+                seed=int(params["seed"]))
+
+
+def zoo_sets(study) -> list[ReferenceSet]:
+    """Every standard zoo model of the study's profile, and each external set that has at
+    least two sample sets (runs numbered as seeds), as notebook 04 uses them."""
+    from . import zoo
+    from .data import load_images
+
+    p = study.params
+    out = [ReferenceSet(f"{f}-s{s}", f, zoo.FAMILIES[f].__name__, s,
+                        zoo.zoo_samples(f, s, "standard", p, progress=False).images)
+           for f, v, s in zoo.zoo_models(p) if v == "standard"]
+    for name, specs in p["external_sets"].items():
+        specs = [specs] if isinstance(specs, str) else list(specs)
+        if len(specs) >= 2:
+            out += [ReferenceSet(f"{name}-r{r}", name, name, r,
+                                 load_images(spec, seed=p["seed"]).images)
+                    for r, spec in enumerate(specs)]
+    return out
+
+
+def build_database(study, sets: Sequence[ReferenceSet], *, progress: bool = True) -> Database:
+    """Reference curves of ``sets`` against the study's public reference (``reference_train``
+    as T, ``test`` as P_n), at each of ``query_sizes``, and their manifest."""
+    from tqdm.auto import tqdm
+
+    scorer = Scorer(study)
+    rows = []
+    p = study.params
+    for s in tqdm(sets, desc="fingerprint database", disable=not progress):
+        rows += scorer.set_rows(s, p["query_sizes"], p["n_query_draws"])
+    curves = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    train, test = study.images("reference_train"), study.images("test")
+    manifest = {**comparable_settings(p),
+                "reference_train_hash": train.content_hash, "reference_test_hash": test.content_hash,
+                "reference": {"train_spec": p["reference_train"], "n_train": len(train),
+                              "test_spec": p["test"], "n_test": len(test)},
+                "query_sizes": [int(n) for n in p["query_sizes"]],
+                "n_query_draws": int(p["n_query_draws"]),
+                "memlib_version": _version()}
+    db = Database(curves, manifest)
+    db.manifest["open_set"] = calibrate_open_set(db)
+    return db
+
+
+def calibrate_open_set(db: Database) -> dict[str, Any]:
+    """Open-set thresholds per stored n: the :data:`OPEN_SET_QUANTILE` of the
+    leave-one-model-out nearest distances among the reference curves (curve units, C_T)."""
+    thresholds = {}
+    for n in db.sizes:
+        curves, families, models = db.reference_curves(n)
+        if len(np.unique(models)) < 2:
+            continue
+        thresholds[str(n)] = _threshold(curves, families, models, DISTANCE)
+    return {"quantile": OPEN_SET_QUANTILE, "distance": DISTANCE, "rule": RULE,
+            "thresholds": thresholds}
+
+
+def _threshold(curves, families, models, distance) -> float:
+    loo = fp._loo(curves, families, models, distance=distance, rule=RULE, layers=None)
+    return float(np.quantile(loo.distances.min(axis=1), OPEN_SET_QUANTILE))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("memlib")
+    except PackageNotFoundError:   # pragma: no cover - running from a bare source tree
+        return "unknown"
+
+
+# -- scoring against the database's reference ---------------------------------------------------
+
+def scorer_for(db: Database, params: dict[str, Any]) -> "Scorer":
+    """A :class:`Scorer` on the database's own reference (its specs, re-embedded through the
+    feature cache) with the current ``params``; refuses a database that does not match them."""
+    from .study import Study
+
+    db.check(comparable_settings(params))
+    ref = db.manifest["reference"]
+    study = Study({**params, "reference_train": ref["train_spec"], "test": ref["test_spec"]})
+    db.check({"reference_train_hash": study.images("reference_train").content_hash,
+              "reference_test_hash": study.images("test").content_hash})
+    return Scorer(study)
+
+
+class Scorer:
+    """The study's fitted public reference and the test set's per-point distances, with which
+    any set's curves at any subset size cost one search and a re-count."""
+
+    def __init__(self, study):
+        self.study = study
+        self.reference = study.reference()
+        self.test_dist = self.reference.layer_distances(study.features(study.images("test")))
+
+    def subset_curves(self, images: np.ndarray, subsets: Sequence[np.ndarray],
+                      name: str) -> np.ndarray:
+        """(S, L) C_T curves of subsets (index arrays) of ``images``; NaN where undefined."""
+        gd, gc = self.reference.layer_distances(self.study.features(images, name=name))
+        return fp.subset_curves(gd, gc, *self.test_dist, subsets)
+
+    def set_rows(self, s: ReferenceSet, sizes: Sequence[int], n_draws: int) -> list[dict]:
+        """Curve rows of one reference set: ``n_draws`` subsets at each size n ≤ its size."""
+        plan = draws_plan(len(s.images), sizes, n_draws, self.study.params["seed"], s.model)
+        if not plan:
+            raise InputError(f"model {s.model!r}: {len(s.images)} samples, fewer than the "
+                             f"smallest size of the database, {min(sizes)}")
+        subsets = [idx for _, draws in plan for idx in draws]
+        curves = self.subset_curves(s.images, subsets, s.model)
+        rows, k = [], 0
+        for n, draws in plan:
+            for d in range(len(draws)):
+                rows += [dict(model=s.model, family=s.family, architecture=s.architecture,
+                              seed=int(s.seed), n=int(n), draw=d, layer=l + 1,
+                              ct=float(curves[k, l])) for l in range(curves.shape[1])]
+                k += 1
+        return rows
+
+
+def draws_plan(m: int, sizes: Sequence[int], n_draws: int, seed: int,
+               name: str) -> list[tuple[int, list[np.ndarray]]]:
+    """(n, subsets) for each size n ≤ m: ``n_draws`` random subsets of range(m), or the whole
+    set once when n == m. Seeded by ``seed``, n and a checksum of ``name``."""
+    salt = zlib.crc32(name.encode()) % 1_000_000
+    return [(int(n), fp.subsample_indices(m, int(n), 1 if n == m else n_draws,
+                                          seed=seed + 1000 * salt + int(n)))
+            for n in sorted(set(int(x) for x in sizes)) if n <= m]
+
+
+# -- attribution ---------------------------------------------------------------------------------
+
+@dataclass
+class AttributionReport:
+    """What :func:`attribute_set` found.
+
+    answer: the family with the most votes, or ``"unknown"``.
+    table: one row per candidate (families and ``unknown``): ``candidate``, ``distance`` (mean
+        over draws of the distance to the family's nearest reference curve, C_T units; empty
+        for ``unknown``), ``votes`` (share of draws voting for it), best first.
+    n: the reference size used; m: the query's size; distance: ``euclidean`` or ``cosine``.
+    threshold: the open-set threshold at n (same units as ``distance``).
+    query_curves: (S, L) the query's subset curves (undefined C_T as 0).
+    warning: a sentence when the query is smaller than every stored n, else None.
+    """
+
+    answer: str
+    table: pd.DataFrame
+    n: int
+    m: int
+    distance: str
+    threshold: float
+    query_curves: np.ndarray
+    warning: str | None = None
+    reference: tuple = field(default=(), repr=False)   # (curves, families, models) at n
+
+
+def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str = "query",
+                  accuracy_csv: Path | None = None) -> AttributionReport:
+    """Attribute one sample set (uint8 images (m, H, W[, C])) to a family of the database.
+
+    The settings of ``scorer.study`` must match the database (:meth:`Database.check`).
+    """
+    m = len(images)
+    sizes = db.sizes
+    below = [n for n in sizes if n <= m]
+    warning = None
+    n_draws = int(db.manifest["n_query_draws"])
+    seed = int(db.manifest["seed"])
+    refs = db.reference_curves(below[-1] if below else sizes[0])
+    if below:
+        n, distance = below[-1], DISTANCE
+        threshold = db.manifest["open_set"]["thresholds"].get(str(n), np.inf)
+        subsets = draws_plan(m, [n], n_draws, seed, name)[0][1]
+    else:
+        n, distance = sizes[0], SHAPE_DISTANCE
+        threshold = _threshold(*refs, distance)
+        subsets = [np.arange(m)]
+        warning = _small_query_warning(m, n, accuracy_csv)
+    raw = scorer.subset_curves(images, subsets, name)
+    if np.isnan(raw).all():
+        raise InputError(f"{name}: {m} samples are too few for C_T at any layer (a cell needs "
+                         f"more than 20 samples); use a larger set")
+    curves = np.nan_to_num(raw, nan=0.0)
+    res = fp.attribute(curves, refs[0], refs[1], distance=distance, rule=RULE)
+    nearest = res.distances.min(axis=1)
+    votes = np.where(nearest > threshold, UNKNOWN, res.labels.astype(str))
+    table = pd.DataFrame({"candidate": [str(f) for f in res.families] + [UNKNOWN],
+                          "distance": list(res.distances.mean(axis=0)) + [np.nan]})
+    table["votes"] = [float(np.mean(votes == c)) for c in table["candidate"]]
+    table = table.sort_values(["votes", "distance"], ascending=[False, True],
+                              na_position="last", kind="stable").reset_index(drop=True)
+    return AttributionReport(str(table["candidate"].iloc[0]), table, n, m, distance,
+                             float(threshold), curves, warning, refs)
+
+
+def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:
+    head = (f"the query has {m} samples, fewer than the smallest size the database holds "
+            f"({n_min}); comparing curve shapes ({SHAPE_DISTANCE} distance) with the n = "
+            f"{n_min} references. ")
+    if accuracy_csv is None or not Path(accuracy_csv).exists():
+        return head + (f"Expected accuracy at n = {m}: not measured (no "
+                       f"fingerprint_accuracy.csv; run notebook 04)")
+    acc = pd.read_csv(accuracy_csv)
+    if "reference" in acc.columns:
+        acc = acc[acc["reference"] == "public"]
+    acc = acc[acc["method"] == ACCURACY_METHOD].sort_values("query_size")
+    if acc.empty:
+        return head + f"Expected accuracy at n = {m}: not in {accuracy_csv}"
+    at = acc[acc["query_size"] <= m]
+    if not at.empty:
+        row = at.iloc[-1]
+        return head + (f"Expected accuracy at n = {m}: about {row.accuracy:.2f} (measured at "
+                       f"n = {int(row.query_size)}, {accuracy_csv})")
+    row = acc.iloc[0]
+    return head + (f"Expected accuracy at n = {m}: below {row.accuracy:.2f}, the accuracy "
+                   f"measured at n = {int(row.query_size)} ({accuracy_csv})")
+
+
+def plot_attribution(report: AttributionReport, *, top: int = 3, title: str = "query"):
+    """The query's curve (mean over draws, min–max band) over the reference curves of its
+    ``top`` nearest families (one line per reference model, mean over its draws)."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    curves, families, models = report.reference
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    x = np.arange(1, report.query_curves.shape[1] + 1)
+    near = [c for c in report.table["candidate"] if c != UNKNOWN][:top]
+    for i, fam in enumerate(near):
+        color = plt.cm.tab10(i)
+        for j, model in enumerate(np.unique(models[families == fam])):
+            ax.plot(x, curves[models == model].mean(axis=0), color=color, lw=1, alpha=0.7,
+                    label=fam if j == 0 else None)
+    q = report.query_curves
+    ax.fill_between(x, q.min(axis=0), q.max(axis=0), color="k", alpha=0.15, lw=0)
+    ax.plot(x, q.mean(axis=0), color="k", lw=2.4, marker="o", ms=3,
+            label=f"{title} (answer: {report.answer})")
+    plots.zero_line(ax, flag=None)
+    ax.set_xlabel("encoder layer (block)")
+    ax.set_ylabel("C_T (z-score; < 0 copying, > 0 under-fitting)")
+    ax.set_title(f"Query curve over its nearest reference curves (n = {report.n} of "
+                 f"{report.m} samples, {report.distance} distance)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

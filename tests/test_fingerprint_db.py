@@ -1,0 +1,269 @@
+"""memlib.fingerprint_db and the `attribute` / `fingerprint add` commands.
+
+Known answers on hand-made curves (files, thresholds, manifest checks, draws), then the smoke
+zoo end to end: a database of seeds 0 and 1 of every family names the family of each
+held-out seed-2 set (also from a folder of PNGs through the CLI), says "unknown" for a family
+it does not hold, learns that family through `fingerprint add`, and refuses a database built
+with other settings, naming the field.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import cdist
+
+from memlib import fingerprint_db as fdb
+from memlib.errors import InputError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- hand-made curves ----------------------------------------------------------------------------
+
+def _db(rng, n_layers=4, sizes=(20, 40), draws=3) -> fdb.Database:
+    """Models a-s0, a-s1 (family a) and b-s0, b-s1 (family b): curves = family level + noise."""
+    rows = []
+    for model, family, level in (("a-s0", "a", 0.0), ("a-s1", "a", 0.2), ("b-s0", "b", 5.0),
+                                 ("b-s1", "b", 5.3)):
+        for n in sizes:
+            for d in range(draws):
+                for layer in range(1, n_layers + 1):
+                    rows.append(dict(model=model, family=family, architecture=family.upper(),
+                                     seed=int(model[-1]), n=n, draw=d, layer=layer,
+                                     ct=level + 0.1 * layer + 0.05 * rng.normal()))
+    db = fdb.Database(pd.DataFrame(rows, columns=fdb.CURVE_COLUMNS),
+                      {"format": 1, "encoder": "e", "image_size": 32, "token": "cls", "seed": 0,
+                       "n_query_draws": draws, "query_sizes": list(sizes)})
+    db.manifest["open_set"] = fdb.calibrate_open_set(db)
+    return db
+
+
+def test_files_round_trip_and_undefined_ct_reads_as_zero(rng, tmp_path):
+    db = _db(rng)
+    db.curves.loc[3, "ct"] = np.nan                     # a-s0, n=20, draw 0, layer 4
+    db.save(tmp_path / "db")
+    assert sorted(p.name for p in (tmp_path / "db").iterdir()) == ["curves.csv", "manifest.json"]
+    back = fdb.Database.load(tmp_path / "db")
+    assert list(back.curves.columns) == fdb.CURVE_COLUMNS
+    assert back.manifest == json.loads(json.dumps(db.manifest))
+    assert back.sizes == [20, 40]
+    curves, families, models = back.reference_curves(20)
+    assert curves.shape == (12, 4)
+    assert list(models[:3]) == ["a-s0"] * 3 and list(families[-3:]) == ["b"] * 3
+    assert curves[0, 3] == 0.0
+    np.testing.assert_allclose(curves[1], db.curves.ct[4:8], rtol=1e-5)
+    with pytest.raises(InputError, match="no curves at n = 30"):
+        back.reference_curves(30)
+
+
+def test_open_set_threshold_is_the_95th_percentile_of_leave_one_model_out_distances(rng):
+    db = _db(rng)
+    for n in (20, 40):
+        curves, _, models = db.reference_curves(n)
+        d = cdist(curves, curves)
+        nearest = [d[i, models != models[i]].min() for i in range(len(curves))]
+        assert db.manifest["open_set"]["thresholds"][str(n)] == pytest.approx(
+            np.quantile(nearest, 0.95))
+
+
+def test_manifest_check_names_the_mismatched_field(rng):
+    db = _db(rng)
+    db.check({"encoder": "e", "image_size": 32, "token": "cls"})
+    with pytest.raises(InputError, match="image_size is 32 there, 64 here"):
+        db.check({"encoder": "e", "image_size": 64})
+    with pytest.raises(InputError, match="token is 'cls' there, 'mean' here"):
+        db.check({"token": "mean"})
+
+
+def test_adding_a_model_twice_is_refused(rng):
+    db = _db(rng)
+    rows = db.curves[db.curves.model == "a-s0"].assign(model="c-s0", family="c")
+    db.add(rows.to_dict("records"))
+    assert "c" in set(db.reference_curves(20)[1])
+    with pytest.raises(InputError, match="'c-s0' is already in"):
+        db.add(rows.to_dict("records"))
+
+
+def test_draws_plan():
+    plan = fdb.draws_plan(100, [50, 100, 200], 4, seed=0, name="x")
+    assert [n for n, _ in plan] == [50, 100]
+    assert len(plan[0][1]) == 4 and all(len(s) == 50 for s in plan[0][1])
+    np.testing.assert_array_equal(plan[1][1][0], np.arange(100))   # n = m: the whole set once
+    assert len(plan[1][1]) == 1
+    again = fdb.draws_plan(100, [50], 4, seed=0, name="x")[0][1]
+    other = fdb.draws_plan(100, [50], 4, seed=0, name="y")[0][1]
+    assert all((a == b).all() for a, b in zip(plan[0][1], again))
+    assert not all((a == b).all() for a, b in zip(plan[0][1], other))
+
+
+def test_small_query_warning_reads_the_measured_accuracy(tmp_path):
+    csv = tmp_path / "fingerprint_accuracy.csv"
+    pd.DataFrame([dict(reference="public", method="C_T-layer curve", query_size=50, accuracy=0.62),
+                  dict(reference="public", method="C_T-layer curve", query_size=100, accuracy=0.9),
+                  dict(reference="own-train", method="C_T-layer curve", query_size=50, accuracy=0.1),
+                  dict(reference="public", method="final-layer C_T", query_size=50, accuracy=0.3)]
+                 ).to_csv(csv, index=False)
+    text = fdb._small_query_warning(30, 50, csv)
+    assert "30 samples" in text and "below 0.62" in text and "n = 50" in text
+    assert "not measured" in fdb._small_query_warning(30, 50, tmp_path / "none.csv")
+
+
+def test_load_refuses_a_folder_without_a_database(tmp_path):
+    with pytest.raises(InputError, match="no manifest.json"):
+        fdb.Database.load(tmp_path)
+
+
+# --- the smoke zoo, end to end ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke(cache_dir, tmp_path_factory):
+    """The smoke profile with a third seed; a database of seeds 0-1 written where the CLI
+    looks by default (<figures_dir>/fingerprint_db), and one without the vae family."""
+    from memlib.params import write_params
+    from memlib.study import Study
+    from memlib import zoo
+
+    root = tmp_path_factory.mktemp("fingerprint-db")
+    params_file = write_params(root / "params.yaml", "smoke", zoo_seeds=[0, 1, 2],
+                               figures_dir=str(root / "figures"))
+    from memlib.params import load_params
+    params = load_params(path=params_file)
+    zoo.zoo_sample(params, variants=["standard"], progress=False)   # zoo_workers processes
+    study = Study(params)
+    sets = {s.model: s for s in fdb.zoo_sets(study)}
+    known = [s for s in sets.values() if s.seed != 2]
+    db = fdb.build_database(study, known, progress=False)
+    db.save(study.figures_dir / "fingerprint_db")
+    no_vae = fdb.build_database(study, [s for s in known if s.family != "vae"], progress=False)
+    no_vae.save(root / "no-vae")
+    return dict(root=root, params_file=params_file, study=study, sets=sets, db=db,
+                no_vae=no_vae, scorer=fdb.Scorer(study))
+
+
+def _cli(smoke, *args):
+    env = {**os.environ, "MEMLIB_CACHE": os.environ["MEMLIB_CACHE"], "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "memlib", "--params", str(smoke["params_file"]),
+                           *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _png_folder(images, folder: Path) -> Path:
+    from PIL import Image
+    folder.mkdir(parents=True)
+    for i, img in enumerate(images):
+        Image.fromarray(np.asarray(img).squeeze()).save(folder / f"sample_{i:04d}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_database_contents(smoke):
+    db = smoke["db"]
+    assert sorted(db.curves.model.unique()) == ["gmm-s0", "gmm-s1", "kde-s0", "kde-s1",
+                                                "vae-s0", "vae-s1"]
+    assert db.sizes == [50, 100]
+    counts = db.curves.groupby(["model", "n"]).size()
+    assert (counts == 4 * 12).all()                     # n_query_draws draws × 12 layers
+    m = db.manifest
+    assert m["encoder"] == "timm:vit_tiny_patch16_224+random" and m["image_size"] == 32
+    assert m["reference"]["train_spec"] == "fashion-mnist:train[30000:30600]"
+    assert m["reference_train_hash"] == smoke["study"].images("reference_train").content_hash
+    assert set(m["open_set"]["thresholds"]) == {"50", "100"}
+    assert m["memlib_version"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["kde", "gmm", "vae"])
+def test_a_held_out_seed_is_attributed_to_its_family(smoke, family):
+    report = fdb.attribute_set(smoke["db"], smoke["scorer"], smoke["sets"][f"{family}-s2"].images,
+                               name=f"{family}-s2")
+    assert report.answer == family, report.table
+    assert report.n == 100 and report.m == 300 and report.warning is None
+    top = report.table.iloc[0]
+    assert top.candidate == family and top.votes > 0.5
+    assert top.distance < report.threshold
+
+
+@pytest.mark.slow
+def test_a_family_left_out_is_unknown(smoke):
+    report = fdb.attribute_set(smoke["no_vae"], smoke["scorer"], smoke["sets"]["vae-s2"].images,
+                               name="vae-s2")
+    assert report.answer == "unknown", report.table
+    assert report.table.set_index("candidate").loc["unknown", "votes"] > 0.5
+    known = fdb.attribute_set(smoke["no_vae"], smoke["scorer"], smoke["sets"]["kde-s2"].images,
+                              name="kde-s2")
+    assert known.answer == "kde", known.table
+
+
+@pytest.mark.slow
+def test_cli_attribute_on_a_folder_with_the_default_database(smoke):
+    folder = _png_folder(smoke["sets"]["gmm-s2"].images, smoke["root"] / "gmm-s2")
+    out = smoke["root"] / "attribution"
+    proc = _cli(smoke, "attribute", folder, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "answer: gmm" in proc.stdout, proc.stdout
+    table = pd.read_csv(out / "attribution.csv")
+    assert list(table.columns[:3]) == ["candidate", "distance", "votes"]
+    assert table.candidate.iloc[0] == "gmm" and set(table.candidate) == {"kde", "gmm", "vae",
+                                                                          "unknown"}
+    assert (out / "attribution.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_mismatched_database(smoke, tmp_path):
+    from test_cli import assert_one_line_error
+
+    folder = _png_folder(smoke["sets"]["kde-s2"].images[:60], tmp_path / "kde")
+    assert_one_line_error(_cli(smoke, "attribute", folder, "--image-size", 48),
+                          "image_size is 32 there, 48 here")
+    tampered = tmp_path / "db"
+    shutil.copytree(smoke["study"].figures_dir / "fingerprint_db", tampered)
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["reference_train_hash"] = "0" * 16
+    (tampered / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(_cli(smoke, "attribute", folder, "--db", tampered),
+                          "reference_train_hash")
+
+
+@pytest.mark.slow
+def test_cli_fingerprint_add_teaches_a_new_family(smoke, tmp_path):
+    from test_cli import assert_one_line_error
+
+    db_dir = tmp_path / "db"
+    shutil.copytree(smoke["root"] / "no-vae", db_dir)
+    folder = _png_folder(smoke["sets"]["vae-s1"].images, tmp_path / "vae-s1")
+    proc = _cli(smoke, "fingerprint", "add", "my-vae", folder, "--family", "vae", "--db", db_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "added my-vae (family vae) at n = 50, 100" in proc.stdout
+    db = fdb.Database.load(db_dir)
+    assert set(db.curves.family) == {"kde", "gmm", "vae"}
+    assert db.manifest["open_set"] != smoke["no_vae"].manifest["open_set"]
+    report = fdb.attribute_set(db, smoke["scorer"], smoke["sets"]["vae-s2"].images, name="vae-s2")
+    assert report.answer == "vae", report.table
+    assert_one_line_error(_cli(smoke, "fingerprint", "add", "my-vae", folder, "--db", db_dir),
+                          "'my-vae' is already in")
+
+
+@pytest.mark.slow
+def test_a_query_below_the_smallest_size_warns_with_the_expected_accuracy(smoke):
+    big = fdb.Database(smoke["db"].curves.query("n == 100"), dict(smoke["db"].manifest))
+    csv = smoke["root"] / "fingerprint_accuracy.csv"
+    pd.DataFrame([dict(reference="public", method="C_T-layer curve", query_size=100,
+                       accuracy=0.75)]).to_csv(csv, index=False)
+    kde = smoke["sets"]["kde-s2"].images
+    report = fdb.attribute_set(big, smoke["scorer"], kde[:80], name="kde-s2-80", accuracy_csv=csv)
+    assert report.distance == "cosine" and report.n == 100 and report.m == 80
+    assert "80 samples" in report.warning and "below 0.75" in report.warning
+    assert len(report.query_curves) == 1
+    dist = report.table.distance.dropna()
+    assert ((dist >= 0) & (dist <= 2)).all()            # cosine distances
+    with pytest.raises(InputError, match="too few"):
+        fdb.attribute_set(big, smoke["scorer"], kde[:15], name="tiny")
