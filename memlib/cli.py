@@ -17,12 +17,45 @@ EPILOG = """examples:
   python -m memlib embed fashion-mnist:test[:1000] --encoder dinov2-s-offline --out feats/
   python -m memlib zoo list
   python -m memlib run-notebooks --profile smoke
+  python -m memlib copies samples/ --train fashion-mnist:train[:10000] --out copies/
+  python -m memlib attribute samples/ --out attribution/
+  python -m memlib fingerprint add my-model samples/
 image sets: a folder (flat or class sub-folders; png/jpg/jpeg/webp), an .npz with a uint8
 'images' or 'arr_0' array, or a dataset spec such as fashion-mnist:train[:10000],
 fashion-mnist:test@500 (random 500), mnist5k, cifar10:test (online only).
 environment: MEMLIB_CACHE (features, zoo, weights; default .cache/memlib), MEMLIB_DATA
 (a folder with the Fashion-MNIST IDX files), MEMLIB_MALLOC=default (leave glibc's malloc
-thresholds alone; by default CPU runs keep freed memory, which stops page faults)."""
+thresholds alone; by default CPU runs keep freed memory, which stops page faults).
+Ctrl-C (SIGINT): stops any command with exit code 130, keeping finished cache entries and
+discarding partial ones. A command started as a background job of a script (`memlib ... &` in
+a non-interactive shell, as in `nohup memlib ... &`, and on some CI runners) inherits SIGINT
+ignored, and memlib leaves it so, like Python and every POSIX tool: Ctrl-C in that terminal
+then stops only the foreground job. Stop such a run with kill -TERM PID; its unfinished cache
+entry stays behind as a hidden temporary folder that no later run reads."""
+
+
+COPIES_DOC = """\
+For every image of GEN and every layer (0 = raw pixels, 1..L = encoder blocks): the distance
+to its nearest --train image (Euclidean, in that layer's features), that image, and whether
+it is flagged: distance below the --quantile of the --test images' nearest-training distances
+at that layer (a model that never copies gets about that share flagged). Writes
+  DIR/copies.csv   sample, layer, distance, nearest_train, flagged, sample_id, train_id
+                   (one row per sample and layer; sample/nearest_train are 0-based rows)
+  DIR/summary.csv  per layer: threshold, share flagged with a Wilson 95% CI, and the whole
+                   set's C_T (ct, ct_lo, ct_hi; bootstrap 95% CI) against the same train/test
+  DIR/gallery.png  the most-copied samples beside their nearest training images, labelled
+                   with the layers that flag them: early only = low-level, late only =
+                   semantic, every layer = exact
+See docs/own-samples.md."""
+
+ATTRIBUTE_DOC = """\
+Which known generative model does the sample set GEN look like? Its C_T-layer curve is
+computed against the fingerprint database's own reference (re-embedded through the feature
+cache) on random subsets of the largest size n the database holds (≤ the set's size); each
+subset votes for the family of its nearest reference curve, or 'unknown' when even that is
+farther than the database's open-set threshold. Prints the ranked table (candidate, distance
+in C_T units, share of votes). A database built with other settings (encoder, image size,
+token, reference data, ...) is refused, naming the field. See docs/own-samples.md."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,6 +127,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="CSV file to write")
     encoder_flags(p)
 
+    p = sub.add_parser("copies", parents=[profile_flag],
+                       help="which generated samples copy which training image, per layer",
+                       description=COPIES_DOC,
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("gen", metavar="GEN", help="generated images: folder, .npz or dataset spec")
+    p.add_argument("--train", required=True, help="the training set the model saw")
+    p.add_argument("--test", help="held-out images from the same distribution [profile: test]")
+    p.add_argument("--quantile", type=float,
+                   help="flag below this quantile of test→train distances "
+                   "[profile: zoo_copy_quantile]")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    encoder_flags(p)
+
+    p = sub.add_parser("attribute", parents=[profile_flag],
+                       help="which known generative model does a sample set look like",
+                       description=ATTRIBUTE_DOC,
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("gen", metavar="GEN", help="generated images: folder, .npz or dataset spec")
+    p.add_argument("--db", type=Path,
+                   help="fingerprint database folder [<figures_dir>/fingerprint_db, notebook 04]")
+    p.add_argument("--out", type=Path, help="also write DIR/attribution.csv (the ranked table) "
+                   "and DIR/attribution.png (the query curve over its nearest reference curves)")
+    encoder_flags(p)
+
+    p = sub.add_parser("fingerprint", help="the fingerprint database: add a model")
+    fp_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = fp_sub.add_parser("add", parents=[profile_flag], help="add a model's sample set",
+                          description="Add the reference curves of a model's sample set GEN "
+                          "(at every size of the database up to the set's size) to the "
+                          "fingerprint database as NAME, and recalibrate its open-set "
+                          "thresholds. The settings must match the database's manifest.")
+    a.add_argument("name", metavar="NAME", help="the model's name (unique in the database)")
+    a.add_argument("gen", metavar="GEN", help="its samples: folder, .npz or dataset spec")
+    a.add_argument("--family", help="what attribute answers for it (default: NAME)")
+    a.add_argument("--architecture", help="a description (default: the family)")
+    a.add_argument("--model-seed", type=int, default=0, help="the model's training seed, a label")
+    a.add_argument("--db", type=Path, help="database folder [<figures_dir>/fingerprint_db]")
+    encoder_flags(a)
+
     p = sub.add_parser("zoo", parents=[profile_flag],
                        help="the generative-model zoo: list | train | sample")
     p.add_argument("action", choices=["list", "train", "sample"])
@@ -146,6 +218,17 @@ def cmd_embed(args: argparse.Namespace, params: dict) -> None:
     print(f"{len(images)} images × {len(feats)} layers × {feats.dim} → {args.out}")
 
 
+CT_COLUMNS = ["gen", "encoder", "token", "variant", "layer", "ct", "ct_lo", "ct_hi", "n_train",
+              "n_test", "n_gen"]
+
+
+def _study(params: dict, settings: dict, **overrides):
+    """A :class:`memlib.study.Study` on the profile with the CLI's encoder settings: the
+    notebooks' own feature, reference and curve code."""
+    from .study import Study
+    return Study({**params, **settings, **overrides})
+
+
 def cmd_ct(args: argparse.Namespace, params: dict) -> None:
     import pandas as pd
 
@@ -154,20 +237,17 @@ def cmd_ct(args: argparse.Namespace, params: dict) -> None:
     seed = params["seed"] if args.seed is None else args.seed
     n_cells = params["n_cells"] if args.n_cells is None else args.n_cells
     n_boot = params["n_bootstrap"] if args.n_bootstrap is None else args.n_bootstrap
+    study = _study(params, settings, seed=seed, n_bootstrap=n_boot)
     train_set, train = layer_features_for(args.train, settings, seed)
     test_set, test = layer_features_for(args.test, settings, seed)
     reference = fit_reference(train, test, variant=args.variant, n_cells=n_cells,
                               pca_dim=params["pca_dim"], seed=seed)
     rows = []
     for spec in args.gen:
-        gen_set, gen = layer_features_for(spec, settings, seed)
-        ct, lo, hi = reference.curve_bootstrap(gen, n_boot=n_boot, seed=seed)
-        for layer in range(len(ct)):
-            rows.append(dict(gen=spec, encoder=settings["encoder"], token=settings["token"],
-                             variant=args.variant, layer=layer + 1, ct=ct[layer], ct_lo=lo[layer],
-                             ct_hi=hi[layer], n_train=len(train_set), n_test=len(test_set),
-                             n_gen=len(gen_set)))
-    table = pd.DataFrame(rows)
+        _, gen = layer_features_for(spec, settings, seed)
+        rows += study.curve_rows(reference, gen, gen=spec, encoder=settings["encoder"],
+                                 token=settings["token"], variant=args.variant)
+    table = pd.DataFrame(rows).assign(n_train=len(train_set), n_test=len(test_set))[CT_COLUMNS]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.4f")
     wide = table.pivot(index="gen", columns="layer", values="ct")
@@ -175,6 +255,112 @@ def cmd_ct(args: argparse.Namespace, params: dict) -> None:
           f"|C_T| < 2 ≈ neither), encoder {settings['encoder']}, token {settings['token']}:")
     print(wide.round(1).to_string())
     print(f"wrote {len(table)} rows to {args.out}")
+
+
+def cmd_copies(args: argparse.Namespace, params: dict) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import copy_report as cr
+    from .ct import fit_reference
+    from .errors import InputError
+    from .features import pixel_features
+    from .store import atomic_path
+    settings = _encoder_settings(args, params)
+    quantile = cr.check_quantile(params["zoo_copy_quantile"] if args.quantile is None
+                                 else args.quantile)
+    sets = []
+    for spec in (args.train, args.test or params["test"], args.gen):
+        images, feats = layer_features_for(spec, settings, params["seed"])
+        blocks = None if settings["encoder"] == "pixels" else feats
+        sets.append((images, cr.with_pixels(pixel_features(images), blocks)))
+    (train_set, train), (test_set, test), (gen_set, gen) = sets
+    report = cr.find_copies(train, test, gen, quantile=quantile, layers=range(len(gen)))
+    reference = fit_reference(train, test, n_cells=params["n_cells"], pca_dim=params["pca_dim"],
+                              seed=params["seed"], progress=True)
+    try:   # layer 0 (pixels) is the reference's first layer: renumber from 0
+        ct_rows = [dict(r, layer=r["layer"] - 1)
+                   for r in _study(params, settings).curve_rows(reference, gen)]
+    except InputError as exc:   # too few samples for C_T; the per-sample report still holds
+        print(f"memlib: warning: no C_T for this set: {exc}", file=sys.stderr)
+        ct_rows = [dict(layer=l, ct=float("nan"), ct_lo=float("nan"), ct_hi=float("nan"))
+                   for l in report.layers]
+    summary = cr.summary_table(report, ct_rows)
+    table = report.table(gen_set.ids, train_set.ids)
+    for name, frame in (("copies.csv", table), ("summary.csv", summary)):
+        with atomic_path(args.out / name, suffix=".csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+    fig = cr.plot_gallery(report, gen_set.images, train_set.images, encoder=settings["encoder"])
+    with atomic_path(args.out / "gallery.png", suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    kinds = dict(zip(*np.unique(report.kinds(), return_counts=True)))
+    print(f"{len(gen_set)} samples of {args.gen} against {len(train_set)} training images "
+          f"({settings['encoder']}); flagged = nearer to a training image than the "
+          f"{quantile:g}-quantile of test→train distances at that layer, so about {quantile:.0%} "
+          f"of the samples of a model that never copies. Layer 0 = raw pixels.")
+    cols = ["layer", "n_flagged", "share_flagged", "share_lo", "share_hi", "ct", "ct_lo", "ct_hi"]
+    print(summary[cols].round(3).to_string(index=False))
+    print("kinds: " + ", ".join(f"{k} {int(kinds.get(k, 0))}" for k in cr.KINDS))
+    print(f"wrote {args.out / 'copies.csv'} ({len(table)} rows), summary.csv and gallery.png")
+
+
+def _db_folder(args: argparse.Namespace, params: dict) -> Path:
+    from .notebooks import REPO
+    return args.db if args.db is not None else REPO / params["figures_dir"] / "fingerprint_db"
+
+
+def cmd_attribute(args: argparse.Namespace, params: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    from . import fingerprint_db as fdb
+    from .data import load_images
+    from .store import atomic_path
+    p = {**params, **_encoder_settings(args, params)}
+    db = fdb.Database.load(_db_folder(args, params))
+    images = load_images(args.gen, seed=p["seed"])
+    scorer = fdb.scorer_for(db, p)
+    report = fdb.attribute_set(db, scorer, images.images, name=str(args.gen),
+                               accuracy_csv=scorer.study.figures_dir / "fingerprint_accuracy.csv")
+    if report.warning:
+        print(f"memlib: warning: {report.warning}", file=sys.stderr)
+    print(f"Which known model made {args.gen}? {report.m} samples, compared at n = {report.n} "
+          f"({len(report.query_curves)} random subsets; {report.distance} distance over "
+          f"{report.query_curves.shape[1]} layers) with {db.curves['model'].nunique()} models "
+          f"of {db.curves['family'].nunique()} families in {db.folder}:")
+    print(report.table.round(3).to_string(index=False))
+    print(f"answer: {report.answer}  ('unknown' = the nearest reference curve is farther than "
+          f"the open-set threshold, {report.threshold:.3g} at n = {report.n})")
+    if args.out is not None:
+        with atomic_path(args.out / "attribution.csv", suffix=".csv") as tmp:
+            report.table.assign(n=report.n, m=report.m, distance_kind=report.distance,
+                                threshold=report.threshold).to_csv(tmp, index=False,
+                                                                   float_format="%.6g")
+        fig = fdb.plot_attribution(report, title=Path(str(args.gen)).name)
+        with atomic_path(args.out / "attribution.png", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        print(f"wrote {args.out / 'attribution.csv'} and attribution.png")
+
+
+def cmd_fingerprint(args: argparse.Namespace, params: dict) -> None:
+    from . import fingerprint_db as fdb
+    from .data import load_images
+    p = {**params, **_encoder_settings(args, params)}
+    folder = _db_folder(args, params)
+    db = fdb.Database.load(folder)
+    db.require_new(args.name)
+    images = load_images(args.gen, seed=p["seed"])
+    scorer = fdb.scorer_for(db, p)
+    family = args.family or args.name
+    new = fdb.ReferenceSet(args.name, family, args.architecture or family, args.model_seed,
+                           images.images)
+    db.add(scorer.set_rows(new, db.manifest["query_sizes"], db.manifest["n_query_draws"]))
+    db.save(folder)
+    sizes = sorted(set(db.curves.loc[db.curves["model"] == args.name, "n"]))
+    print(f"added {args.name} (family {family}) at n = {', '.join(map(str, sizes))}; "
+          f"{folder} now holds {db.curves['model'].nunique()} models of "
+          f"{db.curves['family'].nunique()} families; open-set thresholds recalibrated")
 
 
 def cmd_zoo(args: argparse.Namespace, params: dict) -> None:
@@ -202,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd_embed(args, params)
         elif args.command == "ct":
             cmd_ct(args, params)
+        elif args.command == "copies":
+            cmd_copies(args, params)
+        elif args.command == "attribute":
+            cmd_attribute(args, params)
+        elif args.command == "fingerprint":
+            cmd_fingerprint(args, params)
         elif args.command == "zoo":
             cmd_zoo(args, params)
         elif args.command == "run-notebooks":
@@ -211,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memlib: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Python turns SIGINT into KeyboardInterrupt only when the process did not inherit it
+        # ignored. We deliberately do not re-install a SIGINT handler in that case: a shell
+        # ignores SIGINT in background jobs so that Ctrl-C stops only the foreground one, and
+        # a tool that overrode that would die with it. Documented in EPILOG (Ctrl-C).
         print("memlib: interrupted; finished cache entries are kept, partial ones discarded",
               file=sys.stderr)
         return 130

@@ -58,7 +58,15 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> 
 # --- help ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command, mentions", [
-    ([], ["ct", "embed", "zoo", "run-notebooks", "encoders", "--profile", "fashion-mnist"]),
+    ([], ["ct", "embed", "zoo", "run-notebooks", "encoders", "copies", "attribute",
+          "fingerprint", "--profile", "fashion-mnist", "Ctrl-C", "SIGINT", "kill -TERM"]),
+    (["copies"], ["GEN", "--train", "--test", "--quantile", "--out", "--encoder", "--image-size",
+                  "--token", "--precision", "--profile", "--params", "copies.csv", "summary.csv",
+                  "gallery.png", "0 = raw pixels", "Wilson", "low-level", "semantic", "exact"]),
+    (["attribute"], ["GEN", "--db", "--out", "--encoder", "--image-size", "--token",
+                     "--precision", "fingerprint_db", "unknown", "refused"]),
+    (["fingerprint", "add"], ["NAME", "GEN", "--family", "--architecture", "--model-seed",
+                              "--db", "--encoder"]),
     (["ct"], ["--train", "--test", "--gen", "--out", "--encoder", "--image-size", "--variant",
               "--n-bootstrap", "--n-cells", "--seed", "--profile", "ct_lo"]),
     (["embed"], ["--out", "--encoder", "--image-size", "--token", "--batch-size", "--device",
@@ -263,3 +271,65 @@ def test_run_notebooks_reads_the_params_file(cli, tmp_path):
     assert_one_line_error(cli("run-notebooks", "--params", str(f)), "'tokn'", "token")
     assert_one_line_error(cli("run-notebooks", "--params", str(tmp_path / "none.yaml")),
                           "none.yaml", "does not exist")
+
+
+# --- copies --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def planted_gen(tmp_path_factory):
+    """60 exact copies of TRAIN's first images followed by 100 fresh images."""
+    from memlib.data import load_images
+
+    path = tmp_path_factory.mktemp("planted") / "planted.npz"
+    train = load_images(TRAIN).images[:60, ..., 0]
+    fresh = load_images("fashion-mnist:train[50000:50100]").images[..., 0]
+    np.savez(path, images=np.concatenate([train, fresh]))
+    return path
+
+
+def test_copies_flags_exact_copies_at_every_layer_and_fresh_images_almost_nowhere(
+        cli, planted_gen, tmp_path):
+    out = tmp_path / "copies"
+    proc = cli("copies", planted_gen, "--train", TRAIN, "--test", TEST, "--encoder", TINY,
+               "--image-size", 32, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    table = pd.read_csv(out / "copies.csv")
+    assert list(table.columns) == ["sample", "layer", "distance", "nearest_train", "flagged",
+                                   "sample_id", "train_id"]
+    assert len(table) == 160 * 13 and sorted(table.layer.unique()) == list(range(13))
+    exact, fresh = table[table["sample"] < 60], table[table["sample"] >= 60]
+    assert exact.flagged.all() and (exact.distance == 0).all()
+    assert (exact.nearest_train == exact["sample"]).all()
+    assert (exact.train_id == "fashion-mnist:train/" + (30000 + exact["sample"]).astype(str)).all()
+    assert fresh.groupby("layer").flagged.mean().max() <= 0.1
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.layer) == list(range(13)) and summary.space[0] == "pixels"
+    assert (summary.n_flagged >= 60).all() and (summary.n_gen == 160).all()
+    assert ((summary.share_lo <= summary.share_flagged)
+            & (summary.share_flagged <= summary.share_hi)).all()
+    assert (summary.ct < 0).all() and (summary.ct_lo <= summary.ct + 1e-3).all()
+    assert (summary.expected_if_no_copying == 0.01).all()
+    assert (out / "gallery.png").stat().st_size > 20_000
+    assert "exact 60" in proc.stdout
+
+
+def test_copies_on_pixels_only(cli, planted_gen, tmp_path):
+    out = tmp_path / "px"
+    proc = cli("copies", planted_gen, "--train", TRAIN, "--test", TEST, "--encoder", "pixels",
+               "--quantile", 0.05, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(out / "copies.csv")
+    assert set(table.layer) == {0} and len(table) == 160
+    assert table[table["sample"] < 60].flagged.all()
+    assert (pd.read_csv(out / "summary.csv").expected_if_no_copying == 0.05).all()
+
+
+def test_copies_bad_quantile_is_one_line(cli, planted_gen, tmp_path):
+    assert_one_line_error(cli("copies", planted_gen, "--train", TRAIN, "--quantile", 5,
+                              "--out", tmp_path / "o"), "quantile", "0.01")
+
+
+def test_attribute_without_a_database_is_one_line(cli, planted_gen, tmp_path):
+    assert_one_line_error(cli("attribute", planted_gen, "--db", tmp_path / "nodb"),
+                          "nodb", "no manifest.json")
