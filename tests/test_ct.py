@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
 from memlib import ct, knn
+from memlib import fingerprint as fp
 from memlib.ct import ct_curve, ct_score, ct_statistic, fit_reference
 from memlib.errors import InputError, ParameterError
 
@@ -261,6 +262,105 @@ def test_bootstrap_interval_contains_point_estimate(layered):
     assert lo[0] <= hi[0] and np.isfinite(est[0])
 
 
+@pytest.mark.parametrize("variant", ["ct", "ct_test"])
+def test_subset_curves_of_the_whole_set_equal_curve(layered, variant):
+    train, test, gens = layered
+    ref = fit_reference(train, test, variant=variant, seed=2)
+    m = len(gens[1][0])
+    want = ref.curve(gens[1])
+    np.testing.assert_array_equal(ref.subset_curves(gens[1], [np.arange(m)])[0], want)
+    dist = ref.layer_distances(gens[1])
+    assert isinstance(dist, ct.LayerDistances) and dist.cells.shape == (3, m)
+    twice = ref.subset_curves(dist, [np.arange(m), np.arange(m)[::-1]])
+    np.testing.assert_array_equal(twice[0], want)
+    np.testing.assert_allclose(twice[1], want, rtol=1e-12)   # order changes only the sum order
+
+
+def _same_cells_statistic(ref, l, train, test, gen, tau=None):
+    """ct_statistic (ranks) of ``gen`` on the reference's own projection and cells of layer l."""
+    lay = ref.layers[l]
+    tz, pz, qz = (lay.proj(x, nm) for x, nm in ((train, "train"), (test, "test"), (gen, "gen")))
+    km = lay.kmeans
+    return ct_statistic(pz, km.predict(pz), qz, km.predict(qz), tz, km.predict(tz), tau)
+
+
+def test_subset_curves_equal_ct_statistic_on_the_same_cells():
+    """Subsets (with L = 0 ties between test and generated copies) against the rank-based
+    reference statistic on the same cells, per layer, with tau = 20 / subset size."""
+    rng = np.random.default_rng(12)
+    train, test, gen = [], [], []
+    for d in (10, 90):                                   # without and with PCA
+        centers = 5 * rng.normal(size=(3, d))
+        tr = blobs(rng, 1500, d, centers)
+        train.append(tr)
+        test.append(np.concatenate([tr[:60], blobs(rng, 540, d, centers)]))
+        gen.append(np.concatenate([tr[100:250], blobs(rng, 250, d, centers)]))
+    ref = fit_reference(train, test, pca_dim=64, seed=1)
+    subsets = fp.subsample_indices(400, 150, 3, seed=4) + [np.arange(400)]
+    got = ref.subset_curves(gen, subsets)
+    assert got.shape == (4, 2) and np.isfinite(got).all()
+    for s, idx in enumerate(subsets):
+        for l in range(2):
+            want = _same_cells_statistic(ref, l, train[l], test[l], gen[l][idx])
+            assert got[s, l] == pytest.approx(want, abs=1e-9)
+    assert np.all(got < -2)                              # 150 of 400 points are copies
+    assert np.all(got[-1] < got[:3].mean(axis=0))        # |C_T| grows with the set size
+
+
+def test_bootstrap_replicates_are_subset_curves_of_the_same_draws(layered):
+    """curve_bootstrap's percentiles are those of the subset curves of its draws (m points
+    with replacement, rng(seed).integers); one replicate equals ct_statistic of its points."""
+    train, test, gens = layered
+    ref = fit_reference(train, test)
+    m, n_boot = len(gens[2][0]), 200
+    est, lo, hi = ref.curve_bootstrap(gens[2], n_boot=n_boot, seed=6)
+    draws = np.random.default_rng(6).integers(0, m, size=(n_boot, m))
+    reps = ref.subset_curves(gens[2], list(draws))
+    np.testing.assert_array_equal(np.stack((lo, hi)),
+                                  np.nanpercentile(reps, [2.5, 97.5], axis=0))
+    for l in range(3):
+        assert reps[0, l] == pytest.approx(
+            _same_cells_statistic(ref, l, train[l], test[l], gens[2][l][draws[0]]), abs=1e-9)
+
+
+def test_subset_curves_nan_rules():
+    """No kept cell: NaN; a kept cell without test points: InputError; a dropped one: fine."""
+    rng = np.random.default_rng(13)
+    centers = np.array([[0.0, 0.0], [40.0, 0.0], [0.0, 40.0]])
+    lab = lambda n, cs: rng.choice(cs, n)                       # noqa: E731
+    pts = lambda c: (centers[c] + rng.normal(size=(len(c), 2))).astype(np.float32)  # noqa: E731
+    train = pts(np.repeat([0, 1, 2], 300))
+    test = pts(lab(400, [0, 1]))                                # nothing near centre 2
+    gen = pts(np.r_[np.zeros(100, int), np.ones(100, int), np.full(40, 2)])
+    ref = fit_reference([train], [test], pca_dim=None)
+    c2 = int(ref.layers[0].kmeans.predict(centers[2:])[0])
+    with pytest.raises(InputError, match=rf"^test \(layer 0\): cell {c2} holds 40 generated"):
+        ref.curve([gen])
+    balanced = np.r_[0:10, 100:110, 200:210]                    # 10 per cell, tau = 20/30
+    mostly_0 = np.r_[0:60, 200:205]                             # cell of centre 2 dropped
+    out = ref.subset_curves([gen], [balanced, mostly_0])
+    assert np.isnan(out[0, 0]) and np.isfinite(out[1, 0])
+    assert out[1, 0] == pytest.approx(
+        _same_cells_statistic(ref, 0, train, test, gen[mostly_0]), abs=1e-9)
+    with pytest.raises(InputError, match=rf"^test \(layer 0\): cell {c2} .*gen subset 1"):
+        ref.subset_curves([gen], [balanced, np.arange(200, 240)])
+    with pytest.raises(InputError, match=r"^gen subset 0: .*index array"):
+        ref.subset_curves([gen], [np.array([0, 240])])
+    with pytest.raises(ParameterError, match="subset_curves"):
+        fit_reference([train], [test], variant="ct_modified").subset_curves([gen], [balanced])
+
+
+def test_defaults_come_from_the_default_profile(layered):
+    from memlib.params import load_params
+    p = load_params("default")
+    train, test, gens = layered
+    ref = fit_reference(train, test)
+    assert (ref.n_cells, ref.pca_dim) == (p["n_cells"], p["pca_dim"])
+    assert ct_score(train[0], test[0], gens[1][0]) == ct_score(
+        train[0], test[0], gens[1][0], n_cells=p["n_cells"], pca_dim=p["pca_dim"])
+    assert fit_reference(train, test, n_cells=2, pca_dim=None).layers[0].proj.components is None
+
+
 _DETERMINISM_SCRIPT = """
 import json, numpy as np
 from memlib.ct import fit_reference
@@ -310,6 +410,12 @@ def test_bad_inputs_raise_input_error_naming_the_set(layered):
         fit_reference(train, test).curve(gens[0][:2])
     with pytest.raises(InputError, match=r"^test.*\(L, N, D\)"):
         ct_curve(train, te, gens[0])
+    with pytest.raises(InputError, match=r"^train \(layer 2\): features contain NaN"):
+        fit_reference([train[0], train[1], np.where(train[2] > 3, np.nan, train[2])], test)
+    with pytest.raises(InputError, match=r"^gen \(layer 2\): 10 points but layer 0 has 300"):
+        fit_reference(train, test).curve_bootstrap([gens[0][0], gens[0][1], gens[0][2][:10]])
+    with pytest.raises(InputError, match=r"^train \(layer 0\).*NaN or inf"):
+        ct_curve([inf], [te], [g], variant="ct_modified")  # ct_modified: T is refit per call
     with pytest.raises(ParameterError):
         ct_score(tr, te, g, variant="ct_mem")
     with pytest.raises(ParameterError):
