@@ -77,7 +77,7 @@ print(f"{len(keys)} sets: {sorted(set(families))} × seeds {sorted(set(seeds))}"
 # %% [markdown]
 # ## Per-point distances, once per set and reference
 # For every set and every layer: each sample's cell and its distance to the nearest training
-# point of that cell. The test set's are fixed per reference.
+# point of that cell (the reference holds the test set's).
 
 # %%
 def set_images(key):
@@ -90,13 +90,10 @@ images = {k: set_images(k) for k in tqdm(keys, desc="samples")}
 feats = {k: study.features(images[k], name=f"{k[0]}-s{k[1]}") for k in keys}
 references = {"public": study.reference(),
               "own-train": study.reference(train="zoo_train", n_train=P["own_reference_n"], whole_set_used=False)}
-test_feats = study.features(study.images("test"))
 dists = {}
 for ref_name, ref in references.items():
-    test_d, test_c = ref.layer_distances(test_feats)
     for k in tqdm(keys, desc=f"distances ({ref_name})"):
-        gd, gc = ref.layer_distances(feats[k])
-        dists[ref_name, k] = (gd, gc, test_d, test_c)
+        dists[ref_name, k] = ref.layer_distances(feats[k])
 m_total = min(len(images[k]) for k in keys)
 sizes = sorted({min(n, m_total) for n in P["query_sizes"]})
 
@@ -107,7 +104,7 @@ sizes = sorted({min(n, m_total) for n in P["query_sizes"]})
 subsets = {n: {k: fp.subsample_indices(len(images[k]), n, 1 if n == len(images[k]) else P["n_query_draws"],
                                        seed=P["seed"] + 1000 * i + n)
                for i, k in enumerate(keys)} for n in sizes}
-curves = {(r, n, k): fp.subset_curves(*dists[r, k], subsets[n][k])
+curves = {(r, n, k): references[r].subset_curves(dists[r, k], subsets[n][k])
           for r in references for n in sizes for k in keys}
 # At small n a layer may keep no cell (a cell needs more than τ·n = 20 of the n points): its C_T
 # is undefined. We count these and set them to 0 ("no evidence either way") for attribution.
@@ -238,7 +235,7 @@ last = max(seeds)
 fold = [f for f in fp.seed_folds(families, seeds) if f.held_out == last][0]
 n_rob = min(P["robust_n"], m_total)
 ref_idx = {k: fp.subsample_indices(len(images[k]), n_rob, P["n_query_draws"], seed=P["seed"] + 7) for k in keys}
-ref_curves = np.nan_to_num(np.concatenate([fp.subset_curves(*dists["public", keys[i]], ref_idx[keys[i]])
+ref_curves = np.nan_to_num(np.concatenate([references["public"].subset_curves(dists["public", keys[i]], ref_idx[keys[i]])
                                             for i in fold.refs]), nan=0.0)
 ref_labels = np.concatenate([[families[i]] * P["n_query_draws"] for i in fold.refs])
 rob_rows = []
@@ -250,8 +247,7 @@ for kind, level in [("none", 0)] + [(k, l) for k, levels in P["robust_levels"].i
         else:
             imgs = copies.corrupt(images[keys[i]][:n_rob], kind, level, seed=P["seed"])
             query = study.features(imgs, name=f"{keys[i][0]}-{kind}{level}")
-        gd, gc = references["public"].layer_distances(query)
-        c = np.nan_to_num(fp.subset_curves(gd, gc, *dists["public", keys[i]][2:], [np.arange(n_rob)]), nan=0.0)
+        c = np.nan_to_num(references["public"].subset_curves(query, [np.arange(n_rob)]), nan=0.0)
         correct.append(fp.attribute(c, ref_curves, ref_labels).labels[0] == families[i])
     acc, lo, hi = fp.accuracy_ci(np.array(correct))
     rob_rows.append(dict(corruption=kind, level=level, accuracy=acc, acc_lo=lo, acc_hi=hi, n_queries=len(correct)))
