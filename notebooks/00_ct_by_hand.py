@@ -187,13 +187,13 @@ for ax, g in zip(axes, GENERATORS):
     ax.hist(L[g], bins=bins, weights=np.full(m, 1 / m), histtype="step", lw=1.6, color="crimson",
             label=f"generated (m={m})")
     ax.set_xscale("log")
-    ax.set_xlabel("L(x): distance to nearest training\npoint in the same cell (toy units, log)")
+    ax.set_xlabel("L(x), toy units (log scale)")
     ax.set_title(g, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
 axes[0].set_ylabel("share of the set's points per bin")
-fig.suptitle("Step 3: distances of generated (red) and held-out (grey) points to their nearest training point, "
-             "all cells pooled", fontsize=10)
+fig.suptitle("Step 3: L(x) = distance to the nearest training point in the same cell, all cells pooled",
+             fontsize=10)
 fig.tight_layout()
+fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8)
 study.save(fig, pd.DataFrame([dict(set=name, cell=int(c), L=d) for name in L for d, c in zip(L[name], cells[name])]),
            "ct_by_hand_distances")
 
@@ -279,7 +279,7 @@ ax.axvline(FLAG, color="crimson", ls="--", lw=0.8, label=f"flag threshold {FLAG:
 ax.set_xlabel("C_T (dimensionless)")
 ax.set_ylabel("density")
 ax.set_title(f"C_T when the generator is the data distribution (H0), n={n}, m={m}, k={k}", fontsize=10)
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 study.save(fig, pd.DataFrame({"replicate": np.arange(N_NULL), "ct": null, "sd_theory": sd_theory}), "ct_by_hand_null")
 
@@ -393,12 +393,11 @@ layer_table.pivot_table(index="generator", columns="space", values="ct", sort=Fa
 # full-size references ("without size matching") it looks most like the reference closest to 0.
 # Computing every reference curve from subsets of the *same* size $s$ ("size-matched") removes
 # this. Subset curves cost no new search: each point's cell and $L(x)$ do not depend on the
-# other points, so `memlib.fingerprint.subset_curves` re-counts them.
+# other points, so `Reference.subset_curves` re-counts them.
 
 # %%
 SEEDS = [0, 1, 2]
 keys = [(g, s) for g in GENERATORS for s in SEEDS]
-test_dist, test_cells = reference.layer_distances(layers(test))
 per_point = {}
 for g, s in keys:
     set_rng = np.random.default_rng([P["seed"], GENERATORS.index(g), s])
@@ -410,7 +409,7 @@ draws = P["n_query_draws"]
 
 def curves_of(key, size, n_draws, seed):
     subsets = fp.subsample_indices(m, size, 1 if size == m else n_draws, seed)
-    return fp.subset_curves(*per_point[key], test_dist, test_cells, subsets)
+    return reference.subset_curves(per_point[key], subsets)
 
 
 families, seeds_of = np.array([g for g, _ in keys]), np.array([s for _, s in keys])
