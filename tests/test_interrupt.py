@@ -97,6 +97,11 @@ def test_zoo_killed_in_training_or_sampling_resumes_to_the_same_samples(tmp_path
     assert _visible_files(cache / "zoo") == _visible_files(tmp_path / "clean" / "zoo")
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_embedding_cleans_up_and_exits_130(tmp_path):
     """SIGINT (Ctrl-C) on the CLI mid-embedding: exit code 130, one line, no leftovers."""
     out = tmp_path / "feats"
@@ -110,10 +115,15 @@ def test_ctrl_c_during_embedding_cleans_up_and_exits_130(tmp_path):
         return f"cache: {listing}\nstderr tail:\n{log.read_text()[-2000:]}"
 
     # 10,000 images take ~50 s here; the signal comes ~0.5 s into the embedding loop.
+    # The child gets SIGINT at its default disposition, as a shell gives a foreground command
+    # Ctrl-C. Without this, a suite run as a background job of a non-interactive shell (`make
+    # test &`, nohup, some CI runners) hands its children SIGINT *ignored*, Python then installs
+    # no KeyboardInterrupt handler and the CLI rightly keeps it ignored (see cli.EPILOG).
     with open(log, "w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "memlib", "embed", "fashion-mnist:test[:10000]",
                                  "--image-size", "56", "--out", str(out)], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=stderr)
+                                stdout=subprocess.DEVNULL, stderr=stderr,
+                                preexec_fn=_default_sigint)
     try:
         deadline = time.time() + 120
         while proc.poll() is None and time.time() < deadline \
