@@ -17,7 +17,7 @@ full set of m = 2,000, plus the same unit noise. Matching a small query against 
 reference curves with a raw distance mostly measures this size effect. The principled fix,
 and the protocol this module is built for, is to compute every reference curve at the
 query's size: draw subsets of size m from each reference set (:func:`subsample_indices`) and
-compute their curves cheaply from cached nearest-neighbour distances (:func:`subset_curves`).
+compute their curves cheaply (:meth:`memlib.ct.Reference.subset_curves`).
 Hence the default ``distance="euclidean"`` (raw curves: level *and* shape, the most
 information) *with size-matched references*. Where references cannot be size-matched, use
 ``"cosine"`` (divides each curve by its norm: removes the common size factor, keeps the sign,
@@ -210,78 +210,6 @@ def best_layer_attribute(query_curves, ref_curves, ref_labels, *, groups=None,
     layer, _ = select_layer(ref_curves, ref_labels, groups=groups, distance=distance, rule=rule)
     return attribute(query_curves, ref_curves, ref_labels, distance=distance, rule=rule,
                      layers=[layer]), layer
-
-
-# --------------------------------------------------------------------------- size-matched curves
-
-
-def subset_curves(gen_dist, gen_cells, test_dist, test_cells, subsets, *,
-                  tau: float | None = None) -> np.ndarray:
-    """C_T-layer curves of many subsets of one generated set, from cached distances.
-
-    With the PCA and cells fitted on the training set, a generated point's cell and its
-    distance to the nearest training point of that cell do not depend on which other
-    generated points are present, so C_T of any subset follows from per-point numbers in
-    O(subset size) — no refitting, no new nearest-neighbour search. This is Meehan's C_T
-    (variant ``ct``; DESIGN.md §5 steps 3-5): U per cell counts pairs with L(q) > L(p), ties ½;
-    Z_U = (U - (n_pi m_pi / 2 - 0.5)) / sqrt(n_pi m_pi (n_pi + m_pi + 1) / 12); cells with a
-    generated share <= tau are dropped; C_T = sum P_n(pi) Z_U / sum P_n(pi) over kept cells.
-
-    gen_dist: (L, m) Euclidean distance of each generated point to its nearest training point
-        in its own cell, per layer (in the PCA space C_T used).
-    gen_cells: (L, m) int cell of each generated point, per layer.
-    test_dist, test_cells: (L, n) the same for the held-out test points (fixed across subsets).
-    subsets: sequence of S index arrays into the m generated points (e.g.
-        :func:`subsample_indices`); pass ``[np.arange(m)]`` for the full-set curve.
-    tau: minimum generated share of a kept cell; default 20 / subset size (as dgm-eval).
-    Returns (S, L) curves; a layer where no cell is kept gives NaN (dgm-eval's 0/0).
-    Raises InputError where a kept cell has no test points (the reference code fails there).
-    """
-    gd, td = np.asarray(gen_dist, float), np.asarray(test_dist, float)
-    gc, tc = np.asarray(gen_cells), np.asarray(test_cells)
-    if gd.ndim != 2 or gc.shape != gd.shape or td.ndim != 2 or tc.shape != td.shape \
-            or gd.shape[0] != td.shape[0]:
-        raise InputError(f"expected gen_dist/gen_cells (L, m) and test_dist/test_cells (L, n) "
-                         f"with equal L; got {gd.shape}, {gc.shape}, {td.shape}, {tc.shape}")
-    if not (np.isfinite(gd).all() and np.isfinite(td).all()):
-        raise InputError("subset_curves: distances contain NaN/inf")
-    if (gc < 0).any() or (tc < 0).any():
-        raise InputError("subset_curves: cell labels must be non-negative integers")
-    n_layers, m = gd.shape
-    n = td.shape[1]
-    k = int(max(gc.max(initial=0), tc.max(initial=0))) + 1
-    # rank[l, i] = #test points p in i's cell with L(p) < L(q_i), plus half the ties
-    rank = np.empty_like(gd)
-    n_pi = np.zeros((n_layers, k))
-    for layer in range(n_layers):
-        n_pi[layer] = np.bincount(tc[layer], minlength=k)
-        for cell in range(k):
-            sorted_t = np.sort(td[layer, tc[layer] == cell])
-            sel = gc[layer] == cell
-            lo = np.searchsorted(sorted_t, gd[layer, sel], side="left")
-            hi = np.searchsorted(sorted_t, gd[layer, sel], side="right")
-            rank[layer, sel] = lo + 0.5 * (hi - lo)
-    offset = (np.arange(n_layers) * k)[:, None]
-    curves = np.empty((len(subsets), n_layers))
-    for s, idx in enumerate(subsets):
-        idx = np.asarray(idx, dtype=int)
-        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= m:
-            raise InputError(f"subset {s}: expected a non-empty 1-D index array into {m} "
-                             f"generated points")
-        flat = (gc[:, idx] + offset).ravel()
-        m_pi = np.bincount(flat, minlength=n_layers * k).reshape(n_layers, k)
-        u = np.bincount(flat, weights=rank[:, idx].ravel(),
-                        minlength=n_layers * k).reshape(n_layers, k)
-        keep = m_pi / idx.size > (20.0 / idx.size if tau is None else tau)
-        if (keep & (n_pi == 0)).any():
-            raise InputError(f"subset {s}: a kept C_T cell has no test points; use more test "
-                             f"points or fewer cells")
-        nm = n_pi * m_pi
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = (u - (nm / 2 - 0.5)) / np.sqrt(nm * (n_pi + m_pi + 1) / 12)
-            w = np.where(keep, n_pi / n, 0.0)
-            curves[s] = np.where(keep, w * z, 0.0).sum(axis=1) / w.sum(axis=1)
-    return curves
 
 
 # --------------------------------------------------------------------------- query protocol

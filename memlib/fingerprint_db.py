@@ -250,19 +250,18 @@ def scorer_for(db: Database, params: dict[str, Any]) -> "Scorer":
 
 
 class Scorer:
-    """The study's fitted public reference and the test set's per-point distances, with which
-    any set's curves at any subset size cost one search and a re-count."""
+    """The study's fitted public reference, with which any set's curves at any subset size
+    cost one nearest-neighbour search per layer and a re-count
+    (:meth:`memlib.ct.Reference.subset_curves`)."""
 
     def __init__(self, study):
         self.study = study
         self.reference = study.reference()
-        self.test_dist = self.reference.layer_distances(study.features(study.images("test")))
 
     def subset_curves(self, images: np.ndarray, subsets: Sequence[np.ndarray],
                       name: str) -> np.ndarray:
         """(S, L) C_T curves of subsets (index arrays) of ``images``; NaN where undefined."""
-        gd, gc = self.reference.layer_distances(self.study.features(images, name=name))
-        return fp.subset_curves(gd, gc, *self.test_dist, subsets)
+        return self.reference.subset_curves(self.study.features(images, name=name), subsets)
 
     def set_rows(self, s: ReferenceSet, sizes: Sequence[int], n_draws: int) -> list[dict]:
         """Curve rows of one reference set: ``n_draws`` subsets at each size n ≤ its size."""

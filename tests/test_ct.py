@@ -344,6 +344,11 @@ def test_subset_curves_nan_rules():
         _same_cells_statistic(ref, 0, train, test, gen[mostly_0]), abs=1e-9)
     with pytest.raises(InputError, match=rf"^test \(layer 0\): cell {c2} .*gen subset 1"):
         ref.subset_curves([gen], [balanced, np.arange(200, 240)])
+    two_cells = [np.r_[0:10, 100:110]]                           # 10 of 20 per cell
+    assert np.isnan(ref.subset_curves([gen], two_cells)).all()   # tau = 20/20 drops both
+    explicit = fit_reference([train], [test], pca_dim=None, tau=0.0)
+    assert explicit.subset_curves([gen], two_cells)[0, 0] == pytest.approx(
+        _same_cells_statistic(explicit, 0, train, test, gen[two_cells[0]], tau=0.0), abs=1e-9)
     with pytest.raises(InputError, match=r"^gen subset 0: .*index array"):
         ref.subset_curves([gen], [np.array([0, 240])])
     with pytest.raises(ParameterError, match="subset_curves"):

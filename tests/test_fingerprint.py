@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 from scipy.cluster import hierarchy
-from scipy.stats import mannwhitneyu
 
 from memlib import fingerprint as fp
 from memlib.errors import InputError
@@ -112,80 +111,6 @@ def test_select_layer_groups_stop_sibling_subsets_vouching():
     _, acc_grouped = fp.select_layer(refs, y, groups=groups)
     assert acc_plain.min() == 1.0
     assert acc_grouped.mean() < 0.7   # labels are random: honest LOO is near chance
-
-
-# --------------------------------------------------------------------------- size-matched curves
-
-
-def naive_ct(gen_dist, gen_cells, test_dist, test_cells, tau):
-    """Direct transcription of dgm-eval's compute_CTscore from given distances and cells."""
-    n, m = len(test_dist), len(gen_dist)
-    num = den = 0.0
-    for cell in np.unique(np.concatenate([gen_cells, test_cells])):
-        lq, lp = gen_dist[gen_cells == cell], test_dist[test_cells == cell]
-        if len(lq) / m <= tau:
-            continue
-        u = mannwhitneyu(lq, lp, alternative="less").statistic
-        npi, mpi = len(lp), len(lq)
-        z = (u - (npi * mpi / 2 - 0.5)) / np.sqrt(npi * mpi * (npi + mpi + 1) / 12)
-        num += npi / n * z
-        den += npi / n
-    return num / den
-
-
-def test_subset_curves_match_direct_computation():
-    rng = np.random.default_rng(0)
-    layers, m, n, k = 3, 400, 300, 3
-    gen_cells = rng.integers(0, k, (layers, m))
-    test_cells = rng.integers(0, k, (layers, n))
-    gen_dist = rng.gamma(2, 1, (layers, m)) * np.array([[0.6], [1.0], [1.4]])
-    test_dist = rng.gamma(2, 1, (layers, n))
-    gen_dist[:, :20] = np.round(gen_dist[:, :20], 1)   # include ties
-    test_dist[:, :20] = np.round(test_dist[:, :20], 1)
-    subsets = fp.subsample_indices(m, 120, 4, seed=1) + [np.arange(m)]
-    curves = fp.subset_curves(gen_dist, gen_cells, test_dist, test_cells, subsets)
-    assert curves.shape == (5, layers)
-    for s, idx in enumerate(subsets):
-        for layer in range(layers):
-            want = naive_ct(gen_dist[layer, idx], gen_cells[layer, idx], test_dist[layer],
-                            test_cells[layer], 20 / len(idx))
-            assert curves[s, layer] == pytest.approx(want, rel=1e-10, abs=1e-10)
-    # copying (layer 0: generated closer than test) is negative, under-fitting positive
-    assert curves[-1, 0] < -3 and curves[-1, 2] > 3
-    # the size effect the module doc warns about: smaller subsets have smaller |C_T|
-    assert np.abs(curves[:4, 0]).mean() < np.abs(curves[-1, 0])
-
-
-def test_subset_curves_drop_small_cells_and_nan_when_none_kept():
-    gen_dist = np.array([[1.0, 2.0, 3.0]])
-    cells = np.zeros((1, 3), dtype=int)
-    out = fp.subset_curves(gen_dist, cells, gen_dist, cells, [np.arange(3)])
-    assert np.isnan(out).all()   # tau = 20/3 > 1: no cell kept
-    out = fp.subset_curves(gen_dist, cells, gen_dist, cells, [np.arange(3)], tau=0.0)
-    assert np.isfinite(out).all()
-
-
-def test_subset_curves_match_ct_statistic_if_available():
-    ct = pytest.importorskip("memlib.ct")
-    if not hasattr(ct, "ct_statistic"):
-        pytest.skip("memlib.ct.ct_statistic not written yet")
-    from sklearn.neighbors import NearestNeighbors
-    rng = np.random.default_rng(0)
-    train, test, gen = rng.normal(size=(500, 4)), rng.normal(size=(300, 4)), \
-        0.9 * rng.normal(size=(200, 4))
-    cell = lambda x: (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)  # noqa: E731
-    tc, sc, gc = cell(train), cell(test), cell(gen)
-
-    def nn_dist(x, xc):
-        d = np.empty(len(x))
-        for c in np.unique(xc):
-            nn = NearestNeighbors(n_neighbors=1).fit(train[tc == c])
-            d[xc == c] = nn.kneighbors(x[xc == c])[0][:, 0]
-        return d
-    want = ct.ct_statistic(test, sc, gen, gc, train, tc, 20 / len(gen))
-    got = fp.subset_curves(nn_dist(gen, gc)[None], gc[None], nn_dist(test, sc)[None], sc[None],
-                           [np.arange(len(gen))])[0, 0]
-    assert got == pytest.approx(want, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- protocol
