@@ -277,3 +277,20 @@ robust.round(2)
 # %%
 claim_rows = study.claims(claims.fingerprint_claims(accuracy, signature))
 claim_rows
+
+# %% [markdown]
+# ## The fingerprint database behind `memlib attribute`
+# The reference curves of this notebook, written for use on anyone's samples: every standard
+# zoo model's (and external set's) C_T-layer curves against the public reference, for
+# `n_query_draws` random subsets at each of `query_sizes`, in a tidy `curves.csv`, with a
+# `manifest.json` of the settings that make curves comparable (encoder, image size, token,
+# reference data hashes, ...) and the open-set threshold at each size (the rule above, on all
+# seeds). `python -m memlib attribute SAMPLES/` attributes a sample folder against it and
+# `python -m memlib fingerprint add NAME SAMPLES/` adds a model (docs/own-samples.md).
+
+# %%
+from memlib import fingerprint_db
+
+database = fingerprint_db.build_database(study, fingerprint_db.zoo_sets(study))
+database.save(study.figures_dir / "fingerprint_db")
+database.models()
