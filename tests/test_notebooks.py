@@ -168,18 +168,41 @@ def test_render_stream_keeps_what_a_terminal_shows():
     assert render_stream("") == ""
 
 
-def test_clean_streams_merges_and_renders(tmp_path):
-    from memlib.notebooks import clean_streams
+def test_tidy_executed_merges_streams_and_lightens_figures(tmp_path):
+    import base64
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from memlib.notebooks import tidy_executed
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=72)
+    for i in range(5):
+        ax.plot(np.sin(np.linspace(0, 6, 200) + i), label=f"curve {i}")
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode()
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x")
     cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rbar 10%"),
                     nbformat.v4.new_output("stream", name="stderr", text="\rbar 100%\r        \r"),
                     nbformat.v4.new_output("stream", name="stdout", text="result\n"),
+                    nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "fig"}),
                     nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
     nb.cells = [cell, nbformat.v4.new_markdown_cell("text")]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, str(path))
-    clean_streams(path)
+    tidy_executed(path)
     out = nbformat.read(path, as_version=4).cells[0].outputs
-    assert [o.output_type for o in out] == ["stream", "execute_result"]
+    assert [o.output_type for o in out] == ["stream", "display_data", "execute_result"]
     assert out[0].name == "stdout" and out[0].text == "result\n"
+    new_png = base64.b64decode(out[1].data["image/png"])
+    assert len(new_png) < 0.7 * len(buf.getvalue())
+    before = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), float)
+    after = np.asarray(Image.open(io.BytesIO(new_png)).convert("RGB"), float)
+    assert before.shape == after.shape and np.abs(before - after).mean() < 2.0   # grey levels
