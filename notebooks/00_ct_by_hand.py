@@ -60,6 +60,7 @@ from memlib.study import Study
 P = notebook_params(globals())
 study = Study(P)
 plots.style()
+plt.rcParams["figure.dpi"] = 72  # figures shown here stay small (a light executed notebook); saved PNGs: 130 dpi
 FLAG = claims.FLAG_THRESHOLD  # C_T below this counts as flagged for copying
 
 # Set sizes follow the profile: m generated points (copy_m), n = 2m held-out, l = 5m training.
@@ -142,19 +143,20 @@ cells.update({g: cell_of(x) for g, x in gens.items()})
 
 fig, axes = plt.subplots(1, len(GENERATORS), figsize=(3.2 * len(GENERATORS), 3.6), sharex=True, sharey=True)
 palette = plt.cm.tab10(np.arange(k))
-shown = train[:n]
-rows = [dict(set="train", x=x, y=y, cell=c) for (x, y), c in zip(shown, cells["train"][:n])]
+shown = min(400, m)   # points of each set drawn (a light figure); the CSV holds exactly these
+rows = [dict(set="train", x=x, y=y, cell=c) for (x, y), c in zip(train[:shown], cells["train"][:shown])]
 for ax, g in zip(axes, GENERATORS):
-    ax.scatter(*shown.T, s=2, c=palette[cells["train"][:n]], alpha=0.25, lw=0)
-    ax.scatter(*gens[g].T, s=3, c="black", lw=0)
-    ax.set_title(f"{g} (black, m={m})", fontsize=10)
+    # pale solid colours and no antialiasing: thousands of dots, yet a small PNG
+    ax.scatter(*train[:shown].T, s=4, c=0.45 * palette[cells["train"][:shown]] + 0.55, lw=0, antialiased=False)
+    ax.scatter(*gens[g][:shown].T, s=4, c="black", lw=0, antialiased=False)
+    ax.set_title(g, fontsize=10)
     ax.set_xlabel("x (toy units)")
-    rows += [dict(set=g, x=x, y=y, cell=c) for (x, y), c in zip(gens[g], cells[g])]
+    rows += [dict(set=g, x=x, y=y, cell=c) for (x, y), c in zip(gens[g][:shown], cells[g][:shown])]
 axes[0].set_ylabel("y (toy units)")
 for ax in axes:
     ax.set_aspect("equal")
-fig.suptitle(f"Toy world: training points coloured by k-means cell (k={k}, first {len(shown)} of l={l} "
-             f"shown) and each generator's m={m} points", fontsize=10)
+fig.suptitle(f"Toy world: training points coloured by their k-means cell (k={k}) and each generator's points "
+             f"(black); {shown} of each set shown (l={l}, m={m})", fontsize=10)
 fig.tight_layout()
 study.save(fig, pd.DataFrame(rows), "ct_by_hand_data")
 
@@ -457,7 +459,7 @@ for g, color in zip(GENERATORS, plt.cm.tab10(np.arange(len(GENERATORS)))):
     for size, marker in zip([sizes[0], sizes[-1]], ["o", "s"]):
         d = pts[(pts.generator == g) & (pts["size"] == size)]
         ax.scatter(d.ct_identity, d.ct_projection, s=14 if size == sizes[-1] else 8, marker=marker, color=color,
-                   alpha=0.8, label=f"{g}, s={size}")
+                   lw=0, antialiased=False, label=f"{g}, s={size}")
 ax.axhline(0, color="0.3", lw=0.8)
 ax.axvline(0, color="0.3", lw=0.8)
 ax.axhline(FLAG, color="crimson", lw=0.8, ls="--", alpha=0.7)
