@@ -5,8 +5,10 @@ Executed notebooks read like a terminal, not like a recording of one: the kernel
 not force itself on stays off), and each executed notebook's stream outputs are then reduced to
 what a terminal would show at the end (:func:`render_stream`): a bar redrawn with carriage
 returns keeps its final line, a bar that cleared itself (``leave=False``) leaves nothing.
-papermill's own bar in the terminal is unaffected. Inline figures are stored as palette PNGs
-(:func:`tidy_executed`), so an executed notebook stays light.
+A bar that forces itself on (``disable=False``) and stays (``leave=True``) leaves one final
+line, which is dropped too (:func:`drop_progress_lines`). papermill's own bar in the terminal
+is unaffected. Inline figures are stored as palette PNGs (:func:`tidy_executed`), so an
+executed notebook stays light.
 """
 from __future__ import annotations
 
@@ -95,6 +97,9 @@ TIMING_COLUMNS = ["notebook", "profile", "seconds", "finished", "cpu"]
 # Added to the environment of the kernels run_notebooks starts: progress bars off by default.
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 PALETTE_COLORS = 256   # colours of the inline PNGs of executed notebooks
+# tqdm's standard bar as a terminal shows it at the end, e.g.
+# "embed test [vit, 112px]: 100%|██████████| 2000/2000 [00:52<00:00, 40.90img/s]"
+_PROGRESS_LINE = re.compile(r"^.*\d+%\|.*\| *[\d.]+[kMGT]?/[\d.]+[kMGT]? \[[^\]]*\]$")
 _TERMINAL_CONTROL = re.compile(r"(\r|\n|\x1b\[A)")
 
 
@@ -155,7 +160,8 @@ def tidy_executed(path: str | os.PathLike) -> None:
     """Rewrite an executed notebook so that it reads cleanly and stays light.
 
     Each cell's adjacent stream outputs of one kind (stdout or stderr) are merged and reduced
-    to their final terminal text (:func:`render_stream`), and every inline PNG is re-encoded
+    to their final terminal text (:func:`render_stream`) without the final lines of progress
+    bars that forced themselves on (:func:`drop_progress_lines`), and every inline PNG is re-encoded
     with a 256-colour palette when that is smaller (:func:`palette_png`; about a third of the
     size for matplotlib figures). The figures written to ``<figures_dir>`` are not touched.
     """
@@ -176,12 +182,18 @@ def tidy_executed(path: str | os.PathLike) -> None:
                 outputs.append(out)
         for out in outputs:
             if out.output_type == "stream":
-                out.text = render_stream(out.text)
+                out.text = drop_progress_lines(render_stream(out.text))
             elif "image/png" in out.get("data", {}):
                 out.data["image/png"] = palette_png(out.data["image/png"])
         cell.outputs = [o for o in outputs if o.output_type != "stream" or o.text.strip()]
     with atomic_path(path, suffix=".ipynb") as tmp:
         nbformat.write(nb, str(tmp))
+
+
+def drop_progress_lines(text: str) -> str:
+    """``text`` without the lines that are a finished tqdm bar in its standard format."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not _PROGRESS_LINE.match(line.rstrip("\n")))
 
 
 def palette_png(png_base64: str) -> str:

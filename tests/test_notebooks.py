@@ -142,6 +142,15 @@ def test_notebook_00_alone_writes_figures_and_no_claims(tmp_path):
     assert set(cells.cell) == {0, 1, 2, 3}
 
 
+def test_drop_progress_lines_keeps_other_lines():
+    from memlib.notebooks import drop_progress_lines
+    text = ("zoo sample (2 workers):  95%|█████████▌| 19/20 [13:56<00:11, 11.51s/it, kde-s0]\n"
+            "share: 100% | all\n"
+            "embed test [vit, 112px]: 100%|██████████| 2000/2000 [00:52<00:00, 40.90img/s]\n"
+            "done\n")
+    assert drop_progress_lines(text) == "share: 100% | all\ndone\n"
+
+
 def test_render_stream_keeps_what_a_terminal_shows():
     """Known answer with real tqdm output: nested bars (ESC[A), a bar that clears itself
     (leave=False) and plain prints."""
@@ -189,9 +198,10 @@ def test_tidy_executed_merges_streams_and_lightens_figures(tmp_path):
     png = base64.b64encode(buf.getvalue()).decode()
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x")
+    done = "attribution (public): 100%|██████████| 2/2 [00:00<00:00, 18.54it/s]\n"
     cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rbar 10%"),
                     nbformat.v4.new_output("stream", name="stderr", text="\rbar 100%\r        \r"),
-                    nbformat.v4.new_output("stream", name="stdout", text="result\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="result\n" + done),
                     nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "fig"}),
                     nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
     nb.cells = [cell, nbformat.v4.new_markdown_cell("text")]
