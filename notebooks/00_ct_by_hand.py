@@ -28,7 +28,7 @@
 #
 # **The definition** (the exact recipe, with every choice, is in `docs/design.md`):
 #
-# 1. PCA of $T$ to 64 dimensions (skipped here: our points have 2);
+# 1. PCA of $T$ to `pca_dim` dimensions (64 by default; skipped here: our points have 2);
 # 2. k-means with $k$ cells on $T$; every point of every set gets the cell of its nearest centre;
 # 3. in each cell $\pi$: $L(x)$ = distance from $x$ to its nearest training point **in the same
 #    cell**; $U$ = the number of pairs $(q, p)$ with $L(q) > L(p)$ (ties count ½), a Mann–Whitney
