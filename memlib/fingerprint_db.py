@@ -381,8 +381,9 @@ def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:
 
 
 def plot_attribution(report: AttributionReport, *, top: int = 3, title: str = "query"):
-    """The query's curve (mean over draws, min–max band) over the reference curves of its
-    ``top`` nearest families (one line per reference model, mean over its draws)."""
+    """The query's curve (mean over its subset curves, min–max band) over the reference
+    curves of its ``top`` nearest families at the same n (one line per reference model, the
+    mean over its draws); returns the figure."""
     import matplotlib.pyplot as plt
 
     from . import plots
@@ -397,7 +398,8 @@ def plot_attribution(report: AttributionReport, *, top: int = 3, title: str = "q
             ax.plot(x, curves[models == model].mean(axis=0), color=color, lw=1, alpha=0.7,
                     label=fam if j == 0 else None)
     q = report.query_curves
-    ax.fill_between(x, q.min(axis=0), q.max(axis=0), color="k", alpha=0.15, lw=0)
+    ax.fill_between(x, q.min(axis=0), q.max(axis=0), color="k", alpha=0.15, lw=0,
+                    label=f"{title}: range over its {len(q)} subset curve(s)")
     ax.plot(x, q.mean(axis=0), color="k", lw=2.4, marker="o", ms=3,
             label=f"{title} (answer: {report.answer})")
     plots.zero_line(ax, flag=None)
@@ -405,6 +407,6 @@ def plot_attribution(report: AttributionReport, *, top: int = 3, title: str = "q
     ax.set_ylabel("C_T (z-score; < 0 copying, > 0 under-fitting)")
     ax.set_title(f"Query curve over its nearest reference curves (n = {report.n} of "
                  f"{report.m} samples, {report.distance} distance)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
