@@ -36,7 +36,7 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import cdist, squareform
 
 from .errors import InputError
-from .metrics import feature_array as _feats, feature_stats, sqrt_psd, trace_sqrt_product
+from .metrics import feature_array as _feats, feature_stats, frechet_distance, sqrt_psd
 
 DISTANCES = ("euclidean", "cosine", "znorm", "correlation")
 RULES = ("nearest", "centroid")
@@ -395,8 +395,7 @@ def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
                              f"{ref_stats[0][0].size}")
         sq = sqrt_psd(c_q)
         for j, (mu_r, c_r) in enumerate(ref_stats):
-            d[i, j] = max(0.0, float(np.sum((mu_q - mu_r) ** 2) + np.trace(c_q) + np.trace(c_r)
-                                     - 2 * trace_sqrt_product(sq, c_r)))
+            d[i, j] = frechet_distance(mu_q, c_q, mu_r, c_r, sqrt_cov1=sq)
     dist = np.stack([d[:, inverse == f].min(axis=1) for f in range(len(families))], axis=1)
     return Attribution(families[dist.argmin(axis=1)], dist, families)
 

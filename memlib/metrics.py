@@ -43,14 +43,15 @@ def trace_sqrt_product(sqrt_c1: np.ndarray, c2: np.ndarray) -> float:
     return float(np.sqrt(np.clip(scipy.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
 
 
-def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+def frechet_distance(mu1, cov1, mu2, cov2, *, sqrt_cov1: np.ndarray | None = None) -> float:
     """Fréchet distance between N(mu1, cov1) and N(mu2, cov2) (squared feature units).
 
     FD = ||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^½). Computed as
     Tr (C1 C2)^½ = sum sqrt(eig(C1^½ C2 C1^½)) with symmetric eigendecompositions and negative
     round-off eigenvalues clipped to 0, which is stable for the rank-deficient covariances of
     small sets (n < D), where ``scipy.linalg.sqrtm(C1 @ C2)`` can return complex or NaN values.
-    Symmetric in its two arguments up to round-off.
+    Symmetric in its two arguments up to round-off. ``sqrt_cov1``: :func:`sqrt_psd` of cov1,
+    when the caller compares one set with many and has computed it once.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
     c1, c2 = np.atleast_2d(np.asarray(cov1, float)), np.atleast_2d(np.asarray(cov2, float))
@@ -59,7 +60,7 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
         raise InputError(f"frechet_distance: shapes {mu1.shape}, {c1.shape}, {mu2.shape}, "
                          f"{c2.shape} do not match")
     fd = float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2)
-               - 2 * trace_sqrt_product(sqrt_psd(c1), c2))
+               - 2 * trace_sqrt_product(sqrt_psd(c1) if sqrt_cov1 is None else sqrt_cov1, c2))
     return max(fd, 0.0)
 
 
