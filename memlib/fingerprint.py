@@ -451,6 +451,18 @@ class OpenSet(NamedTuple):
     scores: np.ndarray
 
 
+def open_set_threshold(ref_curves, ref_labels, *, groups=None, quantile: float = 0.95,
+                       **kw) -> float:
+    """The open-set rejection threshold: the ``quantile`` of the references' leave-one-group-out
+    nearest-curve distances (a query farther than this from every reference is "unknown").
+
+    ref_curves (R, L), ref_labels (R,), groups (R,) (default: each reference its own group);
+    ``kw``: distance, rule, layers as :func:`attribute`. Returns a distance in curve units.
+    """
+    loo = _loo(ref_curves, ref_labels, groups, **kw).distances.min(axis=1)
+    return float(np.quantile(loo, quantile))
+
+
 def open_set(query_curves, query_unknown, ref_curves, ref_labels, *, groups=None,
              quantile: float = 0.95, distance: str = "euclidean", rule: str = "nearest",
              layers=None) -> OpenSet:
@@ -471,8 +483,7 @@ def open_set(query_curves, query_unknown, ref_curves, ref_labels, *, groups=None
     if unknown.shape != scores.shape or unknown.all() or not unknown.any():
         raise InputError("open_set: query_unknown must be (Q,) bool with both known and "
                          "unknown queries")
-    loo = _loo(ref_curves, ref_labels, groups, **kw).distances.min(axis=1)
-    threshold = float(np.quantile(loo, quantile))
+    threshold = open_set_threshold(ref_curves, ref_labels, groups=groups, quantile=quantile, **kw)
     rejected = scores > threshold
     return OpenSet(float(roc_auc_score(unknown, scores)), threshold,
                    float(rejected[unknown].mean()), float(rejected[~unknown].mean()), scores)

@@ -222,8 +222,8 @@ def calibrate_open_set(db: Database) -> dict[str, Any]:
 
 
 def _threshold(curves, families, models, distance) -> float:
-    loo = fp._loo(curves, families, models, distance=distance, rule=RULE, layers=None)
-    return float(np.quantile(loo.distances.min(axis=1), OPEN_SET_QUANTILE))
+    return fp.open_set_threshold(curves, families, groups=models, quantile=OPEN_SET_QUANTILE,
+                                 distance=distance, rule=RULE, layers=None)
 
 
 def _version() -> str:

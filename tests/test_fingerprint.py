@@ -286,3 +286,14 @@ def test_linkage_groups_nearly_identical_families_first():
     first = {fams[int(z[0, 0])], fams[int(z[0, 1])]}
     assert first == {"kde", "kde2"}
     assert hierarchy.is_valid_linkage(z)
+
+
+def test_open_set_threshold_is_the_quantile_of_leave_one_out_nearest_distances():
+    # 1-D curves 0, 1, 3 (two layers, the second constant): leaving each out, its nearest other
+    # reference is 1, 1 and 2 away
+    curves = np.array([[0.0, 5.0], [1.0, 5.0], [3.0, 5.0]])
+    labels = np.array(["a", "a", "b"])
+    groups = np.array([0, 1, 2])
+    assert fp.open_set_threshold(curves, labels, groups=groups, quantile=1.0) == pytest.approx(2.0)
+    assert fp.open_set_threshold(curves, labels, groups=groups, quantile=0.0) == pytest.approx(1.0)
+    assert fp.open_set_threshold(curves, labels, groups=groups, quantile=0.75) == pytest.approx(1.5)
