@@ -117,7 +117,7 @@ def test_ct_statistic_matches_float64_definition(case):
 
 
 def test_exact_copies_hit_the_floor():
-    """DESIGN's example: m = 1000, n = 2000, k = 3 cells -> about -26."""
+    """docs/design.md's example: m = 1000, n = 2000, k = 3 cells -> about -26."""
     rng = np.random.default_rng(2)
     centers = 5 * rng.normal(size=(3, 16))
     train = blobs(rng, 3000, 16, centers)
