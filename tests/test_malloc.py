@@ -52,12 +52,15 @@ def test_vit_steady_state_passes_do_not_page_fault_and_results_are_unchanged():
     default = _run_passes({"MEMLIB_MALLOC": "default"})
     assert tuned["state"] == "tuned"
     assert default["state"] == "skipped: MEMLIB_MALLOC=default"
-    # Measured (3 pairs of processes): default 65-171 k faults in every pass; tuned 43-85 k in
-    # the first pass, then 0 in most later passes, with an occasional pass of 3-39 k when the heap
-    # grows once more. One pass of activations is ~0.3 M pages.
+    # Measured (4 pairs of processes, two CPU kinds): default 43-193 k faults in every pass;
+    # tuned 43-85 k in the first pass, then 0 in most later passes, with an occasional pass of
+    # 3-55 k when the heap grows once more (a CI run saw [46170, 0, 54600, 0, 0]). One pass of
+    # activations is ~0.3 M pages. So the behaviour asserted is the count of fault-free passes:
+    # most steady passes of the tuned process, none of the default process. A total-faults ratio
+    # is not asserted: one late heap growth can cost as much as a default pass.
     steady_tuned, steady_default = tuned["faults"][1:], default["faults"][1:]
     assert sum(f < 1_000 for f in steady_tuned) >= 2, tuned["faults"]
-    assert sum(steady_tuned) < 0.25 * sum(steady_default), (tuned["faults"], default["faults"])
+    assert sum(f < 1_000 for f in steady_default) == 0, default["faults"]
     # The allocator decides where numbers live, never what they are.
     assert tuned["checksum"] == default["checksum"]
 
