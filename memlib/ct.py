@@ -25,6 +25,14 @@ The statistic (``docs/design.md``, section "The C_T score"; same logic as
    20/m by default (a cell needs more than 20 generated points).
 5. C_T = Σ P_n(π) Z_U(π) / Σ P_n(π) over the kept cells, P_n(π) = n_π / n.
 
+The effect size (``statistic="effect"`` of :meth:`Reference.subset_curves` and
+:meth:`Reference.curve_bootstrap`): the same cells, weights and τ, but per kept cell the
+rank-biserial effect E(π) = 2 U(π) / (n_π m_π) − 1 instead of Z_U. It lies in [−1, 1] whatever
+the sizes: −1 when every generated point is nearer to T than every test point of its cell (the
+floor of exact copies), 0 in expectation under H0, +1 at the opposite extreme. Z_U divided by
+its floor is (U − n_π m_π/2 + 0.5) / (n_π m_π/2 − 0.5) ≈ E(π), so E is C_T put on a scale that
+is the same for every layer, set size and cell split (``docs/design.md``).
+
 Sign: C_T ≪ 0 means the generated points sit closer to the training set than fresh data does
 (data copying, memorization); C_T ≫ 0 means farther (under-fitting); under H0 each Z_U is about
 N(0, 1). Exact copies give U = 0 in every cell, so C_T ≈ −sqrt(3 n_π m_π / (n_π + m_π + 1)),
@@ -79,6 +87,7 @@ from .knn import NNIndex
 __all__ = ["VARIANTS", "FROM_PARAMS", "ct_statistic", "ct_score", "ct_curve", "fit_reference",
            "Reference", "LayerDistances"]
 
+STATISTICS = ("ct", "effect")  # what a cell contributes: Z_U, or the effect 2U/(n_π m_π) − 1
 BOOT_BLOCK = 1 << 22         # resampled indices held at once by the bootstrap
 
 
@@ -252,8 +261,10 @@ class Reference:
             cells.append(c)
         return LayerDistances(np.stack(dist), np.stack(cells))
 
-    def subset_curves(self, gen: Any, subsets: Sequence[np.ndarray]) -> np.ndarray:
-        """(S, L) C_T curves of index subsets of one generated set, with no new search.
+    def subset_curves(self, gen: Any, subsets: Sequence[np.ndarray], *,
+                      statistic: str = "ct") -> np.ndarray:
+        """(S, L) C_T (or effect-size) curves of index subsets of one generated set, with no
+        new search.
 
         Each subset's C_T re-counts the per-point cells and U contributions (O(subset size)
         per layer); τ (None: 20 / subset size) applies to each subset's own size. The
@@ -264,13 +275,18 @@ class Reference:
                 :meth:`layer_distances` (search once, then score many subset sizes).
             subsets: S non-empty 1-D index arrays into the m points (e.g.
                 :func:`memlib.fingerprint.subsample_indices`); ``[np.arange(m)]`` gives
-                :meth:`curve`.
+                :meth:`curve`. Indices may repeat (a bootstrap replicate is a subset drawn
+                with replacement; an (S, s) array is S such draws).
+            statistic: ``"ct"`` (Z_U per cell) or ``"effect"`` (2U/(n_π m_π) − 1 per cell,
+                see the module docstring); both use the same cells, τ and weights.
 
         Returns:
             (S, L) float64; NaN where a subset keeps no cell on a layer. A kept cell without
             test or training points raises InputError, as in :meth:`curve`.
         """
         self._check_not_modified("subset_curves")
+        if statistic not in STATISTICS:
+            raise ParameterError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
         dist, cells = gen if isinstance(gen, LayerDistances) else self.layer_distances(gen)
         self._check_distances(dist, cells)
         draws = [index_array(idx, dist.shape[1], s) for s, idx in enumerate(subsets)]
@@ -280,7 +296,7 @@ class Reference:
                 got = self._draws(l, cells[l], self._contributions(l, dist[l], cells[l]), draws)
                 for s in np.flatnonzero(np.isnan(got.ct) & got.kept.any(axis=1)):
                     self._explain_nan(l, got, s, f"gen subset {s}")
-                out[:, l] = got.ct
+                out[:, l] = got.ct if statistic == "ct" else got.effect
         return out
 
     def curve_bootstrap(self, gen_layers: Any, n_boot: int = 1000, seed: int = 0,
@@ -421,6 +437,7 @@ class Reference:
 
 class _Draws(NamedTuple):
     ct: np.ndarray       # (B,) C_T per draw; NaN where undefined
+    effect: np.ndarray   # (B,) the effect size per draw (same cells and weights); NaN as ct
     m_gen: np.ndarray    # (B, k) generated points per cell
     kept: np.ndarray     # (B, k) cells above tau
     tau: np.ndarray      # (B, 1) the threshold each draw used
@@ -453,19 +470,23 @@ def _ct_of_draws(cells, contrib, draws, n_test, n_train, tau):
     m = sizes[:, None]
     tau = np.broadcast_to(_tau(tau, m), m.shape)
     kept = _kept(m_gen, m, tau)
-    ct = np.where((kept & (n_train == 0)).any(axis=1), np.nan, _combine(u, m_gen, n_test, m, tau))
-    return _Draws(ct, m_gen, kept, tau)
+    no_train = (kept & (n_train == 0)).any(axis=1)
+    ct = np.where(no_train, np.nan, _combine(u, m_gen, n_test, m, tau))
+    effect = np.where(no_train, np.nan, _combine(u, m_gen, n_test, m, tau, per_cell=_effect_u))
+    return _Draws(ct=ct, effect=effect, m_gen=m_gen, kept=kept, tau=tau)
 
 
-def _combine(u, m_gen, n_test, m, tau):
+def _combine(u, m_gen, n_test, m, tau, per_cell=None):
     """C_T from per-cell U sums (..., k) and generated counts (..., k); test counts (k,); m and
-    tau scalars or broadcastable (..., 1). Z_U per kept cell, weights P_n(π), their mean.
+    tau scalars or broadcastable (..., 1). Z_U per kept cell (or ``per_cell(u, n, m)``, e.g.
+    :func:`_effect_u`), weights P_n(π), their mean.
 
     Rows with no kept cell, or a kept cell without test points, give NaN.
     """
+    per_cell = per_cell or _z_u
     keep = _kept(m_gen, m, tau) & (n_test > 0)
     bad = (_kept(m_gen, m, tau) & (n_test == 0)).any(axis=-1) | ~keep.any(axis=-1)
-    z = np.where(keep, _z_u(u, n_test, m_gen), 0.0)
+    z = np.where(keep, per_cell(u, n_test, m_gen), 0.0)
     w = np.where(keep, n_test / n_test.sum(), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ct = (w * z).sum(axis=-1) / w.sum(axis=-1)
@@ -478,6 +499,14 @@ def _z_u(u, n, m):
     m = np.asarray(m, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (u - (n * m / 2.0 - 0.5)) / np.sqrt(n * m * (n + m + 1.0) / 12.0)
+
+
+def _effect_u(u, n, m):
+    """The rank-biserial effect 2U / (n m) − 1 of a Mann-Whitney U: −1 … +1, 0 under H0."""
+    n = np.asarray(n, np.float64)
+    m = np.asarray(m, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2.0 * u / (n * m) - 1.0
 
 
 def _kept(m_gen, m, tau):

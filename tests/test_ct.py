@@ -498,3 +498,46 @@ def test_backend_choice_and_missing_faiss(monkeypatch):
         knn.nn_distances(queries, base, backend="faiss-cpu")
     with pytest.raises(ParameterError, match="must be one of"):
         knn.nn_distances(queries, base, backend="annoy")
+
+
+# ----------------------------------------------------------------------------- effect size
+
+def reference_effect(ref, l, train, test, gen):
+    """The effect size from its definition on the reference's own projection and cells:
+    per kept cell 2U/(n m) − 1 with U from scipy's mannwhitneyu, weighted by n_π / n."""
+    lay = ref.layers[l]
+    tz, pz, qz = (lay.proj(x, nm) for x, nm in ((train, "train"), (test, "test"), (gen, "gen")))
+    tc, pc, qc = (lay.kmeans.predict(z) for z in (tz, pz, qz))
+    num = den = 0.0
+    for c in range(ref.n_cells):
+        if (qc == c).sum() / len(qz) <= 20 / len(qz):
+            continue
+        nn = NearestNeighbors(n_neighbors=1).fit(tz[tc == c])
+        lq, lp = (nn.kneighbors(z[zc == c])[0][:, 0] for z, zc in ((qz, qc), (pz, pc)))
+        u = mannwhitneyu(lq, lp).statistic
+        num += (pc == c).sum() * (2 * u / (len(lq) * len(lp)) - 1)
+        den += (pc == c).sum()
+    return num / den
+
+
+def test_effect_size_matches_its_definition_floor_and_null(layered):
+    train, test, gens = layered
+    ref = fit_reference(train, test, seed=3)
+    for g in gens:
+        m = len(g[0])
+        got = ref.subset_curves(g, [np.arange(m)], statistic="effect")[0]
+        for l in range(3):
+            assert got[l] == pytest.approx(reference_effect(ref, l, train[l], test[l], g[l]),
+                                           abs=1e-6)
+    # exact copies of T: every L(q) = 0 < every L(p), so U = 0 in every cell and the effect is -1
+    copies = [t[:300] for t in train]
+    np.testing.assert_array_equal(ref.subset_curves(copies, [np.arange(300)], statistic="effect"),
+                                  -1.0)
+    # fresh points from the test distribution (gens[4]): the null, effect near 0
+    assert np.all(np.abs(ref.subset_curves(gens[4], [np.arange(300)], statistic="effect")) < 0.15)
+    # the effect is each cell's Z_U divided by its floor, up to the continuity term: same sign
+    ct_ = ref.curve(gens[0])
+    eff = ref.subset_curves(gens[0], [np.arange(300)], statistic="effect")[0]
+    assert np.all(np.sign(ct_) == np.sign(eff))
+    with pytest.raises(ParameterError, match="statistic"):
+        ref.subset_curves(gens[0], [np.arange(300)], statistic="z")
