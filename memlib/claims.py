@@ -8,16 +8,18 @@ is a module constant below; the rules compare with ``>=`` / ``>`` / ``<`` exactl
 =========================== ======== ==========================================================
 claim                       notebook rule (row builder / verdict function)
 =========================== ======== ==========================================================
-1 depth trend               03       :func:`depth_trend_claim` / :func:`depth_trend_verdict`
-2 memorization levels       02       :func:`memorization_levels_claim` /
-                                     :func:`memorization_levels_verdict`
+1 depth trend               03       :func:`depth_signal_claim` / :func:`depth_signal_verdict`
+2 memorization levels       02       :func:`copy_levels_claim` / :func:`copy_levels_verdict`
 3 architecture signature    04       :func:`fingerprint_claims` / :func:`signature_verdict`
 4a fingerprint, full sets   04       :func:`fingerprint_claims` / :func:`full_set_verdict`
 4b fingerprint vs baselines 04       :func:`fingerprint_claims` / :func:`baseline_gap_verdict`
 =========================== ======== ==========================================================
 
-Tables the rules read: :func:`depth_table` (claim 1), :func:`crossing` and :func:`early_late`
-(claim 2); the attribution accuracy and family separation of claims 3-4 come from
+Claims 1 and 2 follow the Study v2 protocol (``docs/design.md``): scores on the effect-size
+scale, verdicts on bootstrap CIs (:mod:`memlib.bootstrap`); the tables they read are
+:func:`pooled_depth_contrast` (claim 1), :func:`predicted_contrast` and
+:func:`half_sensitivity_strength` (claim 2). :func:`depth_table` describes the secondary panel
+(public reference, under-fitting). The attribution accuracy and family separation of claims 3-4 come from
 :mod:`memlib.attribution_eval`.
 """
 from __future__ import annotations
@@ -28,8 +30,11 @@ import pandas as pd
 from .attribution_eval import BEST_LAYER_METHOD, CURVE_METHOD, FINAL_LAYER_METHOD
 
 CLAIMS_TABLE = "claims.csv"
-CLAIM_COLUMNS = ["claim", "statement", "metric", "value", "paper_value", "verdict"]
-VERDICTS = ("reproduced", "partly", "not reproduced")
+# value: the number that decides the verdict; ci_low / ci_high: its confidence interval (NaN
+# where the rule reads no interval); rule: the rule in one sentence.
+CLAIM_COLUMNS = ["claim", "statement", "rule", "metric", "value", "ci_low", "ci_high",
+                 "paper_value", "verdict"]
+VERDICTS = ("reproduced", "partly", "not reproduced", "untestable here")
 
 # A set counts as flagged for copying where C_T < FLAG_THRESHOLD. Under the null C_T is a
 # weighted mean of the kept cells' z-scores, each about N(0, 1), so its standard deviation is
@@ -38,16 +43,20 @@ VERDICTS = ("reproduced", "partly", "not reproduced")
 # standard deviations (one-sided p ~ 3e-4), not the p ~ 0.023 of a single N(0, 1) z of -2.
 FLAG_THRESHOLD = -2.0
 
-# Claim 1: a model shows the depth trend when Spearman rho(layer, C_T) >= DEPTH_RHO_MIN.
-DEPTH_RHO_MIN = 0.5
-DEPTH_SHARE_REPRODUCED = 0.8   # share of standard zoo models showing it: reproduced at >=
-DEPTH_SHARE_PARTLY = 0.4       # partly at >= (else not reproduced)
+# Claim 1 (Study v2): a set's copying signal is its effect-size curve (memlib.ct, statistic
+# "effect": -1 = every sample nearer to T than every test image, 0 = the null) against the
+# generator's own full training set; its depth contrast is late minus early (mean over the last
+# third of the layers minus the first third, memlib.bootstrap.late_minus_early): > 0 means the
+# signal weakens with depth, as the paper claims.
+COPY_RATE_MIN = 0.1            # a model's set counts as copying at pixel copy rate >= this
+COPYING_GROUPS = ("gradient", "kde", "mixture")   # mixtures copy by construction
 DEPTH_KEYS = ["encoder", "architecture", "variant", "seed", "token", "reference"]
 
-# Claim 2: a direction (early < late for low-level copies, late < early for high-level)
-# holds when it holds at more than DIRECTION_MAJORITY of the flagged strengths.
-DIRECTION_MAJORITY = 0.5
-
+# Claim 2 (Study v2): copy sensitivity = effect(t(copies)) - effect(t(fresh)) per transform t,
+# strength and layer (memlib.copy_sensitivity). A strength is "seen" when some layer of the
+# trained encoder has a sensitivity whose CI lies below 0. A layer's half-sensitivity strength is
+# the (interpolated) strength where its sensitivity falls to HALF_SENSITIVITY of the exact copies'.
+HALF_SENSITIVITY = 0.5
 # Claim 3: reproduced when every family is separated (share == 1) and the largest query size's
 # accuracy is >= SIGNATURE_ACCURACY_MIN; partly when the separated share is >= SIGNATURE_SHARE_PARTLY.
 SIGNATURE_ACCURACY_MIN = 0.9
@@ -78,7 +87,7 @@ def spearman_depth(ct) -> float:
 
 
 def depth_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per C_T-layer curve: its depth trend.
+    """One row per C_T-layer curve: its depth trend (the secondary, public-reference panel).
 
     curves: tidy rows with columns :data:`DEPTH_KEYS`, ``layer`` (1..L) and ``ct``.
     Returns :data:`DEPTH_KEYS` + ``spearman`` (:func:`spearman_depth` over layers in order),
@@ -94,136 +103,180 @@ def depth_table(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def depth_trend_share(depth: pd.DataFrame) -> float:
-    """Share of the rows of a :func:`depth_table` with spearman >= :data:`DEPTH_RHO_MIN`."""
-    return float((depth.spearman >= DEPTH_RHO_MIN).mean())
+def is_copying_set(group: str, copy_rate: float) -> bool:
+    """Whether a set enters claim 1: a mixture always (it holds copies by construction), a
+    model's set (``gradient``, ``kde``) when its pixel copy rate is >= :data:`COPY_RATE_MIN`."""
+    if group not in COPYING_GROUPS:
+        raise ValueError(f"group must be one of {COPYING_GROUPS}, got {group!r}")
+    return group == "mixture" or bool(copy_rate >= COPY_RATE_MIN)
 
 
-def depth_trend_verdict(share: float) -> str:
-    """Claim 1: *reproduced* if share >= 0.8, *partly* if >= 0.4, else *not reproduced*."""
-    return ("reproduced" if share >= DEPTH_SHARE_REPRODUCED
-            else "partly" if share >= DEPTH_SHARE_PARTLY else "not reproduced")
+def pooled_depth_contrast(contrast: pd.DataFrame) -> pd.DataFrame:
+    """The claim-1 number per bootstrap draw: the mean over groups of each group's mean contrast.
 
-
-def depth_trend_claim(depth: pd.DataFrame, control_depth: pd.DataFrame, *, encoder: str,
-                      token: str) -> dict:
-    """The claims.csv row of claim 1 (notebook 03).
-
-    depth: :func:`depth_table` of the full-size curves; the rule reads its standard zoo models
-    on the public reference with ``token``. control_depth: :func:`depth_table` of the
-    matched-size controls (``encoder`` and ``encoder + "+shuffled"``), reported in the metric
-    only.
+    contrast: one row per (group, set, draw) with columns group, set, draw (-1 = the whole set,
+    0..B-1 = replicates on the same draw indices in every set) and contrast (late minus early
+    effect, :func:`memlib.bootstrap.late_minus_early`). Returns rows (group, draw, contrast) for
+    each group and for ``group="all"`` (the equal-weight mean of the groups present).
     """
-    main = depth[(depth.token == token) & (depth.reference == "public") & (depth.variant == "standard")]
-    share = depth_trend_share(main)
-    shuffled_share = depth_trend_share(control_depth[control_depth.encoder == encoder + "+shuffled"])
-    trained_small_share = depth_trend_share(control_depth[control_depth.encoder == encoder])
-    return dict(
-        claim="1-depth-trend",
-        statement="The deeper the ViT layer, the less memorization C_T measures (C_T rises with depth)",
-        metric=(f"share of {len(main)} standard zoo models with Spearman rho(layer, C_T) >= {DEPTH_RHO_MIN} "
-                f"[public ref, {token}]; median rho {main.spearman.median():.2f}; "
-                f"same share with shuffled weights {shuffled_share:.2f} vs trained {trained_small_share:.2f} at control sizes"),
-        value=share, paper_value="qualitative (C_T rises with depth)", verdict=depth_trend_verdict(share))
+    per_group = contrast.groupby(["group", "draw"], as_index=False).contrast.mean()
+    pooled = per_group.groupby("draw", as_index=False).contrast.mean().assign(group="all")
+    return pd.concat([per_group, pooled[["group", "draw", "contrast"]]], ignore_index=True)
+
+
+def summarise_draws(table: pd.DataFrame, keys: list[str], value: str, level: float) -> pd.DataFrame:
+    """Point (draw -1) and percentile CI (draws >= 0) of ``value`` per ``keys`` group:
+    columns keys + [value, ci_low, ci_high]."""
+    from .bootstrap import percentile_ci
+    out = []
+    for k, g in table.groupby(keys, sort=False):
+        point = g.loc[g.draw == -1, value]
+        lo, hi = percentile_ci(g.loc[g.draw >= 0, value].to_numpy()[:, None], level)
+        out.append(dict(zip(keys, k if isinstance(k, tuple) else (k,)),
+                        **{value: float(point.iloc[0]) if len(point) else float("nan")},
+                        ci_low=float(lo[0]), ci_high=float(hi[0])))
+    return pd.DataFrame(out, columns=keys + [value, "ci_low", "ci_high"])
+
+
+def depth_signal_verdict(ci_low: float, group_ci_lows: dict[str, float], n_sets: int) -> str:
+    """Claim 1 (v2) from the pooled late-minus-early contrast's CI and each group's.
+
+    *untestable here* with no copying set; *reproduced* when the pooled CI and every group's
+    CI lie above 0 (the signal weakens with depth everywhere); *partly* when the pooled CI or
+    at least one group's CI lies above 0; else *not reproduced* (NaN counts as not above 0).
+    """
+    if n_sets == 0:
+        return "untestable here"
+    above = [bool(v > 0) for v in group_ci_lows.values()]
+    if ci_low > 0 and above and all(above):
+        return "reproduced"
+    return "partly" if (ci_low > 0 or any(above)) else "not reproduced"
+
+
+def depth_signal_claim(contrast: pd.DataFrame, *, level: float, n_layers: int) -> dict:
+    """The claims.csv row of claim 1 (notebook 03), from the copying sets' contrasts.
+
+    contrast: as :func:`pooled_depth_contrast`, copying sets only (:func:`is_copying_set`).
+    """
+    n_sets = contrast.set.nunique() if len(contrast) else 0
+    third = max(1, n_layers // 3)
+    rule = (f"mean over groups {'/'.join(COPYING_GROUPS)} of the late-minus-early effect size "
+            f"(layers {n_layers - third + 1}-{n_layers} minus 1-{third}) of sets that copy, against each "
+            f"generator's own full training set; reproduced if its {level:.0%} bootstrap CI and every "
+            f"group's lie above 0, partly if the pooled or any group's does, else not reproduced")
+    row = dict(claim="1-depth-trend",
+               statement="The deeper the ViT layer, the less memorization C_T measures (C_T rises with depth)",
+               rule=rule, paper_value="qualitative (C_T rises with depth)")
+    if n_sets == 0:
+        return dict(row, metric="no set copies in this profile", value=float("nan"),
+                    ci_low=float("nan"), ci_high=float("nan"), verdict="untestable here")
+    summary = summarise_draws(pooled_depth_contrast(contrast), ["group"], "contrast", level)
+    groups = summary[summary.group != "all"].set_index("group")
+    pooled = summary[summary.group == "all"].iloc[0]
+    sets = contrast[contrast.draw == -1].groupby("group").set.nunique()
+    metric = "; ".join(f"{g}: {r.contrast:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] over {sets[g]} sets"
+                       for g, r in groups.iterrows())
+    return dict(row, metric=f"late-minus-early effect size per group: {metric}",
+                value=float(pooled.contrast), ci_low=float(pooled.ci_low), ci_high=float(pooled.ci_high),
+                verdict=depth_signal_verdict(pooled.ci_low, groups.ci_low.to_dict(), n_sets))
 
 
 # --------------------------------------------------------------------------- claim 2
 
 
-def crossing(matched: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd.DataFrame:
-    """Largest strength still flagged (C_T < threshold) per (encoder, kind, layer); 0 if none is.
+def predicted_contrast(kind: str, scores: np.ndarray) -> np.ndarray:
+    """The claim-2 contrast of sensitivity curves (..., L), negative when the claim holds:
+    early minus late for ``low-level`` copies, late minus early for ``high-level`` copies."""
+    from .bootstrap import late_minus_early
+    sign = {"low-level": -1.0, "high-level": 1.0}
+    if kind not in sign:
+        raise ValueError(f"kind must be low-level or high-level, got {kind!r}")
+    return sign[kind] * late_minus_early(scores)
 
-    matched: rows with columns encoder, kind, strength, layer, ct. Returns encoder, kind,
-    layer, crossing_strength, sorted by (encoder, kind, layer).
+
+def half_sensitivity_strength(strengths, sensitivity, exact: float) -> float:
+    """The strength at which a layer's copy sensitivity falls to HALF_SENSITIVITY of the exact
+    copies' (strength 0), linearly interpolated between grid points.
+
+    strengths: increasing (S,) grid; sensitivity: (S,) at those strengths; exact: the exact
+    copies' sensitivity (< 0 where the layer sees copying at all). Returns NaN when exact >= 0
+    or is NaN, and the largest strength when the ratio never falls below HALF_SENSITIVITY (a
+    censored value: the layer still sees half the copying at the strongest transform).
     """
-    flagged = matched[matched.ct < threshold]
-    top = flagged.groupby(["encoder", "kind", "layer"]).strength.max()
-    full = matched.groupby(["encoder", "kind", "layer"]).strength.min() * 0
-    return full.add(top, fill_value=0).reset_index(name="crossing_strength")
+    s = np.asarray(strengths, np.float64)
+    if not np.isfinite(exact) or exact >= 0:
+        return float("nan")
+    if np.any(np.diff(s) <= 0):
+        raise ValueError("strengths must increase")
+    xs = np.concatenate([[0.0], s])
+    ratio = np.concatenate([[1.0], np.asarray(sensitivity, np.float64) / exact])
+    below = np.flatnonzero(ratio < HALF_SENSITIVITY)
+    if len(below) == 0:
+        return float(xs[-1])
+    i = below[0]
+    r0, r1 = ratio[i - 1], ratio[i]
+    return float(xs[i - 1] + (r0 - HALF_SENSITIVITY) / (r0 - r1) * (xs[i] - xs[i - 1]))
 
 
-def layer_thirds(n_layers: int) -> tuple[list[int], list[int]]:
-    """The first and the last third of layers 1..n_layers (at least one layer each)."""
-    third = max(1, n_layers // 3)
-    return list(range(1, third + 1)), list(range(n_layers - third + 1, n_layers + 1))
+def copy_levels_verdict(low_ci_high: float, high_ci_high: float, beyond_low: bool,
+                        beyond_high: bool, n_seen: int) -> str:
+    """Claim 2 (v2): *untestable here* when no strength is seen; a direction holds when its
+    contrast's CI (:func:`predicted_contrast`, mean over seen strengths) lies below 0;
+    *reproduced* when both hold and both layer groups beat both references (beyond_*),
+    *not reproduced* when neither holds, else *partly*."""
+    if n_seen == 0:
+        return "untestable here"
+    holds = int(low_ci_high < 0) + int(high_ci_high < 0)
+    return ("reproduced" if holds == 2 and beyond_low and beyond_high
+            else "not reproduced" if holds == 0 else "partly")
 
 
-def early_late(levels: pd.DataFrame, kind: str, n_layers: int,
-               threshold: float = FLAG_THRESHOLD) -> list[tuple[float, float, float]]:
-    """(strength, early mean C_T, late mean C_T) for each strength of ``kind`` that a layer flags.
+def beyond_references(crossings: pd.DataFrame, kind: str, layers: list[int], encoder: str) -> bool:
+    """Whether the trained encoder's mean half-sensitivity strength over ``layers`` (1-based) is
+    strictly larger than the shuffled-weights encoder's over the same layers and the pixels'.
 
-    levels: rows with columns kind, strength, space (``"L<layer>"`` for encoder layers, other
-    spaces such as ``"pixels"`` are ignored) and ct, one copy fraction only. Early / late: the
-    mean C_T over the first / last third of the layers (:func:`layer_thirds`). A strength
-    enters only if some layer has C_T < threshold; strengths in increasing order.
+    crossings: rows encoder, kind, layer, half_strength (pixels: layer 1). A NaN on either side
+    counts as not beyond.
     """
-    third = max(1, n_layers // 3)
-    out = []
-    for s, g in levels[(levels.kind == kind)].groupby("strength"):
-        layers = g[g.space.str.startswith("L")].assign(layer=lambda x: x.space.str[1:].astype(int))
-        if (layers.ct < threshold).any():
-            early = layers[layers.layer <= third].ct.mean()
-            late = layers[layers.layer > n_layers - third].ct.mean()
-            out.append((s, early, late))
-    return out
+    d = crossings[crossings.kind == kind]
+    mean = lambda enc, ls: d[(d.encoder == enc) & d.layer.isin(ls)].half_strength.mean()
+    trained, shuffled = mean(encoder, layers), mean(encoder + "+shuffled", layers)
+    pixels = d[d.encoder == "pixels"].half_strength.mean()
+    return bool(trained > shuffled and trained > pixels)
 
 
-def memorization_levels_verdict(low_share: float, high_share: float, beyond_low: bool,
-                                beyond_high: bool) -> str:
-    """Claim 2 from the two directions and the two reference comparisons.
-
-    low_share / high_share: share of flagged strengths where early < late (low-level copies) /
-    late < early (high-level copies); a direction holds at share > 0.5. beyond_low /
-    beyond_high: the early (late) layers' crossing strength for low-level (high-level) copies
-    beats both the shuffled-weights encoder and raw pixels. *Reproduced* if both directions
-    hold and both comparisons pass, *not reproduced* if neither direction holds, else *partly*.
-    """
-    directions = int(low_share > DIRECTION_MAJORITY) + int(high_share > DIRECTION_MAJORITY)
-    return ("reproduced" if directions == 2 and beyond_low and beyond_high
-            else "not reproduced" if directions == 0 else "partly")
-
-
-def memorization_levels_claim(levels: pd.DataFrame, cross: pd.DataFrame, *, encoder: str,
-                              n_layers: int) -> dict:
+def copy_levels_claim(contrasts: pd.DataFrame, crossings: pd.DataFrame, *, encoder: str,
+                      n_layers: int, level: float) -> dict:
     """The claims.csv row of claim 2 (notebook 02).
 
-    levels: C_T rows at full sizes (columns kind, strength, rho, space, ct); the directions are
-    read at rho = 1 with :func:`early_late`. cross: :func:`crossing` of the matched-size runs
-    with encoders ``encoder``, ``encoder + "+shuffled"`` and ``"pixels"``; a comparison
-    passes when the trained encoder's mean crossing strength over the early (low-level) or
-    late (high-level) third of the layers is larger than both the shuffled encoder's over the
-    same layers and the pixels' (0 where pixels have no row of that kind). See
-    :func:`memorization_levels_verdict`.
+    contrasts: rows kind, draw (-1 = point, 0..B-1 paired replicates), contrast: the trained
+    encoder's :func:`predicted_contrast` averaged over that kind's seen strengths (no row for a
+    kind without a seen strength). crossings: :func:`half_sensitivity_strength` per encoder
+    (trained, ``+shuffled``, ``pixels``), kind and layer.
     """
-    at1 = levels[levels.rho == 1.0]
-    low, high = early_late(at1, "low-level", n_layers), early_late(at1, "high-level", n_layers)
-    low_ok = np.mean([e < l for _, e, l in low]) if low else 0.0
-    high_ok = np.mean([l < e for _, e, l in high]) if high else 0.0
-    ctrl = cross.pivot_table(index=["kind", "encoder"], columns="layer", values="crossing_strength")
-
-    def ctrl_mean(kind, enc, layers):
-        return float(ctrl.loc[(kind, enc), layers].mean()) if (kind, enc) in ctrl.index else float("nan")
-
-    early_layers, late_layers = layer_thirds(n_layers)
-    pix = cross[cross.encoder == "pixels"].groupby("kind").crossing_strength.max()
-    shuffled = encoder + "+shuffled"
-    beyond_low = ctrl_mean("low-level", encoder, early_layers) > max(
-        ctrl_mean("low-level", shuffled, early_layers), pix.get("low-level", 0.0))
-    beyond_high = ctrl_mean("high-level", encoder, late_layers) > max(
-        ctrl_mean("high-level", shuffled, late_layers), pix.get("high-level", 0.0))
-    metric = (f"direction: low-level early<late at {low_ok:.0%} of {len(low)} flagged strengths; "
-              f"high-level: late<early at {high_ok:.0%} of {len(high)}; "
-              f"crossing strength early/late layers — low: trained {ctrl_mean('low-level', encoder, early_layers):.2f}/"
-              f"{ctrl_mean('low-level', encoder, late_layers):.2f}, shuffled {ctrl_mean('low-level', shuffled, early_layers):.2f}/"
-              f"{ctrl_mean('low-level', shuffled, late_layers):.2f}, pixels {pix.get('low-level', float('nan')):.2f}; "
-              f"high: trained {ctrl_mean('high-level', encoder, early_layers):.2f}/{ctrl_mean('high-level', encoder, late_layers):.2f}, "
-              f"shuffled {ctrl_mean('high-level', shuffled, early_layers):.2f}/"
-              f"{ctrl_mean('high-level', shuffled, late_layers):.2f}, pixels {pix.get('high-level', float('nan')):.2f}; "
-              f"beyond both references: low-level early layers {beyond_low}, high-level late layers {beyond_high}")
+    third = max(1, n_layers // 3)
+    early, late = list(range(1, third + 1)), list(range(n_layers - third + 1, n_layers + 1))
+    summary = summarise_draws(contrasts, ["kind"], "contrast", level).set_index("kind")
+    get = lambda kind, col: float(summary.loc[kind, col]) if kind in summary.index else float("nan")
+    beyond_low = beyond_references(crossings, "low-level", early, encoder)
+    beyond_high = beyond_references(crossings, "high-level", late, encoder)
+    n_seen = len(summary)
+    weaker = max(("low-level", "high-level"), key=lambda k: np.nan_to_num(get(k, "ci_high"), nan=np.inf))
+    rule = (f"copy sensitivity = effect(t(copies)) - effect(t(fresh)); at the strengths some layer "
+            f"sees (CI below 0), low-level: early ({early[0]}-{early[-1]}) minus late ({late[0]}-{late[-1]}) "
+            f"layers, high-level: late minus early, {level:.0%} paired bootstrap CI below 0 = the direction "
+            f"holds; reproduced if both hold and the early (low) / late (high) layers' half-sensitivity "
+            f"strength beats shuffled weights and pixels, not reproduced if neither holds, else partly")
+    metric = "; ".join(f"{k}: {get(k, 'contrast'):+.3f} [{get(k, 'ci_low'):+.3f}, {get(k, 'ci_high'):+.3f}]"
+                       for k in ("low-level", "high-level")) + (
+        f"; beyond shuffled weights and pixels: low-level early layers {beyond_low}, "
+        f"high-level late layers {beyond_high}; value = the weaker direction ({weaker})")
     return dict(claim="2-memorization-levels",
                 statement="Early layers are more sensitive to low-level memorization, late layers to high-level (semantic) memorization",
-                metric=metric, value=float((low_ok + high_ok) / 2), paper_value="qualitative",
-                verdict=memorization_levels_verdict(low_ok, high_ok, beyond_low, beyond_high))
+                rule=rule, metric=metric, value=get(weaker, "contrast"), ci_low=get(weaker, "ci_low"),
+                ci_high=get(weaker, "ci_high"), paper_value="qualitative",
+                verdict=copy_levels_verdict(get("low-level", "ci_high"), get("high-level", "ci_high"),
+                                            beyond_low, beyond_high, n_seen))
 
 
 # --------------------------------------------------------------------------- claims 3 and 4
@@ -290,17 +343,27 @@ def fingerprint_claims(accuracy: pd.DataFrame, signature: pd.DataFrame) -> list[
         dict(claim="3-architecture-signature",
              statement="A generative architecture's degree of memorization across levels (its C_T-layer curve) is an inherent property of the architecture",
              metric=f"share of {n_families} families whose seeds' curves are closer to each other than to any other family; leave-one-seed-out accuracy at n={largest}: {full_acc:.2f}",
-             value=share_sep, paper_value="qualitative (unique per architecture)",
+             rule=(f"reproduced if every family's seeds are nearer each other than any other family and "
+                   f"accuracy at the largest n >= {SIGNATURE_ACCURACY_MIN}, partly if >= "
+                   f"{SIGNATURE_SHARE_PARTLY:.0%} of families are separated (point values, no CI yet)"),
+             value=share_sep, ci_low=float("nan"), ci_high=float("nan"),
+             paper_value="qualitative (unique per architecture)",
              verdict=signature_verdict(share_sep, full_acc)),
         dict(claim="4a-fingerprint-full",
              statement="The C_T-layer curve identifies the generating model with up to 100% accuracy on full datasets",
              metric=f"leave-one-seed-out accuracy of nearest size-matched reference curve at n={largest} (public reference; own-train reference: {own_full:.2f}; chance {1 / n_families:.2f})",
-             value=full_acc, paper_value="1.00", verdict=full_set_verdict(full_acc)),
+             rule=(f"accuracy at the largest n: reproduced >= {FULL_ACCURACY_REPRODUCED}, partly >= "
+                   f"{FULL_ACCURACY_PARTLY} (point value, no CI yet)"),
+             value=full_acc, ci_low=float("nan"), ci_high=float("nan"), paper_value="1.00",
+             verdict=full_set_verdict(full_acc)),
         dict(claim="4b-fingerprint-vs-baselines",
              statement="C_T-layer curves improve identification accuracy by 30% over baseline methods",
              metric="max over n of (curve accuracy - best baseline accuracy); per n: " + "; ".join(
                  f"n={n}: {gap[n]:+.2f} vs {g.best_baseline_method[n]}" for n in gap.index)
                  + "; for comparison, gap to the best C_T-only baseline (final layer or best single layer): " + "; ".join(
                  f"n={n}: {g.curve[n] - g.ct_baseline[n]:+.2f}" for n in gap.index),
-             value=float(gap.max()), paper_value="+0.30", verdict=baseline_gap_verdict(gap.max())),
+             rule=(f"largest gap over n of curve minus best baseline accuracy: reproduced >= "
+                   f"{BASELINE_GAP_REPRODUCED}, partly > 0 (point value, no CI yet)"),
+             value=float(gap.max()), ci_low=float("nan"), ci_high=float("nan"), paper_value="+0.30",
+             verdict=baseline_gap_verdict(gap.max())),
     ]
