@@ -8,7 +8,7 @@ import pytest
 
 from memlib import attribution_eval as ae
 from memlib import claims
-from memlib.claims import (baseline_gap_verdict, depth_trend_verdict, full_set_verdict,
+from memlib.claims import (baseline_gap_verdict, full_set_verdict,
                            memorization_levels_verdict, signature_verdict)
 
 # --------------------------------------------------------------------------- claim 1
@@ -42,42 +42,7 @@ def test_depth_table_one_row_per_curve_in_layer_order():
     assert s0.spearman == pytest.approx(claims.spearman_depth([3.0, -5.0, -5.0, 1.0]))
 
 
-@pytest.mark.parametrize("share,verdict", [(1.0, "reproduced"), (0.8, "reproduced"),
-                                           (0.79999, "partly"), (0.4, "partly"),
-                                           (0.39999, "not reproduced"), (0.0, "not reproduced"),
-                                           (float("nan"), "not reproduced")])
-def test_depth_trend_verdict_thresholds(share, verdict):
-    assert depth_trend_verdict(share) == verdict
-
-
-def test_depth_trend_share_counts_rho_exactly_at_the_threshold():
-    depth = pd.DataFrame({"spearman": [0.5, 0.49999, 1.0, np.nan]})
-    assert claims.depth_trend_share(depth) == 0.5
-
-
-def _depth(spearman, **labels):
-    base = dict(encoder="vit", architecture="kde", variant="standard", seed=0, token="cls",
-                reference="public")
-    return pd.DataFrame([dict(base, **labels, seed=i, spearman=r) for i, r in enumerate(spearman)])
-
-
-def test_depth_trend_claim_reads_standard_public_default_token_only():
-    depth = pd.concat([
-        _depth([1.0, 0.9, 0.5, 0.7, 0.2]),                        # 4 of 5 at >= 0.5: share 0.8
-        _depth([-1.0] * 5, token="mean"),                          # other token: ignored
-        _depth([-1.0] * 5, reference="own-train"),                 # other reference: ignored
-        _depth([-1.0] * 5, variant="memorize")], ignore_index=True)   # memorising models: ignored
-    control = pd.concat([_depth([1.0, 0.0]), _depth([0.0, 0.0, 0.6, 0.6], encoder="vit+shuffled")],
-                        ignore_index=True)
-    row = claims.depth_trend_claim(depth, control, encoder="vit", token="cls")
-    assert list(row) == claims.CLAIM_COLUMNS
-    assert row["claim"] == "1-depth-trend" and row["value"] == pytest.approx(0.8)
-    assert row["verdict"] == "reproduced"
-    assert row["metric"] == ("share of 5 standard zoo models with Spearman rho(layer, C_T) >= 0.5 "
-                             "[public ref, cls]; median rho 0.70; same share with shuffled weights "
-                             "0.50 vs trained 0.50 at control sizes")
-    depth.loc[1, "spearman"] = 0.49
-    assert claims.depth_trend_claim(depth, control, encoder="vit", token="cls")["verdict"] == "partly"
+# the claim-1 (Study v2) rules: tests/test_claims_depth.py
 
 
 # --------------------------------------------------------------------------- claim 2
