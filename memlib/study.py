@@ -136,6 +136,9 @@ class Study:
         Returns only the given rows, sorted by claim: what this notebook decided.
         """
         for row in rows:
+            missing = [c for c in CLAIM_COLUMNS if c not in row]
+            if missing:
+                raise InputError(f"claim {row.get('claim')!r}: the row lacks {', '.join(missing)}")
             if row["verdict"] not in VERDICTS:
                 raise InputError(f"claim {row.get('claim')!r}: verdict must be one of {VERDICTS}, "
                                  f"got {row['verdict']!r}")

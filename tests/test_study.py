@@ -58,8 +58,8 @@ def test_bad_precision_fails_when_the_study_starts(tmp_path):
 
 
 def _claim(name, verdict="partly", value=0.5):
-    return dict(claim=name, statement=f"statement {name}", metric="m", value=value,
-                paper_value="p", verdict=verdict)
+    return dict(claim=name, statement=f"statement {name}", rule="r", metric="m", value=value,
+                ci_low=value - 0.5, ci_high=float("nan"), paper_value="p", verdict=verdict)
 
 
 def test_claims_returns_only_this_notebooks_rows_and_merges_the_file(study):
@@ -74,13 +74,17 @@ def test_claims_returns_only_this_notebooks_rows_and_merges_the_file(study):
     table = pd.read_csv(path)
     assert table.claim.tolist() == ["1-a", "2-b", "3-c"]
     assert table.verdict.tolist() == ["not reproduced", "partly", "reproduced"]
-    assert path.read_text().splitlines()[1] == "1-a,statement 1-a,m,0.1250,p,not reproduced"
+    assert path.read_text().splitlines()[1] == "1-a,statement 1-a,r,m,0.1250,-0.3750,,p,not reproduced"
 
 
 def test_claims_rejects_an_unknown_verdict(study):
     from memlib.errors import InputError
     with pytest.raises(InputError, match="'9-x': verdict must be one of"):
         study.claims([_claim("9-x", verdict="maybe")])
+    row = _claim("9-y")
+    del row["rule"]
+    with pytest.raises(InputError, match="lacks rule"):
+        study.claims([row])
     assert not (study.figures_dir / "claims.csv").exists()
 
 
