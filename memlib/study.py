@@ -46,9 +46,12 @@ class Study:
     # -- data and features --------------------------------------------------------------------
 
     def images(self, key: str) -> ImageSet:
-        """The image set named by parameter ``key`` (e.g. ``reference_train``, ``test``)."""
+        """The image set named by parameter ``key`` (e.g. ``reference_train``, ``test``), or,
+        when ``key`` is not a parameter, by the data spec ``key`` itself (e.g. the training set
+        of a gradient model, ``fashion-mnist:train[:16]``)."""
         if key not in self._images:
-            self._images[key] = load_images(self.params[key], seed=self.params["seed"], name=key)
+            spec = self.params[key] if key in self.params else key
+            self._images[key] = load_images(spec, seed=self.params["seed"], name=key)
         return self._images[key]
 
     def features(self, images: ImageSet | np.ndarray, *, encoder: str | None = None,
@@ -87,10 +90,9 @@ class Study:
                   whole_set_used: bool = True) -> Reference:
         """A fitted C_T reference (PCA, cells, test distances per layer), memoised.
 
-        ``train``/``test`` name parameters holding image specs; ``n_train``/``n_test`` keep only
-        the first rows (the encoder controls run on smaller sets; the models' own-training
-        reference uses the first ``own_reference_n`` images of ``zoo_train``, passing
-        ``whole_set_used=False`` so that the rest of that set is never embedded; see
+        ``train``/``test`` name parameters holding image specs, or are specs themselves
+        (:meth:`images`). ``n_train``/``n_test`` keep only the first rows (the encoder controls
+        run on smaller sets); ``whole_set_used=False`` embeds only those rows (see
         :meth:`features`).
         """
         key = (encoder or self.params["encoder"], token or self.params["token"], train, test,
