@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .store import hash_arrays, read_npz, sha256_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -208,6 +208,33 @@ def load_images(spec: str | os.PathLike, *, seed: int = 0, name: str | None = No
             result = result.sample(int(match["n"]), seed)
     result.name = name or text
     return result
+
+
+def head_spec(spec: str, n: int) -> str:
+    """The spec of the first n images of a dataset spec: ``fashion-mnist:train[:10000]`` →
+    ``fashion-mnist:train[:16]``, ``cifar10:train[100:5000]`` → ``cifar10:train[100:116]``,
+    ``fashion-mnist:test`` → ``fashion-mnist:test[:16]``.
+
+    Raises ParameterError for folders, ``.npz`` files, ``@n`` subsamples, negative or stepped
+    slices, and when the spec's slice holds fewer than n images.
+    """
+    text = str(spec)
+    match = _SPEC.match(text)
+    if match is None or match["name"] not in DATASETS or match["n"] is not None:
+        raise ParameterError(f"{text}: the first n images can only be taken of a dataset spec "
+                             f"such as fashion-mnist:train[:10000] (no folder, .npz or @n)")
+    if int(n) < 1:
+        raise ParameterError(f"{text}: n must be >= 1, got {n}")
+    start, stop = 0, None
+    if match["slice"] is not None:
+        cut = _parse_slice(match["slice"], text)
+        if cut.step is not None or (cut.start or 0) < 0 or (cut.stop is not None and cut.stop < 0):
+            raise ParameterError(f"{text}: only a plain [start:stop] slice can be cut to its first n")
+        start, stop = cut.start or 0, cut.stop
+    if stop is not None and start + int(n) > stop:
+        raise ParameterError(f"{text}: holds {stop - start} images, fewer than the {n} asked for")
+    split = f":{match['split']}" if match["split"] else ""
+    return f"{match['name']}{split}[{start or ''}:{start + int(n)}]"
 
 
 def _parse_slice(text: str, spec: str) -> slice:

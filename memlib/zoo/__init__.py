@@ -26,6 +26,10 @@ pixelcnn   shallow PixelCNN: one large causal (type-A masked) convolution + a co
 Variants: ``standard`` trains on ``params["zoo_train"]``; ``memorize`` trains on the small
 ``params["zoo_memorize_train"]`` with the overrides in ``params["zoo_memorize_hparams"]``
 (longer training, smaller bandwidth, ...) so that the model copies its training images.
+The memorization gradient (:func:`gradient_models`, Study v2's claim 1): variants ``n<size>``
+train on the first ``size`` images of ``params["zoo_train"]`` with the overrides in
+``params["gradient_hparams"]``; their manifests record the training spec and the copy rate
+against those images.
 
 Modules: :mod:`~memlib.zoo.families` (the models), :mod:`~memlib.zoo.train` (fitting one model),
 :mod:`~memlib.zoo.cache` (a profile's zoo and its cache entries), :mod:`~memlib.zoo.workers`
@@ -43,16 +47,17 @@ Cheap quality / copying numbers in every manifest (pixel space, no encoder): ``c
 """
 from __future__ import annotations
 
-from .cache import (VARIANTS, ZOO_VERSION, ZooSamples, cache_folder, load_or_train, load_spec_images,
-                    loss_summary, select_models, train_spec, zoo_hparams, zoo_list, zoo_models,
-                    zoo_root, zoo_samples)
+from .cache import (VARIANTS, ZOO_VERSION, ZooSamples, cache_folder, gradient_models, gradient_size,
+                    load_or_train, load_spec_images, loss_summary, select_models, train_spec,
+                    zoo_hparams, zoo_list, zoo_models, zoo_root, zoo_samples)
 from .families import FAMILIES, Family, TorchFamily
 from .train import TrainedModel, check_hparams, derive_seed, train_model
 from .workers import zoo_sample, zoo_train
 
 __all__ = [
     "FAMILIES", "Family", "TorchFamily", "VARIANTS", "ZOO_VERSION", "TrainedModel", "ZooSamples",
-    "cache_folder", "check_hparams", "derive_seed", "load_or_train", "load_spec_images",
+    "cache_folder", "check_hparams", "derive_seed", "gradient_models", "gradient_size",
+    "load_or_train", "load_spec_images",
     "loss_summary", "select_models", "train_model", "train_spec", "zoo_hparams", "zoo_list",
     "zoo_models", "zoo_root", "zoo_sample", "zoo_samples", "zoo_train",
 ]

@@ -15,6 +15,7 @@ run would trust, and a finished piece is never recomputed. No pickle anywhere.
 from __future__ import annotations
 
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from .families.base import as_images, pick_device
 from .train import TrainedModel, check_hparams, train_model
 
 ZOO_VERSION = 1  # bump when a family's code changes its numbers: it is part of every cache key
-VARIANTS = ("standard", "memorize")
+VARIANTS = ("standard", "memorize")   # plus the memorization gradient's "n<size>" (gradient_models)
+_GRADIENT_VARIANT = re.compile(r"n([1-9][0-9]*)")
 
 
 @dataclass
@@ -54,11 +56,19 @@ class ZooSamples:
     folder: Path
 
 
+def gradient_size(variant: str) -> int | None:
+    """The training-set size of a memorization-gradient variant ``n<size>``; None otherwise."""
+    match = _GRADIENT_VARIANT.fullmatch(variant)
+    return int(match[1]) if match else None
+
+
 def zoo_hparams(family: str, variant: str, params: dict[str, Any]) -> dict[str, Any]:
     """A family's hyper-parameters for a variant: ``zoo_hparams[family]`` updated by
-    ``zoo_memorize_hparams[family]`` (when the family has overrides) for ``memorize``."""
-    if variant not in VARIANTS:
-        raise ParameterError(f"unknown zoo variant {variant!r}; known: {', '.join(VARIANTS)}")
+    ``zoo_memorize_hparams[family]`` for ``memorize`` and by ``gradient_hparams[family]`` for a
+    gradient variant ``n<size>`` (when the family has overrides there)."""
+    if variant not in VARIANTS and gradient_size(variant) is None:
+        raise ParameterError(f"unknown zoo variant {variant!r}; known: {', '.join(VARIANTS)} and "
+                             f"n<size> (the memorization gradient, e.g. n16)")
     table = params["zoo_hparams"]
     if not isinstance(table, dict) or family not in table:
         raise ParameterError(f"zoo_hparams has no entry for family {family!r} "
@@ -66,11 +76,18 @@ def zoo_hparams(family: str, variant: str, params: dict[str, Any]) -> dict[str, 
     hp = dict(table[family])
     if variant == "memorize":
         hp.update((params["zoo_memorize_hparams"] or {}).get(family) or {})
+    elif gradient_size(variant) is not None:
+        hp.update((params["gradient_hparams"] or {}).get(family) or {})
     return check_hparams(family, hp)
 
 
 def train_spec(variant: str, params: dict[str, Any]) -> str:
-    """The image spec a variant trains on (``zoo_train`` or ``zoo_memorize_train``)."""
+    """The image spec a variant trains on: ``zoo_train``, ``zoo_memorize_train``, or for
+    ``n<size>`` the first ``size`` images of ``zoo_train`` (:func:`memlib.data.head_spec`)."""
+    size = gradient_size(variant)
+    if size is not None:
+        from ..data import head_spec
+        return head_spec(params["zoo_train"], size)
     return params["zoo_memorize_train" if variant == "memorize" else "zoo_train"]
 
 
@@ -194,6 +211,18 @@ def zoo_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
             for s in params["zoo_memorize_seeds"]]
     for family, variant, _ in out:
         zoo_hparams(family, variant, params)  # validates early
+    return out
+
+
+def gradient_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (family, ``n<size>``, seed) of a profile's memorization gradient: each of
+    ``gradient_families`` trained on the first n of ``zoo_train`` for each n of
+    ``gradient_sizes``, with ``gradient_seeds``; in that nested order."""
+    out = [(f, f"n{int(n)}", int(s)) for f in params["gradient_families"]
+           for n in params["gradient_sizes"] for s in params["gradient_seeds"]]
+    for family, variant, _ in out:
+        zoo_hparams(family, variant, params)  # validates early
+        train_spec(variant, params)
     return out
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
-from ..errors import MemlibError
+from ..errors import MemlibError, ParameterError
 from .cache import load_or_train, select_models, zoo_root, zoo_samples
 from .families.base import progress_bar
 
@@ -167,14 +167,21 @@ def zoo_train(params: dict[str, Any], families: list[str] | None = None, seeds: 
 def zoo_sample(params: dict[str, Any], families: list[str] | None = None, seeds: list[int] | None = None,
                variants: list[str] | None = None, cache_dir: str | Path | None = None, *,
                n_samples: int | None = None, out: str | Path | None = None, progress: bool = True,
-               device: str | None = None, workers: int | None = None) -> list[dict[str, Any]]:
+               device: str | None = None, workers: int | None = None,
+               models: list[tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
     """Samples (training first where needed) for every selected zoo model, ``workers`` in
     parallel as in :func:`zoo_train`; returns their manifests (with ``folder`` added).
+
+    ``models`` (e.g. :func:`memlib.zoo.gradient_models`) replaces the selection by
+    families / seeds / variants, which must then be left out.
 
     Call this once before looping over :func:`memlib.zoo.zoo_samples` (which then only loads).
     With ``out``, also writes ``out/<family>-<variant>-s<seed>.npz`` (``images`` uint8
     (n, H, W[, C]), plus kde's ``source_index``) for use outside memlib."""
-    models = select_models(params, families, seeds, variants)
+    if models is None:
+        models = select_models(params, families, seeds, variants)
+    elif families or seeds or variants:
+        raise ParameterError("zoo_sample: give either models or families/seeds/variants, not both")
     rows = _run_jobs("sample", params, models, cache_dir, n_samples, device, progress, workers)
     if out is not None:
         for family, variant, seed in models:
