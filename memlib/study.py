@@ -152,7 +152,8 @@ class Study:
             old = pd.read_csv(path)
             old = old[~old["claim"].isin(new["claim"])]
             merged = pd.concat([old, new], ignore_index=True)
-        merged = merged.sort_values("claim", kind="stable").reset_index(drop=True)
+        merged = merged.reindex(columns=CLAIM_COLUMNS).sort_values("claim", kind="stable")
+        merged = merged.reset_index(drop=True)
         with atomic_path(path, suffix=".csv") as tmp:
             merged.to_csv(tmp, index=False, float_format="%.4f")
         return new
