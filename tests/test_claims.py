@@ -9,7 +9,7 @@ import pytest
 from memlib import attribution_eval as ae
 from memlib import claims
 from memlib.claims import (baseline_gap_verdict, full_set_verdict,
-                           memorization_levels_verdict, signature_verdict)
+                           signature_verdict)
 
 # --------------------------------------------------------------------------- claim 1
 
@@ -48,103 +48,82 @@ def test_depth_table_one_row_per_curve_in_layer_order():
 # --------------------------------------------------------------------------- claim 2
 
 
-def _matched(encoder, kind, cts):
-    """cts: {layer: {strength: ct}} -> matched-size rows."""
-    return [dict(encoder=encoder, kind=kind, strength=s, layer=layer, ct=c)
-            for layer, by_s in cts.items() for s, c in by_s.items()]
-
-
-def test_crossing_is_the_largest_flagged_strength_and_strict_at_the_threshold():
-    frame = pd.DataFrame(_matched("vit", "low-level", {
-        1: {0.5: -5.0, 1.0: -3.0},       # both flagged: 1.0
-        2: {0.5: -5.0, 1.0: -1.0},       # only the mild one: 0.5
-        3: {0.5: -2.0, 1.0: 4.0},        # C_T exactly at the threshold is not flagged: 0
-    }) + _matched("pixels", "low-level", {1: {0.5: -2.0001, 1.0: 0.0}}))
-    cross = claims.crossing(frame)
-    assert list(cross.columns) == ["encoder", "kind", "layer", "crossing_strength"]
-    got = {(r.encoder, r.layer): r.crossing_strength for r in cross.itertuples()}
-    assert got == {("pixels", 1): 0.5, ("vit", 1): 1.0, ("vit", 2): 0.5, ("vit", 3): 0.0}
-    assert claims.crossing(frame, threshold=-4.0).crossing_strength.tolist() == [0.0, 0.5, 0.5, 0.0]
-
-
-def test_layer_thirds():
-    assert claims.layer_thirds(12) == ([1, 2, 3, 4], [9, 10, 11, 12])
-    assert claims.layer_thirds(3) == ([1], [3])
-    assert claims.layer_thirds(2) == ([1], [2])        # at least one layer per third
-    assert claims.layer_thirds(1) == ([1], [1])
-
-
-def _levels(kind, strength, cts, rho=1.0, pixels=None):
-    rows = [dict(kind=kind, strength=strength, rho=rho, space=f"L{l + 1}", ct=c) for l, c in enumerate(cts)]
-    if pixels is not None:
-        rows.append(dict(kind=kind, strength=strength, rho=rho, space="pixels", ct=pixels))
-    return rows
-
-
-def test_early_late_means_only_at_flagged_strengths():
-    levels = pd.DataFrame(_levels("low-level", 1.0, [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], pixels=-50.0)
-                          + _levels("low-level", 0.5, [-10.0, -6.0, -4.0, -1.0, 0.0, 3.0])
-                          + _levels("high-level", 0.5, [-9.0] * 6))
-    out = claims.early_late(levels, "low-level", n_layers=6)
-    assert out == [(0.5, -8.0, 1.5)]   # strength 1.0: no layer flags it (pixels do not count)
-    assert claims.early_late(levels, "low-level", n_layers=6, threshold=0.5) == [(0.5, -8.0, 1.5), (1.0, 0.0, 1.0)]
-
-
-@pytest.mark.parametrize("low,high,beyond_low,beyond_high,verdict", [
-    (1.0, 1.0, True, True, "reproduced"),
-    (0.51, 0.51, True, True, "reproduced"),
-    (1.0, 1.0, True, False, "partly"),           # both directions, one reference not beaten
-    (1.0, 1.0, False, False, "partly"),
-    (1.0, 0.5, True, True, "partly"),            # a share of exactly 0.5 is not a majority
-    (0.5, 0.5, True, True, "not reproduced"),
-    (0.0, 0.0, True, True, "not reproduced"),
+@pytest.mark.parametrize("low,high,beyond_low,beyond_high,n_seen,verdict", [
+    (-0.1, -0.01, True, True, 2, "reproduced"),
+    (-0.1, -0.01, True, False, 2, "partly"),          # both directions, one reference not beaten
+    (-0.1, 0.0, True, True, 2, "partly"),             # a CI ending at 0 does not lie below 0
+    (-0.1, float("nan"), True, True, 1, "partly"),    # a kind without seen strengths
+    (0.0, 0.2, True, True, 2, "not reproduced"),
+    (float("nan"), float("nan"), True, True, 0, "untestable here"),
 ])
-def test_memorization_levels_verdict(low, high, beyond_low, beyond_high, verdict):
-    assert memorization_levels_verdict(low, high, beyond_low, beyond_high) == verdict
+def test_copy_levels_verdict(low, high, beyond_low, beyond_high, n_seen, verdict):
+    assert claims.copy_levels_verdict(low, high, beyond_low, beyond_high, n_seen) == verdict
 
 
-def _claim2_inputs(pixel_low=0.5):
-    levels = pd.DataFrame(
-        _levels("low-level", 0.5, [-10.0, -5.0, -1.0], pixels=-99.0)     # early < late: yes
-        + _levels("low-level", 1.0, [0.0, 0.0, 1.0])                      # not flagged: left out
-        + _levels("high-level", 0.5, [-1.0, -5.0, -10.0])                 # late < early: yes
-        + _levels("high-level", 0.5, [50.0, 50.0, 50.0], rho=0.5)         # rho < 1: ignored
-        + _levels("exact", 0.0, [-30.0, -30.0, -30.0]))
-    cross = pd.DataFrame(
-        [dict(encoder="vit", kind="low-level", layer=l, crossing_strength=c) for l, c in [(1, 1.0), (2, 0.5), (3, 0.5)]]
-        + [dict(encoder="vit", kind="high-level", layer=l, crossing_strength=c) for l, c in [(1, 0.5), (2, 0.5), (3, 1.0)]]
-        + [dict(encoder="vit+shuffled", kind=k, layer=l, crossing_strength=0.5)
-           for k in ("low-level", "high-level") for l in (1, 2, 3)]
-        + [dict(encoder="pixels", kind="low-level", layer=1, crossing_strength=pixel_low),
-           dict(encoder="pixels", kind="high-level", layer=1, crossing_strength=0.0)])
-    return levels, cross
+def test_half_sensitivity_strength_known_answers():
+    grid = [0.1, 0.2, 0.4]
+    # ratio to exact: 1 (strength 0), 0.8, 0.6, 0.2 -> half crossed between 0.2 and 0.4, a quarter in
+    assert claims.half_sensitivity_strength(grid, [-0.8, -0.6, -0.2], -1.0) == pytest.approx(0.25)
+    # ratio falls below half at the first grid point: between 0 and 0.1
+    assert claims.half_sensitivity_strength(grid, [-0.25, -0.1, 0.0], -0.5) == pytest.approx(0.1)
+    # exactly half at 0.1 (not below half yet), below at 0.2: the interpolation lands on 0.1
+    assert claims.half_sensitivity_strength(grid, [-0.5, 0.0, 0.0], -1.0) == pytest.approx(0.1)
+    assert claims.half_sensitivity_strength(grid, [-0.5, -0.5, -0.5], -1.0) == 0.4   # never below
+    assert claims.half_sensitivity_strength(grid, [-0.9, -0.8, -0.7], -1.0) == 0.4    # censored
+    assert np.isnan(claims.half_sensitivity_strength(grid, [-0.9, -0.8, -0.7], 0.0))
+    assert np.isnan(claims.half_sensitivity_strength(grid, [-0.9, -0.8, -0.7], float("nan")))
+    with pytest.raises(ValueError, match="increase"):
+        claims.half_sensitivity_strength([0.1, 0.1, 0.4], [-0.9, -0.8, -0.7], -1.0)
 
 
-def test_memorization_levels_claim_reproduced_when_directions_and_references_hold():
-    levels, cross = _claim2_inputs()
-    row = claims.memorization_levels_claim(levels, cross, encoder="vit", n_layers=3)
-    assert list(row) == claims.CLAIM_COLUMNS
-    assert row["claim"] == "2-memorization-levels"
-    assert row["verdict"] == "reproduced" and row["value"] == 1.0
-    assert row["metric"] == (
-        "direction: low-level early<late at 100% of 1 flagged strengths; high-level: late<early at 100% of 1; "
-        "crossing strength early/late layers — low: trained 1.00/0.50, shuffled 0.50/0.50, pixels 0.50; "
-        "high: trained 0.50/1.00, shuffled 0.50/0.50, pixels 0.00; "
-        "beyond both references: low-level early layers True, high-level late layers True")
+def test_predicted_contrast_signs():
+    early_sees = np.array([-0.9, -0.9, -0.1, -0.1, 0.0, 0.0])     # copies seen in early layers
+    assert claims.predicted_contrast("low-level", early_sees) == pytest.approx(-0.9)
+    assert claims.predicted_contrast("high-level", early_sees) == pytest.approx(0.9)
+    both = np.stack([early_sees, early_sees[::-1]])
+    np.testing.assert_allclose(claims.predicted_contrast("high-level", both), [0.9, -0.9])
+    with pytest.raises(ValueError):
+        claims.predicted_contrast("exact", early_sees)
 
 
-def test_memorization_levels_claim_a_tie_with_pixels_is_not_beyond():
-    levels, cross = _claim2_inputs(pixel_low=1.0)    # pixels keep flagging as far as layer 1
-    row = claims.memorization_levels_claim(levels, cross, encoder="vit", n_layers=3)
-    assert row["verdict"] == "partly" and row["metric"].endswith("low-level early layers False, high-level late layers True")
+def _crossings(trained_early, shuffled_early, pixels):
+    rows = [dict(encoder="vit", kind="low-level", layer=l, half_strength=v)
+            for l, v in zip((1, 2, 3), (trained_early, 0.0, 0.0))]
+    rows += [dict(encoder="vit+shuffled", kind="low-level", layer=l, half_strength=v)
+             for l, v in zip((1, 2, 3), (shuffled_early, 1.0, 1.0))]
+    rows.append(dict(encoder="pixels", kind="low-level", layer=1, half_strength=pixels))
+    return pd.DataFrame(rows)
 
 
-def test_memorization_levels_claim_no_flagged_strength_is_not_reproduced():
-    levels, cross = _claim2_inputs()
-    levels["ct"] = 5.0
-    row = claims.memorization_levels_claim(levels, cross, encoder="vit", n_layers=3)
-    assert row["verdict"] == "not reproduced" and row["value"] == 0.0
-    assert row["metric"].startswith("direction: low-level early<late at 0% of 0 flagged strengths")
+def test_beyond_references_is_strict_and_nan_is_not_beyond():
+    assert claims.beyond_references(_crossings(0.5, 0.3, 0.4), "low-level", [1], "vit")
+    assert not claims.beyond_references(_crossings(0.5, 0.5, 0.4), "low-level", [1], "vit")   # tie
+    assert not claims.beyond_references(_crossings(0.5, 0.3, 0.5), "low-level", [1], "vit")
+    assert not claims.beyond_references(_crossings(float("nan"), 0.3, 0.1), "low-level", [1], "vit")
+    assert not claims.beyond_references(_crossings(0.5, 0.3, 0.1), "low-level", [2], "vit")
+
+
+def _contrast(kind, point, boot):
+    return [dict(kind=kind, draw=-1, contrast=point)] + [dict(kind=kind, draw=b, contrast=c)
+                                                        for b, c in enumerate(boot)]
+
+
+def test_copy_levels_claim_rows():
+    boot = np.linspace(-0.3, -0.1, 101)
+    contrasts = pd.DataFrame(_contrast("low-level", -0.2, boot) + _contrast("high-level", -0.05, boot + 0.2))
+    cross = pd.concat([_crossings(0.5, 0.3, 0.4),
+                       _crossings(0.5, 0.3, 0.4).assign(kind="high-level", layer=lambda d: 4 - d.layer)])
+    row = claims.copy_levels_claim(contrasts, cross, encoder="vit", n_layers=3, level=0.9)
+    assert set(row) == set(claims.CLAIM_COLUMNS) and row["claim"] == "2-memorization-levels"
+    # the weaker direction (high-level: CI [-0.09, 0.09]) decides the number
+    assert row["value"] == pytest.approx(-0.05)
+    assert row["ci_low"] == pytest.approx(-0.09) and row["ci_high"] == pytest.approx(0.09)
+    assert row["verdict"] == "partly"
+    assert "low-level: -0.200 [-0.290, -0.110]" in row["metric"]
+    strong = pd.DataFrame(_contrast("low-level", -0.2, boot) + _contrast("high-level", -0.2, boot))
+    assert claims.copy_levels_claim(strong, cross, encoder="vit", n_layers=3, level=0.9)["verdict"] == "reproduced"
+    none = pd.DataFrame(columns=["kind", "draw", "contrast"])
+    assert claims.copy_levels_claim(none, cross, encoder="vit", n_layers=3, level=0.9)["verdict"] == "untestable here"
 
 
 # --------------------------------------------------------------------------- claims 3 and 4
@@ -199,7 +178,7 @@ def test_fingerprint_claims_known_rows():
     c3, c4a, c4b = claims.fingerprint_claims(accuracy, signature)
     assert [c["claim"] for c in (c3, c4a, c4b)] == ["3-architecture-signature", "4a-fingerprint-full",
                                                      "4b-fingerprint-vs-baselines"]
-    assert all(list(c) == claims.CLAIM_COLUMNS for c in (c3, c4a, c4b))
+    assert all(set(c) == set(claims.CLAIM_COLUMNS) for c in (c3, c4a, c4b))
     assert (c3["value"], c3["verdict"]) == (0.75, "partly")          # 3 of 4 families separated
     assert c3["metric"].endswith("leave-one-seed-out accuracy at n=100: 1.00")
     assert (c4a["value"], c4a["verdict"]) == (1.0, "reproduced")
