@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", action="append", help="only these families (repeatable)")
     p.add_argument("--seed", type=int, action="append", dest="seeds", help="only these seeds")
     p.add_argument("--out", type=Path, help="sample: write <family>-<variant>-s<seed>.npz here")
+    p.add_argument("--gradient", action="store_true",
+                   help="the memorization gradient instead of the zoo: variants n<size>, trained "
+                   "on the first size images of zoo_train (gradient_* parameters)")
 
     p = sub.add_parser("run-notebooks", parents=[profile_flag],
                        help="execute the numbered notebooks (make figures)")
@@ -367,12 +370,15 @@ def cmd_zoo(args: argparse.Namespace, params: dict) -> None:
     from . import zoo
 
     if args.action == "list":
-        for row in zoo.zoo_list(params):
+        for row in zoo.zoo_list(params, gradient=args.gradient):
             print("  ".join(f"{k}={v}" for k, v in row.items()))
-    elif args.action == "train":
-        zoo.zoo_train(params, families=args.family, seeds=args.seeds)
+        return
+    models = zoo.select_models(params, args.family, args.seeds, None, gradient=args.gradient)
+    if args.action == "train":
+        zoo.zoo_train(params, models=models)
     else:
-        zoo.zoo_sample(params, families=args.family, seeds=args.seeds, out=args.out)
+        n_samples = params["gradient_n_samples"] if args.gradient else None
+        zoo.zoo_sample(params, models=models, n_samples=n_samples, out=args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 images of zoo_train, with their own hyper-parameter overrides, and the small ones copy."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -85,3 +88,44 @@ def test_profiles_define_a_valid_gradient(profile):
     assert models and {f for f, _, _ in models} <= set(zoo.FAMILIES)
     if profile == "default":        # two neural families and KDE + GMM, as issue 17 asks
         assert {"diffusion", "vae", "gmm", "kde"} <= {f for f, _, _ in models}
+
+
+def test_train_list_and_select_the_gradient(tmp_path):
+    p = _params(gradient_families=["gmm", "kde"], gradient_sizes=[16, 64])
+    assert zoo.select_models(p, ["kde"], None, ["n64"], gradient=True) == [("kde", "n64", 0)]
+    assert zoo.select_models(p, ["kde"], None, None) == [m for m in zoo.zoo_models(p) if m[0] == "kde"]
+    with pytest.raises(ParameterError, match="not in this profile's memorization gradient"):
+        zoo.select_models(p, None, None, ["n256"], gradient=True)
+    with pytest.raises(ParameterError, match="either models or"):
+        zoo.zoo_train(p, seeds=[0], models=zoo.gradient_models(p), cache_dir=tmp_path)
+    trained = zoo.zoo_train(p, models=[("kde", "n16", 0)], cache_dir=tmp_path, progress=False)
+    assert [(r["family"], r["variant"]) for r in trained] == [("kde", "n16")]
+    info = json.loads((Path(trained[0]["folder"]) / "train.json").read_text())
+    assert info["n_train"] == 16 and info["train_spec"] == "fashion-mnist:train[:16]"
+    rows = {(r["family"], r["variant"]): r for r in zoo.zoo_list(p, tmp_path, gradient=True)}
+    assert set(rows) == {("gmm", "n16"), ("gmm", "n64"), ("kde", "n16"), ("kde", "n64")}
+    assert rows["kde", "n16"]["trained"] and not rows["kde", "n16"]["sampled"]
+    assert not rows["gmm", "n64"]["trained"]
+    zoo.zoo_sample(p, models=[("kde", "n16", 0)], cache_dir=tmp_path,
+                   n_samples=p["gradient_n_samples"], progress=False)
+    row = next(r for r in zoo.zoo_list(p, tmp_path, gradient=True) if r["variant"] == "n16"
+               and r["family"] == "kde")
+    assert row["sampled"] and row["n_train"] == 16 and row["n_samples"] == p["gradient_n_samples"]
+    assert row["copy_rate"] < 0.1                      # KDE with sigma = ml does not copy
+
+
+def test_cli_zoo_gradient(tmp_path, monkeypatch, capsys):
+    from memlib.cli import main
+
+    monkeypatch.setenv("MEMLIB_CACHE", str(tmp_path))
+    assert main(["zoo", "sample", "--gradient", "--family", "kde", "--profile", "smoke",
+                 "--out", str(tmp_path / "out")]) == 0
+    sizes = load_params("smoke")["gradient_sizes"]
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == sorted(
+        f"kde-n{n}-s0.npz" for n in sizes)
+    capsys.readouterr()
+    assert main(["zoo", "list", "--gradient", "--profile", "smoke"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kde = [line for line in lines if line.startswith("family=kde")]
+    assert len(kde) == len(sizes) and all("sampled=True" in line for line in kde)
+    assert any(line.startswith("family=gmm") and "trained=False" in line for line in lines)

@@ -160,7 +160,7 @@ def zoo_samples(family: str, seed: int, variant: str, params: dict[str, Any],
 
     Args:
         family: a key of :data:`~memlib.zoo.FAMILIES`; seed: model seed (training and sampling);
-        variant: ``standard`` or ``memorize``; params: a profile's parameters (keys ``zoo_*``,
+        variant: ``standard``, ``memorize`` or ``n<size>``; params: a profile's parameters (keys ``zoo_*``,
         ``test``, ``device``); cache_dir: cache root (default ``$MEMLIB_CACHE``);
         n_samples: default ``params["zoo_n_samples"]``; device: default ``params["device"]``.
     """
@@ -227,25 +227,30 @@ def gradient_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
 
 
 def select_models(params: dict[str, Any], families: list[str] | None, seeds: list[int] | None,
-                  variants: list[str] | None) -> list[tuple[str, str, int]]:
-    """The models of :func:`zoo_models` with a family, seed and variant among those given
-    (None or empty: any); a family or variant the profile's zoo lacks is an error."""
-    wanted = zoo_models(params)
+                  variants: list[str] | None, *, gradient: bool = False) -> list[tuple[str, str, int]]:
+    """The models of :func:`zoo_models` (with ``gradient``: of :func:`gradient_models`) with a
+    family, seed and variant among those given (None or empty: any); a family or variant the
+    profile's zoo (or gradient) lacks is an error."""
+    wanted = gradient_models(params) if gradient else zoo_models(params)
+    where = "memorization gradient" if gradient else "zoo"
     for name, values in (("family", families), ("variant", variants)):
         known = {m[0 if name == "family" else 1] for m in wanted}
         for v in values or []:
             if v not in known:
-                raise ParameterError(f"zoo: {name} {v!r} is not in this profile's zoo ({', '.join(sorted(known))})")
+                raise ParameterError(f"zoo: {name} {v!r} is not in this profile's {where} "
+                                     f"({', '.join(sorted(known))})")
     return [m for m in wanted if (not families or m[0] in families) and (not variants or m[1] in variants)
             and (not seeds or m[2] in [int(s) for s in seeds])]
 
 
-def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """One row per zoo model: family, variant, seed, folder, trained?, sampled?, and timings/metrics
-    from its manifest when sampled."""
+def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None, *,
+             gradient: bool = False) -> list[dict[str, Any]]:
+    """One row per zoo model (with ``gradient``: per model of :func:`gradient_models`, sampled
+    meaning ``gradient_n_samples`` drawn): family, variant, seed, folder, trained?, sampled?, and
+    timings/metrics from its manifest when sampled."""
     rows, hashes = [], {}
-    n = int(params["zoo_n_samples"])
-    for family, variant, seed in zoo_models(params):
+    n = int(params["gradient_n_samples" if gradient else "zoo_n_samples"])
+    for family, variant, seed in (gradient_models(params) if gradient else zoo_models(params)):
         spec = train_spec(variant, params)
         if spec not in hashes:
             hashes[spec] = store.hash_arrays(load_spec_images(spec))
@@ -255,7 +260,7 @@ def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None) -> lis
                "sampled": (folder / f"manifest-n{n}.json").exists()}
         if row["sampled"]:
             m = store.read_json(folder / f"manifest-n{n}.json")
-            row.update({k: m.get(k) for k in ("n_samples", "train_seconds", "train_cpu_seconds",
+            row.update({k: m.get(k) for k in ("n_train", "n_samples", "train_seconds", "train_cpu_seconds",
                                                "sample_seconds", "copy_rate", "nn_ratio",
                                                "pixel_fd", "pixel_fd_ref")})
         elif row["trained"]:

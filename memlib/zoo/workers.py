@@ -153,15 +153,25 @@ def _run_subprocesses(action, params, models, cache_dir, n_samples, device, prog
         raise MemlibError(errors[0])
 
 
+def _chosen_models(params, families, seeds, variants, models) -> list[tuple[str, str, int]]:
+    """``models`` as given, or :func:`select_models` of the profile's zoo when None."""
+    if models is None:
+        return select_models(params, families, seeds, variants)
+    if families or seeds or variants:
+        raise ParameterError("zoo: give either models or families/seeds/variants, not both")
+    return list(models)
+
+
 def zoo_train(params: dict[str, Any], families: list[str] | None = None, seeds: list[int] | None = None,
               variants: list[str] | None = None, cache_dir: str | Path | None = None, *,
-              progress: bool = True, device: str | None = None,
-              workers: int | None = None) -> list[dict[str, Any]]:
+              progress: bool = True, device: str | None = None, workers: int | None = None,
+              models: list[tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
     """Train (or find cached) every selected zoo model; one row per model with its folder and
     train_seconds / train_cpu_seconds of the original fit. ``workers`` processes in parallel
-    (default ``params["zoo_workers"]``), each with ``params["zoo_threads"]`` torch threads."""
-    return _run_jobs("train", params, select_models(params, families, seeds, variants), cache_dir, None,
-                     device, progress, workers)
+    (default ``params["zoo_workers"]``), each with ``params["zoo_threads"]`` torch threads.
+    ``models`` replaces the selection as in :func:`zoo_sample`."""
+    return _run_jobs("train", params, _chosen_models(params, families, seeds, variants, models),
+                     cache_dir, None, device, progress, workers)
 
 
 def zoo_sample(params: dict[str, Any], families: list[str] | None = None, seeds: list[int] | None = None,
@@ -172,16 +182,14 @@ def zoo_sample(params: dict[str, Any], families: list[str] | None = None, seeds:
     """Samples (training first where needed) for every selected zoo model, ``workers`` in
     parallel as in :func:`zoo_train`; returns their manifests (with ``folder`` added).
 
-    ``models`` (e.g. :func:`memlib.zoo.gradient_models`) replaces the selection by
-    families / seeds / variants, which must then be left out.
+    ``models`` (e.g. :func:`memlib.zoo.gradient_models`, or :func:`memlib.zoo.select_models`
+    with ``gradient=True``) replaces the selection by families / seeds / variants, which must
+    then be left out. Workers take the models by estimated cost, dearest family first.
 
     Call this once before looping over :func:`memlib.zoo.zoo_samples` (which then only loads).
     With ``out``, also writes ``out/<family>-<variant>-s<seed>.npz`` (``images`` uint8
     (n, H, W[, C]), plus kde's ``source_index``) for use outside memlib."""
-    if models is None:
-        models = select_models(params, families, seeds, variants)
-    elif families or seeds or variants:
-        raise ParameterError("zoo_sample: give either models or families/seeds/variants, not both")
+    models = _chosen_models(params, families, seeds, variants, models)
     rows = _run_jobs("sample", params, models, cache_dir, n_samples, device, progress, workers)
     if out is not None:
         for family, variant, seed in models:
