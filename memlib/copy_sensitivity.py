@@ -16,14 +16,16 @@ contrast (early minus late layers, mean over strengths) is computed draw by draw
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .bootstrap import layer_draws, percentile_ci
 from .claims import HALF_SENSITIVITY, half_sensitivity_strength, predicted_contrast
 from .ct import Reference
+from .errors import InputError
 
 KINDS = ("low-level", "high-level")
 
@@ -57,6 +59,28 @@ def measure(reference: Reference, copies: Any, fresh: Any, draws: np.ndarray) ->
     c = layer_draws(reference, copies, draws)
     f = layer_draws(reference, fresh, draws)
     return Sensitivity(c.point - f.point, c.boot - f.boot, c.point, f.point)
+
+
+def measure_spaces(spaces: list[str], conditions: list[tuple[str, float]],
+                   reference: Callable[[str], Reference],
+                   copies: Callable[[str, str, float], Any], fresh: Callable[[str, str, float], Any],
+                   draws: np.ndarray, *, progress: bool = True
+                   ) -> dict[tuple[str, str, float], Sensitivity]:
+    """:func:`measure` for every space (encoder name, e.g. trained, ``+shuffled``, ``pixels``)
+    and every (kind, strength) of ``conditions`` (:func:`conditions`), on the same ``draws``.
+
+    reference(encoder) -> its :class:`memlib.ct.Reference`; copies(encoder, kind, strength) and
+    fresh(encoder, kind, strength) -> L layers of (m, D) features of the transformed copies and
+    the transformed fresh images in that space. Returns a dict keyed by (encoder, kind,
+    strength), the input of every table below. One progress bar per space (``progress``).
+    """
+    out = {}
+    for encoder in spaces:
+        ref = reference(encoder)
+        for kind, strength in tqdm(conditions, desc=f"copy sensitivity: {encoder}", disable=not progress):
+            out[encoder, kind, strength] = measure(ref, copies(encoder, kind, strength),
+                                                   fresh(encoder, kind, strength), draws)
+    return out
 
 
 def summary_table(sens: dict[tuple[str, str, float], Sensitivity], level: float) -> pd.DataFrame:
@@ -97,6 +121,17 @@ def contrast_draws(sens: dict[tuple[str, str, float], Sensitivity], encoder: str
                          "contrast": np.concatenate([[point], boot])})
 
 
+def contrast_table(sens: dict[tuple[str, str, float], Sensitivity], encoder: str,
+                   level: float) -> pd.DataFrame:
+    """The contrasts :func:`memlib.claims.copy_levels_claim` reads: :func:`contrast_draws` of
+    each kind of :data:`KINDS` over its :func:`seen_strengths` (CI at ``level``), stacked; a
+    kind with no seen strength has no rows."""
+    frames = [contrast_draws(sens, encoder, kind, seen_strengths(sens, encoder, kind, level))
+              for kind in KINDS]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else contrast_draws(sens, encoder, KINDS[0], [])
+
+
 def crossing_table(sens: dict[tuple[str, str, float], Sensitivity]) -> pd.DataFrame:
     """Rows encoder, kind, layer, half_strength (:func:`memlib.claims.half_sensitivity_strength`:
     the interpolated strength at which the layer keeps half of its exact-copy sensitivity) and
@@ -104,6 +139,9 @@ def crossing_table(sens: dict[tuple[str, str, float], Sensitivity]) -> pd.DataFr
     Needs the ``("exact", 0.0)`` condition for every encoder."""
     rows = []
     for encoder in dict.fromkeys(e for e, _, _ in sens):
+        if (encoder, "exact", 0.0) not in sens:
+            raise InputError(f"crossing_table: {encoder!r} has no exact copies; measure the "
+                             f"('exact', 0.0) condition (copy_sensitivity.conditions) in every space")
         exact = sens[encoder, "exact", 0.0].point
         for kind in KINDS:
             grid = sorted(s for e, k, s in sens if e == encoder and k == kind)

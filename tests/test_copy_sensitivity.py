@@ -9,6 +9,7 @@ from memlib import copy_sensitivity as cs
 from memlib.bootstrap import resample_indices
 from memlib.claims import predicted_contrast
 from memlib.ct import fit_reference
+from memlib.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,55 @@ def test_seen_strengths_contrasts_and_crossings():
     assert cross.loc[("px", "low-level", 1), "half_strength"] == 0.2
     assert bool(cross.loc[("px", "low-level", 1), "censored"])     # never fell to half
     assert not bool(cross.loc[("vit", "low-level", 1), "censored"])
+
+
+def test_measure_spaces_loops_every_space_and_condition_on_the_same_draws(world):
+    ref, copies, fresh, _ = world
+    draws = resample_indices(100, 10, seed=3)
+    shifted = [f + 0.5 for f in fresh]
+    conds = [("exact", 0.0), ("low-level", 0.5)]
+    feats = {("exact", 0.0): (copies, fresh), ("low-level", 0.5): (shifted, shifted)}
+    asked = []
+
+    def reference(encoder):
+        asked.append(encoder)
+        return ref
+
+    sens = cs.measure_spaces(["a", "b"], conds, reference, lambda e, k, s: feats[k, s][0],
+                             lambda e, k, s: feats[k, s][1], draws, progress=False)
+    assert list(sens) == [("a", "exact", 0.0), ("a", "low-level", 0.5), ("b", "exact", 0.0),
+                          ("b", "low-level", 0.5)]
+    assert asked == ["a", "b"]                                       # one reference per space
+    want = cs.measure(ref, copies, fresh, draws)
+    np.testing.assert_array_equal(sens["b", "exact", 0.0].boot, want.boot)
+    np.testing.assert_array_equal(sens["a", "low-level", 0.5].boot, 0.0)   # same set twice: 0
+
+
+def test_contrast_table_stacks_the_kinds_over_their_seen_strengths():
+    sens = {("vit", "exact", 0.0): _sens([-1.0, -1.0, -1.0]),
+            ("vit", "low-level", 0.1): _sens([-0.8, -0.4, -0.2], seed=1),
+            ("vit", "low-level", 0.3): _sens([-0.4, -0.2, 0.0], seed=2),
+            ("vit", "low-level", 1.0): _sens([0.1, 0.1, 0.1], seed=3),       # not seen
+            ("vit", "high-level", 0.5): _sens([0.0, -0.1, -0.5], seed=4),
+            ("px", "low-level", 0.1): _sens([-0.9], seed=5)}
+    table = cs.contrast_table(sens, "vit", 0.95)
+    assert table.kind.unique().tolist() == ["low-level", "high-level"]
+    low = table[table.kind == "low-level"].set_index("draw").contrast
+    # early minus late, mean over the seen strengths 0.1 and 0.3: ((-0.8+0.2) + (-0.4-0.0)) / 2
+    assert low[-1] == pytest.approx(-0.5)
+    boot = np.mean([predicted_contrast("low-level", sens["vit", "low-level", s].boot) for s in (0.1, 0.3)], axis=0)
+    np.testing.assert_allclose(low.loc[0:].to_numpy(), boot)           # per draw, not per point
+    high = table[table.kind == "high-level"].set_index("draw").contrast
+    assert high[-1] == pytest.approx(-0.5)                              # late minus early
+    assert len(high) == 51
+    nothing = {k: v for k, v in sens.items() if k[2] in (0.0, 1.0) or k[0] == "px"}
+    empty = cs.contrast_table(nothing, "vit", 0.95)
+    assert empty.empty and empty.columns.tolist() == ["kind", "draw", "contrast"]
+
+
+def test_crossing_table_needs_the_exact_copies():
+    with pytest.raises(InputError, match="exact"):
+        cs.crossing_table({("vit", "low-level", 0.2): _sens([-0.5, -0.1])})
 
 
 def test_conditions_and_summary_table():
