@@ -39,8 +39,10 @@
 # come from $T$. Every layer is compared with two references scored the same way on the same
 # images at the same sizes: **raw pixels** and the **shuffled-weights** encoder (same
 # architecture, no learned features). Version 1 of this notebook scored C_T of the copies alone;
-# that measured invariance as much as sensitivity. The copy-fraction (ρ) sweep moved to notebook
-# 03, where mixtures of real samples with copies test claim 1.
+# that measured invariance as much as sensitivity, so its figures are gone: the heatmap of C_T
+# by kind and strength (`memorization_levels_heatmap`, replaced by `copy_sensitivity` below) and
+# the copy-fraction (ρ) sweep (`memorization_levels_rho`): mixtures of real samples with copies
+# now test claim 1 in notebook 03.
 
 # %% tags=["parameters"]
 profile = "default"   # params/<profile>.yaml supplies every default
@@ -48,9 +50,7 @@ params_file = None    # or your own YAML with the same keys; single keys: paperm
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from memlib import bootstrap, claims, copies, copy_sensitivity, plots
 from memlib.params import notebook_params
@@ -88,12 +88,15 @@ study.save(fig, pd.DataFrame([dict(kind=k, strength=s, source_index=int(i)) for 
 # %% [markdown]
 # ## The rule for claim 2, fixed before the computation
 # A strength of a kind is **seen** when at least one layer of the trained encoder has a copy
-# sensitivity whose 95 % bootstrap CI lies below 0 (`memlib.copy_sensitivity.seen_strengths`).
+# sensitivity whose bootstrap CI (level `ci_level`, 95 % in every profile) lies below 0
+# (`memlib.copy_sensitivity.seen_strengths`).
 # Over the seen strengths of each kind we average the **predicted contrast**
 # (`memlib.claims.predicted_contrast`): for low-level copies, the mean sensitivity of the first
 # third of the layers minus that of the last third; for high-level copies, last minus first.
 # Claim 2 predicts both to be negative. A direction *holds* when its paired bootstrap CI (the
-# same draw for copies and fresh images, every strength and every layer) lies below 0.
+# same draw for copies and fresh images, every strength and every layer; the per-draw means are
+# built by `memlib.copy_sensitivity.contrast_table`) lies below 0 — an upper end of exactly 0
+# does not.
 # Against the references we use the **half-sensitivity strength** of each layer: the strength,
 # interpolated on the grid, at which the layer keeps half of its exact-copy sensitivity
 # (`memlib.claims.half_sensitivity_strength`; the largest strength when it never falls to half).
@@ -112,18 +115,20 @@ study.save(fig, pd.DataFrame([dict(kind=k, strength=s, source_index=int(i)) for 
 # features.
 
 # %%
-draws = bootstrap.resample_indices(m, P["n_bootstrap"], seed)
+def copies_features(encoder, kind, s):
+    if kind == "exact":   # the sources are rows of T: cut their features instead of embedding again
+        return study.features(train, encoder=encoder).subset(source_index)
+    return study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}")
+
+
+def fresh_features(encoder, kind, s):
+    return study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}")
+
+
+draws = bootstrap.resample_indices(m, P["n_bootstrap"], seed)   # one (B, m) draw for every set
 spaces = [P["encoder"], P["encoder"] + "+shuffled", "pixels"]
-sens = {}
-for encoder in spaces:
-    ref = study.reference(encoder=encoder)
-    for kind, s in tqdm(conditions, desc=f"sensitivity: {encoder}"):
-        if kind == "exact":   # the sources are rows of T: cut their features instead of embedding again
-            copied = study.features(train, encoder=encoder).subset(source_index)
-        else:
-            copied = study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}")
-        fresh_t = study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}")
-        sens[encoder, kind, s] = copy_sensitivity.measure(ref, copied, fresh_t, draws)
+sens = copy_sensitivity.measure_spaces(spaces, conditions, lambda e: study.reference(encoder=e),
+                                       copies_features, fresh_features, draws)
 table = copy_sensitivity.summary_table(sens, P["ci_level"])
 L = study.reference().n_layers
 table[table.encoder == P["encoder"]].pivot_table(index=["kind", "strength"], columns="layer",
@@ -131,7 +136,7 @@ table[table.encoder == P["encoder"]].pivot_table(index=["kind", "strength"], col
 
 # %% [markdown]
 # ## Sensitivity by layer and strength
-# Top: per layer, one line per strength (darker = stronger transform), 95 % band. Bottom: the
+# Top: per layer, one line per strength (darker = stronger transform), `ci_level` band. Bottom: the
 # mean over the first and the last third of the layers against strength, for trained and
 # shuffled weights, and raw pixels (dashed). Zero = the copies look like fresh images.
 
@@ -147,7 +152,7 @@ for col, kind in enumerate(copy_sensitivity.KINDS):
                     color=plt.cm.viridis(0.9 * (1 - grid.index(s) / max(1, len(grid) - 1))))
     g = table[(table.encoder == P["encoder"]) & (table.kind == "exact")]
     plots.curve(axes[0, col], g.sensitivity, label="exact", color="crimson", ls="--")
-    plots.zero_line(axes[0, col])
+    plots.zero_line(axes[0, col], flag=None)
     axes[0, col].set_title(f"{kind} copies, trained {P['encoder']}", fontsize=9)
     axes[0, col].set_xlabel("ViT layer")
     axes[0, col].legend(title="strength", fontsize=6, ncol=2)
@@ -160,7 +165,7 @@ for col, kind in enumerate(copy_sensitivity.KINDS):
                     label=f"{name} layers, {'shuffled' if encoder.endswith('+shuffled') else 'trained'}")
     pix = table[(table.encoder == "pixels") & (table.kind == kind)]
     ax.plot(pix.strength, pix.sensitivity, ls="--", color="black", label="raw pixels")
-    plots.zero_line(ax)
+    plots.zero_line(ax, flag=None)
     ax.set_xlabel(f"{kind} strength")
     ax.set_title(f"{kind}: early layers {early[0]}–{early[-1]} vs late {late[0]}–{late[-1]}", fontsize=9)
     ax.legend(fontsize=6)
@@ -186,11 +191,14 @@ for ax, kind in zip(axes, copy_sensitivity.KINDS):
             continue
         line, = ax.plot(g.layer, g.half_strength, marker="o", label=encoder)
         c = g[g.censored]
-        ax.plot(c.layer, c.half_strength, "o", mfc="white", color=line.get_color())
+        ax.plot(c.layer, c.half_strength, "o", mfc="white", color=line.get_color(),
+                label=f"{encoder}: censored (never falls to half)" if len(c) else None)
     ax.set_title(f"{kind}: strength at which half the exact-copy sensitivity is left", fontsize=9)
     ax.set_xlabel("ViT layer")
-axes[0].set_ylabel("half-sensitivity strength")
-axes[1].legend(fontsize=8)
+    ax.legend(fontsize=7)
+axes[0].set_ylabel("half-sensitivity strength (copies.make_copies strength)")
+fig.suptitle("Claim 2: how strong a transform each layer tolerates before losing half its copy sensitivity",
+             fontsize=10)
 fig.tight_layout()
 study.save(fig, crossings, "memorization_levels_crossing")
 crossings.pivot_table(index=["kind", "encoder"], columns="layer", values="half_strength").round(2)
@@ -199,10 +207,8 @@ crossings.pivot_table(index=["kind", "encoder"], columns="layer", values="half_s
 # ## Verdict on claim 2
 
 # %%
-seen = {kind: copy_sensitivity.seen_strengths(sens, P["encoder"], kind, P["ci_level"])
-        for kind in copy_sensitivity.KINDS}
-print("seen strengths:", seen)
-contrasts = pd.concat([copy_sensitivity.contrast_draws(sens, P["encoder"], kind, seen[kind])
-                       for kind in copy_sensitivity.KINDS], ignore_index=True)
+print("seen strengths:", {kind: copy_sensitivity.seen_strengths(sens, P["encoder"], kind, P["ci_level"])
+                           for kind in copy_sensitivity.KINDS})
+contrasts = copy_sensitivity.contrast_table(sens, P["encoder"], P["ci_level"])
 study.claims([claims.copy_levels_claim(contrasts, crossings, encoder=P["encoder"], n_layers=L,
                                        level=P["ci_level"])])
