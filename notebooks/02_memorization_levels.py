@@ -170,7 +170,7 @@ for col, kind in enumerate(copy_sensitivity.KINDS):
     ax.set_title(f"{kind}: early layers {early[0]}–{early[-1]} vs late {late[0]}–{late[-1]}", fontsize=9)
     ax.legend(fontsize=6)
 for ax in axes[:, 0]:
-    ax.set_ylabel("copy sensitivity S = E(t(copies)) − E(t(fresh))")
+    ax.set_ylabel("copy sensitivity S\nE(t(copies)) − E(t(fresh)), effect size")
 fig.suptitle("Claim 2: copy sensitivity (< 0: the layer still sees the copied training image)", fontsize=10)
 fig.tight_layout()
 study.save(fig, table, "copy_sensitivity")
@@ -196,7 +196,8 @@ for ax, kind in zip(axes, copy_sensitivity.KINDS):
     ax.set_title(f"{kind}: strength at which half the exact-copy sensitivity is left", fontsize=9)
     ax.set_xlabel("ViT layer")
     ax.legend(fontsize=7)
-axes[0].set_ylabel("half-sensitivity strength (copies.make_copies strength)")
+axes[0].set_ylabel("half-sensitivity strength\n(copies.make_copies strength)")
+axes[0].set_ylim(bottom=0)
 fig.suptitle("Claim 2: how strong a transform each layer tolerates before losing half its copy sensitivity",
              fontsize=10)
 fig.tight_layout()
