@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memlib import copy_sensitivity as cs
-from memlib.bootstrap import resample_indices
+from memlib.bootstrap import percentile_ci, resample_indices
 from memlib.claims import predicted_contrast
 from memlib.ct import fit_reference
 from memlib.errors import InputError
@@ -114,6 +114,16 @@ def test_contrast_table_stacks_the_kinds_over_their_seen_strengths():
     nothing = {k: v for k, v in sens.items() if k[2] in (0.0, 1.0) or k[0] == "px"}
     empty = cs.contrast_table(nothing, "vit", 0.95)
     assert empty.empty and empty.columns.tolist() == ["kind", "draw", "contrast"]
+
+
+def test_a_ci_ending_exactly_at_zero_is_not_seen():
+    boot = np.zeros((20, 2))                       # layer 1: every draw exactly 0
+    boot[:10, 1] = -0.4                            # layer 2: half the draws below 0, upper end 0
+    at_zero = cs.Sensitivity(np.array([0.0, -0.2]), boot, np.zeros(2), np.zeros(2))
+    below = cs.Sensitivity(at_zero.point, boot - 1e-9, np.zeros(2), np.zeros(2))
+    assert percentile_ci(boot, 0.9)[1].tolist() == [0.0, 0.0]
+    sens = {("vit", "low-level", 0.1): at_zero, ("vit", "low-level", 0.2): below}
+    assert cs.seen_strengths(sens, "vit", "low-level", 0.9) == [0.2]
 
 
 def test_crossing_table_needs_the_exact_copies():
