@@ -12,8 +12,14 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REQUIRED_COLUMNS = {
     "layer_trends.csv": ["encoder", "architecture", "seed", "variant", "token", "layer", "ct", "ct_lo", "ct_hi"],
     "fingerprint_accuracy.csv": ["method", "query_size", "accuracy", "acc_lo", "acc_hi", "n_queries"],
-    "claims.csv": ["claim", "statement", "metric", "value", "paper_value", "verdict"],
-    "zoo_quality.csv": ["architecture", "seed", "variant", "fd", "n_samples", "copy_rate"],
+    "claims.csv": ["claim", "statement", "rule", "metric", "value", "ci_low", "ci_high", "paper_value",
+                   "verdict"],
+    "zoo_quality.csv": ["architecture", "seed", "variant", "train_data", "n_train", "fd", "n_samples",
+                        "copy_rate"],
+    "memorization_gradient.csv": ["group", "set", "architecture", "n_train", "copy_rate", "layer", "ct",
+                                  "effect", "effect_lo", "effect_hi"],
+    "memorization_gradient_contrast.csv": ["group", "set", "contrast", "ci_low", "ci_high"],
+    "copy_sensitivity.csv": ["encoder", "kind", "strength", "layer", "sensitivity", "ci_low", "ci_high"],
     "zoo_cost.csv": ["architecture", "seed", "variant", "train_seconds", "sample_seconds"],
 }
 
@@ -52,7 +58,10 @@ def test_smoke_claims_cover_every_paper_claim(smoke_run):
     claims = pd.read_csv(smoke_run / "claims.csv")
     assert {"1-depth-trend", "2-memorization-levels", "3-architecture-signature", "4a-fingerprint-full",
             "4b-fingerprint-vs-baselines"} <= set(claims.claim)
-    assert set(claims.verdict) <= {"reproduced", "partly", "not reproduced"}
+    from memlib.claims import VERDICTS
+    assert set(claims.verdict) <= set(VERDICTS)
+    decided_on_cis = claims[claims.claim.isin(["1-depth-trend", "2-memorization-levels"])]
+    assert decided_on_cis.rule.notna().all() and decided_on_cis.ci_low.notna().all()
 
 
 def test_smoke_every_png_has_its_csv(smoke_run):
