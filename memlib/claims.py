@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .attribution_eval import BEST_LAYER_METHOD, CURVE_METHOD, FINAL_LAYER_METHOD
+from .bootstrap import late_minus_early, layer_thirds, percentile_ci
 
 CLAIMS_TABLE = "claims.csv"
 # value: the number that decides the verdict; ci_low / ci_high: its confidence interval (NaN
@@ -127,7 +128,6 @@ def pooled_depth_contrast(contrast: pd.DataFrame) -> pd.DataFrame:
 def summarise_draws(table: pd.DataFrame, keys: list[str], value: str, level: float) -> pd.DataFrame:
     """Point (draw -1) and percentile CI (draws >= 0) of ``value`` per ``keys`` group:
     columns keys + [value, ci_low, ci_high]."""
-    from .bootstrap import percentile_ci
     out = []
     for k, g in table.groupby(keys, sort=False):
         point = g.loc[g.draw == -1, value]
@@ -159,9 +159,9 @@ def depth_signal_claim(contrast: pd.DataFrame, *, level: float, n_layers: int) -
     contrast: as :func:`pooled_depth_contrast`, copying sets only (:func:`is_copying_set`).
     """
     n_sets = contrast.set.nunique() if len(contrast) else 0
-    third = max(1, n_layers // 3)
+    early, late = (x + 1 for x in layer_thirds(n_layers))
     rule = (f"mean over groups {'/'.join(COPYING_GROUPS)} of the late-minus-early effect size "
-            f"(layers {n_layers - third + 1}-{n_layers} minus 1-{third}) of sets that copy, against each "
+            f"(layers {late[0]}-{late[-1]} minus {early[0]}-{early[-1]}) of sets that copy, against each "
             f"generator's own full training set; reproduced if its {level:.0%} bootstrap CI and every "
             f"group's lie above 0, partly if the pooled or any group's does, else not reproduced")
     row = dict(claim="1-depth-trend",
@@ -187,7 +187,6 @@ def depth_signal_claim(contrast: pd.DataFrame, *, level: float, n_layers: int) -
 def predicted_contrast(kind: str, scores: np.ndarray) -> np.ndarray:
     """The claim-2 contrast of sensitivity curves (..., L), negative when the claim holds:
     early minus late for ``low-level`` copies, late minus early for ``high-level`` copies."""
-    from .bootstrap import late_minus_early
     sign = {"low-level": -1.0, "high-level": 1.0}
     if kind not in sign:
         raise ValueError(f"kind must be low-level or high-level, got {kind!r}")
@@ -254,8 +253,7 @@ def copy_levels_claim(contrasts: pd.DataFrame, crossings: pd.DataFrame, *, encod
     kind without a seen strength). crossings: :func:`half_sensitivity_strength` per encoder
     (trained, ``+shuffled``, ``pixels``), kind and layer.
     """
-    third = max(1, n_layers // 3)
-    early, late = list(range(1, third + 1)), list(range(n_layers - third + 1, n_layers + 1))
+    early, late = (list(x + 1) for x in layer_thirds(n_layers))
     summary = summarise_draws(contrasts, ["kind"], "contrast", level).set_index("kind")
     get = lambda kind, col: float(summary.loc[kind, col]) if kind in summary.index else float("nan")
     beyond_low = beyond_references(crossings, "low-level", early, encoder)

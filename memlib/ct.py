@@ -25,8 +25,8 @@ The statistic (``docs/design.md``, section "The C_T score"; same logic as
    20/m by default (a cell needs more than 20 generated points).
 5. C_T = Σ P_n(π) Z_U(π) / Σ P_n(π) over the kept cells, P_n(π) = n_π / n.
 
-The effect size (``statistic="effect"`` of :meth:`Reference.subset_curves` and
-:meth:`Reference.curve_bootstrap`): the same cells, weights and τ, but per kept cell the
+The effect size (``statistic="effect"`` of :meth:`Reference.subset_curves`; bootstrap draws
+of it: :mod:`memlib.bootstrap`): the same cells, weights and τ, but per kept cell the
 rank-biserial effect E(π) = 2 U(π) / (n_π m_π) − 1 instead of Z_U. It lies in [−1, 1] whatever
 the sizes: −1 when every generated point is nearer to T than every test point of its cell (the
 floor of exact copies), 0 in expectation under H0, +1 at the opposite extreme. Z_U divided by
