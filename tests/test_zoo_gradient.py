@@ -86,7 +86,7 @@ def test_profiles_define_a_valid_gradient(profile):
     p = load_params(profile)
     models = zoo.gradient_models(p)
     assert models and {f for f, _, _ in models} <= set(zoo.FAMILIES)
-    if profile == "default":        # two neural families and KDE + GMM, as issue 17 asks
+    if profile == "default":        # two neural families plus KDE and GMM (docs/design.md, Study v2)
         assert {"diffusion", "vae", "gmm", "kde"} <= {f for f, _, _ in models}
 
 
