@@ -111,7 +111,7 @@ def check_goal(r: dict) -> str:
 
 def machine_info(quick: bool) -> dict:
     """CPU model, cores, threads, device and the versions that matter, for every row."""
-    from memlib.notebooks import cpu_model
+    from memlib.machine import cpu_model
 
     info = dict(mode="quick" if quick else "full",
                 date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

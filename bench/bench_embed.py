@@ -420,7 +420,7 @@ def e2e_rows() -> list[dict]:
 def _where_and_when(records: list[dict]) -> str:
     """Which CPU ran the timed notebooks and when the last one finished, as ``timings.csv``
     recorded them; a timing made on another machine than this benchmark's says so."""
-    from memlib.notebooks import cpu_model
+    from memlib.machine import cpu_model
 
     cpus = sorted({r.get("cpu") or "" for r in records})
     finished = sorted(r["finished"] for r in records if r.get("finished"))

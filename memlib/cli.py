@@ -387,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .params import load_params
         params = load_params(args.profile, path=args.params)
+        if args.command not in ("encoders", "run-notebooks"):   # notebooks set their own kernels'
+            from .machine import apply_torch_threads
+            apply_torch_threads(params)
         if args.command == "encoders":
             from .encoders import known_encoders
             print("\n".join(known_encoders() + ["pixels (raw pixels as one 'layer')"]))

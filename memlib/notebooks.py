@@ -16,12 +16,13 @@ import contextlib
 import csv
 import datetime
 import os
-import platform
 import re
 import time
 from pathlib import Path
 
 from .errors import InputError
+from . import provenance
+from .machine import cpu_model
 from .params import load_params
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +56,8 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     Returns one row per notebook (name, profile, seconds, finished, cpu); each notebook's row in
     ``<figures_dir>/executed/timings.csv`` is replaced as soon as it finishes, with the UTC time
     it finished and the CPU it ran on, so a timing read later names the machine that made it.
+    ``<figures_dir>/provenance.json`` (:mod:`memlib.provenance`) is rewritten after each
+    notebook: this run's notebooks, machine, precision, threads, versions and commit.
     """
     import papermill
     from jupyter_client.kernelspec import KernelSpecManager
@@ -90,6 +93,9 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
                      "finished": finished, "cpu": cpu})
         print(f"[memlib] {path.name} done in {seconds / 60:.1f} min", flush=True)
         _record_timing(out_dir / "timings.csv", rows[-1])
+        provenance.write(out_dir.parent / provenance.PROVENANCE_FILE,
+                         provenance.collect(params, profile, rows, REPO,
+                                            complete=paths == notebook_paths() and len(rows) == len(paths)))
     return rows
 
 
@@ -97,6 +103,7 @@ TIMING_COLUMNS = ["notebook", "profile", "seconds", "finished", "cpu"]
 # Added to the environment of the kernels run_notebooks starts: progress bars off by default.
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 PALETTE_COLORS = 256   # colours of the inline PNGs of executed notebooks
+INLINE_MAX_WIDTH = 900  # px; wider inline PNGs of executed notebooks are narrowed (figures/ keeps full size)
 # tqdm's standard bar as a terminal shows it at the end, e.g.
 # "embed test [vit, 112px]: 100%|██████████| 2000/2000 [00:52<00:00, 40.90img/s]"
 _PROGRESS_LINE = re.compile(r"^.*\d+%\|.*\| *[\d.]+[kMGT]?/[\d.]+[kMGT]? \[[^\]]*\]$")
@@ -161,9 +168,10 @@ def tidy_executed(path: str | os.PathLike) -> None:
 
     Each cell's adjacent stream outputs of one kind (stdout or stderr) are merged and reduced
     to their final terminal text (:func:`render_stream`) without the final lines of progress
-    bars that forced themselves on (:func:`drop_progress_lines`), and every inline PNG is re-encoded
-    with a 256-colour palette when that is smaller (:func:`palette_png`; about a third of the
-    size for matplotlib figures). The figures written to ``<figures_dir>`` are not touched.
+    bars that forced themselves on (:func:`drop_progress_lines`), and every inline PNG is narrowed
+    to :data:`INLINE_MAX_WIDTH` pixels and re-encoded with a 256-colour palette when that is
+    smaller (:func:`palette_png`; about a third of the size for matplotlib figures). The
+    full-resolution figures written to ``<figures_dir>`` are not touched.
     """
     import nbformat
 
@@ -196,8 +204,9 @@ def drop_progress_lines(text: str) -> str:
                    if not _PROGRESS_LINE.match(line.rstrip("\n")))
 
 
-def palette_png(png_base64: str) -> str:
-    """A base64 PNG re-encoded with a :data:`PALETTE_COLORS`-colour palette (flattened onto
+def palette_png(png_base64: str, max_width: int | None = None) -> str:
+    """A base64 PNG at most ``max_width`` pixels wide (default :data:`INLINE_MAX_WIDTH`; aspect
+    kept, Lanczos) re-encoded with a :data:`PALETTE_COLORS`-colour palette (flattened onto
     white), or the input when that is not smaller. Charts have few distinct colours, so what
     is lost are some antialiasing shades."""
     import base64
@@ -205,8 +214,12 @@ def palette_png(png_base64: str) -> str:
 
     from PIL import Image
 
+    max_width = INLINE_MAX_WIDTH if max_width is None else max_width
     raw = base64.b64decode(png_base64)
     image = Image.open(io.BytesIO(raw))
+    if image.width > max_width:          # sample galleries are photographs: pixels cost bytes
+        image = image.resize((max_width, round(image.height * max_width / image.width)),
+                             Image.Resampling.LANCZOS)
     rgba = image.convert("RGBA")
     flat = Image.new("RGB", image.size, "white")
     flat.paste(rgba, mask=rgba.getchannel("A"))
@@ -214,17 +227,6 @@ def palette_png(png_base64: str) -> str:
     flat.quantize(PALETTE_COLORS).save(buffer, format="PNG", optimize=True)
     smaller = buffer.getvalue()
     return base64.b64encode(smaller).decode("ascii") if len(smaller) < len(raw) else png_base64
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows, e.g. ``x86_64``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _record_timing(path: Path, row: dict) -> None:

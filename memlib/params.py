@@ -55,8 +55,17 @@ def check_keys(values: Mapping[str, Any], known: Mapping[str, Any], source: str)
         _check_type(key, value, known[key], source)
 
 
+# counts that are "auto" (follow the machine, memlib/machine.py) or a positive integer
+AUTO_COUNT_KEYS = ("zoo_workers", "torch_threads")
+
+
 def _check_type(key: str, value: Any, reference: Any, source: str) -> None:
     if reference is None or value is None:
+        return
+    if key in AUTO_COUNT_KEYS:
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ParameterError(f"{source}: parameter {key!r} should be 'auto' or a positive "
+                                 f"integer, got {value!r}")
         return
     numeric = (int, float)
     ok = (isinstance(value, bool) == isinstance(reference, bool)) and (

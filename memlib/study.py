@@ -17,9 +17,10 @@ import pandas as pd
 from .claims import CLAIM_COLUMNS, CLAIMS_TABLE, VERDICTS
 from .ct import Reference, fit_reference
 from .data import ImageSet, load_images
-from .encoders import compute_precision
+from .encoders import compute_precision, pick_device
 from .errors import InputError
 from .features import LayerFeatures, embed, pixel_features
+from .machine import apply_torch_threads, cpu_model
 from .notebooks import REPO
 from .store import atomic_path
 
@@ -37,6 +38,7 @@ class Study:
 
     def __init__(self, params: dict[str, Any]):
         compute_precision("cpu", params["precision"])  # a typo fails now, not after the zoo trained
+        apply_torch_threads(params)
         self.params = params
         self.figures_dir = REPO / params["figures_dir"]
         self.figures_dir.mkdir(parents=True, exist_ok=True)
@@ -115,9 +117,19 @@ class Study:
 
     # -- outputs -----------------------------------------------------------------------------
 
+    def compute_label(self) -> str:
+        """Where and in what the features were computed, e.g. ``"encoder dinov2-s-offline,
+        bfloat16-autocast on cpu (AMD EPYC)"``: the footnote of every saved figure."""
+        device = pick_device(self.params["device"])
+        where = f"cpu ({cpu_model()})" if device.type == "cpu" else str(device)
+        return (f"encoder {self.params['encoder']}, "
+                f"{compute_precision(device, self.params['precision'])} on {where}")
+
     def save(self, fig, table: pd.DataFrame, stem: str, dpi: int = 130) -> Path:
-        """Write ``<figures_dir>/<stem>.png`` and ``<stem>.csv`` (floats to 4 decimals)."""
+        """Write ``<figures_dir>/<stem>.png`` (footnoted with :meth:`compute_label`) and
+        ``<stem>.csv`` (floats to 4 decimals)."""
         png = self.figures_dir / f"{stem}.png"
+        fig.text(0.995, 0.0, self.compute_label(), ha="right", va="top", fontsize=6, color="0.45")
         with atomic_path(png, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         self.save_table(table, stem)

@@ -101,7 +101,7 @@ def test_smoke_notebook_00_figures_and_hand_check(smoke_run):
 def test_smoke_timings_name_the_machine_and_when(smoke_run):
     """timings.csv (read by `make bench`) says how long each notebook took, on which CPU, when."""
     import datetime
-    from memlib.notebooks import cpu_model
+    from memlib.machine import cpu_model
     timings = pd.read_csv(smoke_run / "executed" / "timings.csv")
     assert list(timings.notebook.str[:2]) == NUMBERS
     assert (timings.seconds > 0).all() and set(timings.profile) == {"smoke"}
@@ -110,6 +110,25 @@ def test_smoke_timings_name_the_machine_and_when(smoke_run):
     for finished in timings.finished:
         age = now - datetime.datetime.fromisoformat(finished)
         assert datetime.timedelta(0) <= age < datetime.timedelta(hours=2), finished
+
+
+def test_smoke_run_writes_its_provenance(smoke_run):
+    """provenance.json names the machine, precision, commit and profile of the run that wrote
+    the figures, with the same notebooks and seconds as timings.csv."""
+    import subprocess
+    from memlib import provenance
+    from memlib.encoders import compute_precision, pick_device
+    from memlib.params import load_params
+    record = provenance.read(smoke_run / "provenance.json")
+    timings = pd.read_csv(smoke_run / "executed" / "timings.csv")
+    assert [n["notebook"] for n in record["notebooks"]] == list(timings.notebook)
+    assert [n["seconds"] for n in record["notebooks"]] == list(timings.seconds)
+    assert record["complete"] is True and record["profile"]["name"] == "smoke"
+    params = load_params("smoke")
+    assert record["profile"]["sha256"] == provenance.params_sha256(params)
+    assert record["compute"]["precision"] == compute_precision(pick_device(params["device"]), params["precision"])
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert record["git"]["commit"] == (head or None)
 
 
 def test_record_timing_replaces_one_row_and_keeps_older_ones(tmp_path):
@@ -225,3 +244,25 @@ def test_tidy_executed_merges_streams_and_lightens_figures(tmp_path):
     before = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), float)
     after = np.asarray(Image.open(io.BytesIO(new_png)).convert("RGB"), float)
     assert before.shape == after.shape and np.abs(before - after).mean() < 2.0   # grey levels
+
+
+def test_inline_pngs_are_narrowed_and_keep_their_aspect():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from memlib.notebooks import INLINE_MAX_WIDTH, palette_png
+
+    def png(width, height):
+        noise = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(noise).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    def size(b64):
+        return Image.open(io.BytesIO(base64.b64decode(b64))).size
+
+    assert size(palette_png(png(1800, 600))) == (INLINE_MAX_WIDTH, 300)
+    assert size(palette_png(png(400, 300))) == (400, 300)               # narrow ones keep their size
+    assert size(palette_png(png(1000, 500), max_width=250)) == (250, 125)

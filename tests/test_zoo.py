@@ -237,3 +237,19 @@ def test_parallel_workers_match_sequential(tmp_path):
         x = store.read_npz(Path(a["folder"]) / "samples-n12.npz")["images"]
         y = store.read_npz(Path(b["folder"]) / "samples-n12.npz")["images"]
         assert np.array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_the_worker_count(tmp_path):
+    """The same zoo at 2 and at 4 worker processes: identical samples, metrics and weights
+    (each worker computes with zoo_threads = 1, whatever the machine's cores)."""
+    p = tiny_params(zoo_families=["kde", "gmm", "vae", "gan", "diffusion", "pixelcnn"], zoo_seeds=[0])
+    runs = {w: zoo.zoo_sample(p, variants=["standard"], cache_dir=tmp_path / f"w{w}", workers=w, progress=False)
+            for w in (2, 4)}
+    timing = {"train_seconds", "train_cpu_seconds", "sample_seconds", "sample_cpu_seconds", "folder"}
+    assert len(runs[2]) == len(runs[4]) == 6
+    for a, b in zip(runs[2], runs[4]):
+        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+        for name in ("samples-n12.npz", "model.safetensors"):
+            assert (Path(a["folder"]) / name).read_bytes() == (Path(b["folder"]) / name).read_bytes(), \
+                f"{a['family']}: {name} differs between 2 and 4 workers"

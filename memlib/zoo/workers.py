@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import store
 from ..errors import MemlibError, ParameterError
+from ..machine import zoo_workers
 from .cache import load_or_train, select_models, zoo_root, zoo_samples
 from .families.base import progress_bar
 
@@ -79,10 +80,11 @@ def _exit_with_parent(poll_seconds: float = 0.5) -> None:
 
 def _run_jobs(action: str, params: dict[str, Any], models: list[tuple[str, str, int]],
               cache_dir, n_samples, device, progress: bool, workers: int | None) -> list[dict[str, Any]]:
-    """Run ``_zoo_job`` for every model; with ``workers`` (default ``params["zoo_workers"]``) > 1
+    """Run ``_zoo_job`` for every model; with ``workers`` (default ``params["zoo_workers"]``,
+    :func:`memlib.machine.zoo_workers`: ``auto`` = one per core) > 1
     in that many subprocesses at once (:func:`_run_subprocesses`), after which this process only
     loads the results from the cache. Results come back in ``models`` order."""
-    workers = int(workers if workers is not None else params["zoo_workers"])
+    workers = int(workers) if workers is not None else zoo_workers(params, len(models))
     order = sorted(range(len(models)), key=lambda i: _COST_ORDER.index(models[i][0])
                    if models[i][0] in _COST_ORDER else -1)
     if workers > 1 and len(models) > 1:
