@@ -138,6 +138,23 @@ def summarise_draws(table: pd.DataFrame, keys: list[str], value: str, level: flo
     return pd.DataFrame(out, columns=keys + [value, "ci_low", "ci_high"])
 
 
+def ci_side(ci_low: float, ci_high: float) -> str:
+    """Where a CI lies against 0: ``"above 0"``, ``"below 0"`` or ``"includes 0"`` (NaN: the last)."""
+    if ci_low > 0:
+        return "above 0"
+    if ci_high < 0:
+        return "below 0"
+    return "includes 0"
+
+
+def contrast_sides(per_set: pd.DataFrame) -> pd.Series:
+    """How many sets of a :func:`summarise_draws` table have their CI above 0, below 0, or
+    including 0 (index in that order): a pooled verdict can hide sets that go the other way."""
+    sides = [ci_side(lo, hi) for lo, hi in zip(per_set.ci_low, per_set.ci_high)]
+    return pd.Series(sides, dtype=object).value_counts().reindex(
+        ["above 0", "below 0", "includes 0"], fill_value=0)
+
+
 def depth_signal_verdict(ci_low: float, group_ci_lows: dict[str, float], n_sets: int) -> str:
     """Claim 1 (v2) from the pooled late-minus-early contrast's CI and each group's.
 

@@ -19,11 +19,12 @@ Registry names (``python -m memlib encoders`` lists them):
 An :class:`Encoder` maps uint8 images ``(B, H, W, C)`` to per-layer token features: a list of
 ``n_layers`` float32 arrays ``(B, D)`` for the CLS token and for the mean of the patch tokens.
 
-Precision (:data:`PRECISIONS`, the profile key ``precision``): ``auto`` computes in float32 on
-the CPU and under bf16 autocast on CUDA; ``float32`` and ``bfloat16`` (autocast) force one on any
-device. On a CPU with AMX (recent Intel Xeons) bf16 autocast runs the ViT ≈ 3× faster; its
-features differ from float32 by ≈ 0.4 % (median ‖Δ‖/‖x‖, up to ≈ 2 %; ``make bench`` measures
-both), so the two never share a feature-cache entry.
+Precision (:data:`PRECISIONS`, the profile key ``precision``): ``auto`` computes under bf16
+autocast on CUDA and on a CPU with native bf16 arithmetic (:func:`native_bf16_cpu`: AMX or
+AVX512-BF16), in float32 on any other CPU; ``float32`` (the exact path) and ``bfloat16``
+(autocast) force one on any device. The decision and the comparison it rests on are in
+docs/performance.md; bf16 features differ from float32 ones, so the two never share a
+feature-cache entry.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ChecksumError, EncoderError
+from .machine import cpu_flags
 from .malloc import keep_freed_memory
 from .store import atomic_path, sha256_file
 
@@ -156,14 +158,27 @@ class Encoder:
 def compute_precision(device: torch.device | str, precision: str = "auto") -> str:
     """What a forward pass on ``device`` computes in: ``"float32"`` or ``"bfloat16-autocast"``.
 
-    ``precision`` is one of :data:`PRECISIONS`: ``auto`` gives bf16 autocast on CUDA and float32
-    elsewhere; ``float32`` and ``bfloat16`` force one. The answer is part of every feature cache
-    key: the two give different features (bf16 keeps ~3 significant digits), so a cache shared
-    by a GPU and a CPU run, or by a float32 and a bf16 run, never mixes them."""
+    ``precision`` is one of :data:`PRECISIONS`: ``auto`` gives bf16 autocast on CUDA and on a
+    CPU with native bf16 (:func:`native_bf16_cpu`), float32 elsewhere; ``float32`` and
+    ``bfloat16`` force one. The answer is part of every feature cache key: the two give
+    different features (bf16 keeps ~3 significant digits), so a cache shared by a GPU and a CPU
+    run, or by a float32 and a bf16 run, never mixes them."""
     _check_precision(precision)
     if precision == "auto":
-        precision = "bfloat16" if torch.device(device).type == "cuda" else "float32"
+        kind = torch.device(device).type
+        precision = "bfloat16" if kind == "cuda" or (kind == "cpu" and native_bf16_cpu()) else "float32"
     return "bfloat16-autocast" if precision == "bfloat16" else "float32"
+
+
+# /proc/cpuinfo flags of CPUs that compute bf16 matrix products natively (Intel AMX, and the
+# AVX512-BF16 dot products of Intel Cooper Lake+ and AMD Zen 4+). Without them torch emulates
+# bf16 through float32 and autocast only adds conversions.
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def native_bf16_cpu(flags: frozenset[str] | None = None) -> bool:
+    """Whether this CPU (or one with ``flags``) has native bf16: any of :data:`NATIVE_BF16_FLAGS`."""
+    return bool(set(NATIVE_BF16_FLAGS) & (cpu_flags() if flags is None else flags))
 
 
 def _check_precision(precision: str) -> None:

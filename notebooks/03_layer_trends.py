@@ -219,16 +219,17 @@ for ax, group in zip(axes, claims.COPYING_GROUPS):
         for name, g in d.groupby("set", sort=False):
             plots.curve(ax, g.effect, g.effect_lo, g.effect_hi, ls="-" if name in copying else ":",
                         label=f"{name} (copy rate {g.copy_rate.iloc[0]:.2f})")
-    plots.zero_line(ax)
-    ax.axhline(-1, color="crimson", lw=0.8, ls="--")
+    plots.zero_line(ax, flag=None)     # effect size: 0 = null, −1 = exact-copy floor (no C_T flag line)
+    ax.axhline(-1, color="crimson", lw=0.8, ls="--", label="exact-copy floor (−1)")
     ax.set_title(f"{group}: vs the generator's own training set", fontsize=9)
     ax.set_xlabel("ViT layer")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=5.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
 axes[0].set_ylabel("effect size 2U/(nm) − 1  (−1 = exact-copy floor, 0 = null)")
 fig.suptitle("Claim 1: does the copying signal weaken with depth? (copying sets, own training data as T)", fontsize=10)
 fig.tight_layout()
 study.save(fig, gradient_table, "memorization_gradient")
-gradient_table.pivot_table(index=["group", "set"], columns="layer", values="effect", sort=False).round(2)
+# per set and layer: figures/memorization_gradient.csv; here the group means
+gradient_table.pivot_table(index="group", columns="layer", values="effect", sort=False).round(2)
 
 # %% [markdown]
 # ## The late-minus-early contrast of every copying set, and the verdict
@@ -249,6 +250,16 @@ ax.set_title("Claim 1, per copying set (95 % bootstrap CI)", fontsize=10)
 study.save(fig, pd.concat([per_set, pooled.assign(set="(group mean)")], ignore_index=True), "memorization_gradient_contrast")
 claim_rows = study.claims([claims.depth_signal_claim(contrast_table, level=P["ci_level"], n_layers=L)])
 claim_rows
+
+# %% [markdown]
+# A pooled contrast can hide sets that go the other way. Where does each copying set's own CI
+# lie? Sets below 0 copy *more visibly* in late layers than in early ones: the claim does not
+# hold for them, whatever the pooled verdict says.
+
+# %%
+sides = per_set.assign(side=[claims.ci_side(lo, hi) for lo, hi in zip(per_set.ci_low, per_set.ci_high)])
+print(claims.contrast_sides(per_set).to_string())
+sides[sides.side == "below 0"].round(3)
 
 # %% [markdown]
 # ## Secondary panel: one C_T-layer curve per zoo model (under-fitting, not memorization)

@@ -126,3 +126,12 @@ def test_depth_signal_claim_rows():
     empty = claims.depth_signal_claim(pd.DataFrame(columns=["group", "set", "draw", "contrast"]),
                                       level=0.95, n_layers=12)
     assert empty["verdict"] == "untestable here" and np.isnan(empty["value"])
+
+
+def test_ci_side_and_contrast_sides_known_answers():
+    from memlib.claims import ci_side, contrast_sides
+    assert [ci_side(0.1, 0.3), ci_side(-0.3, -0.1), ci_side(-0.1, 0.2), ci_side(np.nan, np.nan)] == \
+        ["above 0", "below 0", "includes 0", "includes 0"]
+    per_set = pd.DataFrame({"ci_low": [0.1, 0.2, -0.5, -0.1], "ci_high": [0.3, 0.4, -0.2, 0.1]})
+    assert contrast_sides(per_set).to_dict() == {"above 0": 2, "below 0": 1, "includes 0": 1}
+    assert contrast_sides(per_set.iloc[:0]).to_dict() == {"above 0": 0, "below 0": 0, "includes 0": 0}

@@ -247,7 +247,8 @@ def test_embed_writes_every_layer_and_meta(cli, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n_layers"] == 12
     assert meta["encoder"] == TINY and meta["image_size"] == 32
-    assert meta["precision"] == "float32"
+    from memlib.encoders import native_bf16_cpu
+    assert meta["precision"] == ("bfloat16-autocast" if native_bf16_cpu() else "float32")   # auto on the CPU
 
 
 def test_embed_precision_flag(cli, tmp_path):

@@ -26,7 +26,7 @@ def onnx_blocks():
 
 def test_offline_weights_match_onnx_graph(cache_dir, onnx_blocks):
     x, reference = onnx_blocks
-    enc = build_encoder("dinov2-s-offline", 224, device="cpu")
+    enc = build_encoder("dinov2-s-offline", 224, device="cpu", precision="float32")   # the exact path
     ours = enc.block_outputs(torch.from_numpy(x))
     assert len(ours) == 12
     for layer, (a, b) in enumerate(zip(ours, reference)):
@@ -45,7 +45,7 @@ def test_pos_embed_resampling_is_plain_bicubic():
 
 
 def test_features_do_not_depend_on_batch_size(cache_dir, fmnist_small):
-    enc = build_encoder("dinov2-s-offline", 56, device="cpu")
+    enc = build_encoder("dinov2-s-offline", 56, device="cpu", precision="float32")
     images = fmnist_small.images[:12]
     whole = enc.layer_tokens(images)
     parts = [enc.layer_tokens(images[i:i + 5]) for i in range(0, 12, 5)]
@@ -102,13 +102,27 @@ def test_offline_download_is_explained(monkeypatch):
         build_encoder("timm:vit_tiny_patch16_224", 32, "cpu")
 
 
-@pytest.mark.parametrize("device, requested, computed", [
-    ("cpu", "auto", "float32"), ("cpu", "float32", "float32"), ("cpu", "bfloat16", "bfloat16-autocast"),
-    ("cuda", "auto", "bfloat16-autocast"), ("cuda", "float32", "float32"),
-    ("cuda:1", "bfloat16", "bfloat16-autocast"),
+@pytest.mark.parametrize("native, device, requested, computed", [
+    (False, "cpu", "auto", "float32"), (True, "cpu", "auto", "bfloat16-autocast"),
+    (True, "cpu", "float32", "float32"), (False, "cpu", "bfloat16", "bfloat16-autocast"),
+    (False, "cuda", "auto", "bfloat16-autocast"), (True, "cuda", "float32", "float32"),
+    (False, "cuda:1", "bfloat16", "bfloat16-autocast"),
 ])
-def test_compute_precision(device, requested, computed):
+def test_compute_precision(native, device, requested, computed, monkeypatch):
+    import memlib.encoders as encoders
+    monkeypatch.setattr(encoders, "native_bf16_cpu", lambda flags=None: native)
     assert compute_precision(device, requested) == computed
+
+
+@pytest.mark.parametrize("flags, native", [
+    ({"avx2", "avx512f", "avx512_bf16"}, True),          # AMD Zen 4 / Intel Cooper Lake
+    ({"avx512f", "amx_tile", "amx_bf16"}, True),         # Intel Sapphire Rapids
+    ({"avx2", "avx512f", "avx512_vnni"}, False),         # no bf16 dot products
+    (set(), False),                                      # no /proc/cpuinfo
+])
+def test_native_bf16_cpu_reads_the_flags(flags, native):
+    from memlib.encoders import native_bf16_cpu
+    assert native_bf16_cpu(frozenset(flags)) is native
 
 
 @pytest.mark.parametrize("bad", ["bf16", "fp16", "float16", "", None])

@@ -56,7 +56,9 @@ def test_key_changes_with_every_parameter(tiny_set):
     assert feature_key(**dict(base, images=flipped))[0] != k0
 
 
-def test_cpu_entries_record_float32_compute(tmp_path, tiny_set):
+def test_cpu_entries_record_their_compute_precision(tmp_path, tiny_set, monkeypatch):
+    import memlib.encoders as encoders
+    monkeypatch.setattr(encoders, "native_bf16_cpu", lambda flags=None: False)   # auto → float32
     f = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu")
     assert f.meta["precision"] == "float32"
     enc = build_encoder(TINY, 32, "cpu")
@@ -66,14 +68,15 @@ def test_cpu_entries_record_float32_compute(tmp_path, tiny_set):
 
 
 def test_bfloat16_gets_its_own_entry(tmp_path, tiny_set):
-    f = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu")
+    f = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu",
+              precision="float32")
     g = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu",
               precision="bfloat16")
     assert g.meta["precision"] == "bfloat16-autocast" and g.meta["key"] != f.meta["key"]
     assert len(list((tmp_path / "features").iterdir())) == 2
     h = embed(tiny_set, TINY, image_size=32, cache_dir=tmp_path, progress=False, device="cpu",
               precision="float32")
-    assert h.meta["key"] == f.meta["key"]             # auto on the CPU is float32
+    assert h.meta["key"] == f.meta["key"]             # the same float32 entry
     assert 0 < np.abs(f[11] - g[11]).max() < 0.1 * np.abs(f[11]).max()
 
 
