@@ -216,11 +216,11 @@ def half_sensitivity_strength(strengths, sensitivity, exact: float) -> float:
 
     strengths: increasing (S,) grid; sensitivity: (S,) at those strengths; exact: the exact
     copies' sensitivity (< 0 where the layer sees copying at all). Returns NaN when exact >= 0
-    or is NaN, and the largest strength when the ratio never falls below HALF_SENSITIVITY (a
-    censored value: the layer still sees half the copying at the strongest transform).
+    or is NaN, or when a sensitivity is NaN (undecidable), and the largest strength when the
+    ratio never falls below HALF_SENSITIVITY (censored: :func:`half_sensitivity_censored`).
     """
     s = np.asarray(strengths, np.float64)
-    if not np.isfinite(exact) or exact >= 0:
+    if not np.isfinite(exact) or exact >= 0 or not np.all(np.isfinite(sensitivity)):
         return float("nan")
     if np.any(np.diff(s) <= 0):
         raise ValueError("strengths must increase")
@@ -232,6 +232,16 @@ def half_sensitivity_strength(strengths, sensitivity, exact: float) -> float:
     i = below[0]
     r0, r1 = ratio[i - 1], ratio[i]
     return float(xs[i - 1] + (r0 - HALF_SENSITIVITY) / (r0 - r1) * (xs[i] - xs[i - 1]))
+
+
+def half_sensitivity_censored(sensitivity, exact: float) -> bool:
+    """Whether :func:`half_sensitivity_strength` is censored: the layer keeps at least
+    HALF_SENSITIVITY of the exact copies' sensitivity at every strength of the grid, so the
+    strength it returns (the largest) is a lower bound. False where that strength is NaN."""
+    sensitivity = np.asarray(sensitivity, np.float64)
+    if not np.isfinite(exact) or exact >= 0 or not np.all(np.isfinite(sensitivity)):
+        return False
+    return bool(np.all(sensitivity / exact >= HALF_SENSITIVITY))
 
 
 def copy_levels_verdict(low_ci_high: float, high_ci_high: float, beyond_low: bool,

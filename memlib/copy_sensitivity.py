@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .bootstrap import layer_draws, percentile_ci
-from .claims import HALF_SENSITIVITY, half_sensitivity_strength, predicted_contrast
+from .claims import half_sensitivity_censored, half_sensitivity_strength, predicted_contrast
 from .ct import Reference
 from .errors import InputError
 
@@ -149,8 +149,7 @@ def crossing_table(sens: dict[tuple[str, str, float], Sensitivity]) -> pd.DataFr
                 continue
             curves = np.stack([sens[encoder, kind, s].point for s in grid])     # (S, L)
             for l in range(curves.shape[1]):
-                half = half_sensitivity_strength(grid, curves[:, l], exact[l])
-                ratio = curves[:, l] / exact[l] if exact[l] < 0 else np.full(len(grid), np.nan)
-                rows.append(dict(encoder=encoder, kind=kind, layer=l + 1, half_strength=half,
-                                 censored=bool(np.isfinite(half) and np.all(ratio >= HALF_SENSITIVITY))))
+                rows.append(dict(encoder=encoder, kind=kind, layer=l + 1,
+                                 half_strength=half_sensitivity_strength(grid, curves[:, l], exact[l]),
+                                 censored=half_sensitivity_censored(curves[:, l], exact[l])))
     return pd.DataFrame(rows)

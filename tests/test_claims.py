@@ -72,8 +72,20 @@ def test_half_sensitivity_strength_known_answers():
     assert claims.half_sensitivity_strength(grid, [-0.9, -0.8, -0.7], -1.0) == 0.4    # censored
     assert np.isnan(claims.half_sensitivity_strength(grid, [-0.9, -0.8, -0.7], 0.0))
     assert np.isnan(claims.half_sensitivity_strength(grid, [-0.9, -0.8, -0.7], float("nan")))
+    assert np.isnan(claims.half_sensitivity_strength(grid, [-0.9, float("nan"), -0.7], -1.0))  # undecidable
     with pytest.raises(ValueError, match="increase"):
         claims.half_sensitivity_strength([0.1, 0.1, 0.4], [-0.9, -0.8, -0.7], -1.0)
+
+
+@pytest.mark.parametrize("sensitivity, exact, censored", [
+    ([-0.9, -0.8, -0.7], -1.0, True),       # keeps ≥ half everywhere: the largest strength is a bound
+    ([-0.5, -0.5, -0.5], -1.0, True),       # exactly half is not below half
+    ([-0.8, -0.6, -0.2], -1.0, False),      # crosses
+    ([-0.9, -0.8, -0.7], 0.0, False),       # the layer does not see exact copies: no strength at all
+    ([-0.9, float("nan"), -0.7], -1.0, False),
+])
+def test_half_sensitivity_censored_known_answers(sensitivity, exact, censored):
+    assert claims.half_sensitivity_censored(sensitivity, exact) is censored
 
 
 def test_predicted_contrast_signs():
