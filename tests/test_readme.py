@@ -64,3 +64,17 @@ def test_readme_verdicts_match_claims_csv(claim):
     verdict = claims.set_index(claims.claim.str.split("-").str[0]).loc[claim, "verdict"]
     row = next(line for line in README.splitlines() if line.startswith(f"| {claim} ·"))
     assert f"**{verdict}**" in row, (claim, verdict, row)
+
+
+def test_design_module_map_matches_the_tree():
+    """docs/design.md's module map names every module of memlib/ (a package as `name/`), and
+    only those."""
+    import re
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "docs" / "design.md").read_text()
+    section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z_]+/?)` \|", section, flags=re.M))
+    pkg = repo / "memlib"
+    tree = {p.stem for p in pkg.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    tree |= {p.name + "/" for p in pkg.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert listed == tree, f"missing from the map: {sorted(tree - listed)}; not in memlib/: {sorted(listed - tree)}"
