@@ -81,7 +81,10 @@ fig, axes = plt.subplots(1, len(cols), figsize=(1.1 * len(cols), 1.35 * show))
 for ax, (kind, s) in zip(axes, cols):
     imgs = sources[:show] if kind == "source" else made[kind, s][:show]
     plots.image_grid(ax, imgs, ncol=1, title=kind if kind in ("source", "exact") else f"{kind.split('-')[0]}\n{s:g}")
-fig.suptitle("Sources and their copies (low = tile shuffle off the token grid, high = jitter + photometric + blur)", fontsize=9)
+fig.suptitle(f"{show} of the m = {m} training images of T (left) and their copies, 28 × 28 px. Strength: low-level = "
+             "share of 4-px tiles moved (off the token grid); high-level = scale of the jitter, photometric and blur "
+             "ranges (1 = the full ranges)", fontsize=8, wrap=True)
+fig.tight_layout(rect=(0, 0, 1, 0.97))
 study.save(fig, pd.DataFrame([dict(kind=k, strength=s, source_index=int(i)) for k, s in conditions
                               for i in source_index[:show]]), "memorization_copies_gallery")
 
@@ -182,9 +185,11 @@ study.save(fig, table, "copy_sensitivity")
 
 # %%
 crossings = copy_sensitivity.crossing_table(sens)
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+units = {"low-level": "share of 4-px tiles moved", "high-level": "scale of jitter/photometric/blur ranges"}
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.0))
 for ax, kind in zip(axes, copy_sensitivity.KINDS):
     d = crossings[crossings.kind == kind]
+    grid = P["low_strengths"] if kind == "low-level" else P["high_strengths"]
     for encoder, g in d.groupby("encoder", sort=False):
         if encoder == "pixels":
             ax.axhline(g.half_strength.iloc[0], color="black", ls="--", label="raw pixels")
@@ -193,13 +198,15 @@ for ax, kind in zip(axes, copy_sensitivity.KINDS):
         c = g[g.censored]
         ax.plot(c.layer, c.half_strength, "o", mfc="white", color=line.get_color(),
                 label=f"{encoder}: censored (never falls to half)" if len(c) else None)
+    for strength in grid:    # the measured strengths: values between them are linear interpolation
+        ax.axhline(strength, color="0.85", lw=0.6, zorder=0)
     ax.set_title(f"{kind}: strength at which half the exact-copy sensitivity is left", fontsize=9)
     ax.set_xlabel("ViT layer")
+    ax.set_ylabel(f"half-sensitivity strength\n({units[kind]})")
+    ax.set_ylim(0, max(grid) * 1.05)
     ax.legend(fontsize=7)
-axes[0].set_ylabel("half-sensitivity strength\n(copies.make_copies strength)")
-axes[0].set_ylim(bottom=0)
-fig.suptitle("Claim 2: how strong a transform each layer tolerates before losing half its copy sensitivity",
-             fontsize=10)
+fig.suptitle(f"Claim 2: how strong a transform each layer tolerates before losing half its copy sensitivity "
+             f"(m = {m} copies and {m} fresh images per strength; grey lines: the measured strengths)", fontsize=10)
 fig.tight_layout()
 study.save(fig, crossings, "memorization_levels_crossing")
 crossings.pivot_table(index=["kind", "encoder"], columns="layer", values="half_strength").round(2)

@@ -51,7 +51,6 @@ params_file = None    # or your own YAML with the same keys; single keys: paperm
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from tqdm.auto import tqdm
 
 from memlib import claims, copies, depth_signal, metrics, plots, zoo
@@ -88,20 +87,6 @@ for name, specs in P["external_sets"].items():  # folders / .npz of published sa
 name_of = lambda key: f"{key[0]}-{key[1]}-s{key[2]}"
 feats = {key: study.features(s.images, name=name_of(key)) for key, s in sets.items()}
 grad_feats = {key: study.features(s.images, name=name_of(key)) for key, s in grad_sets.items()}
-
-# %%
-first = {}
-for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
-    first.setdefault((family, variant), s.images)
-ncol = min(8, len(first))
-nrow = int(np.ceil(len(first) / ncol))
-fig, axes = plt.subplots(nrow, ncol, figsize=(2.1 * ncol, 2.6 * nrow), squeeze=False)
-for ax, ((family, variant), imgs) in zip(axes.flat, first.items()):
-    plots.image_grid(ax, imgs[:16], ncol=4, title=family if variant == "standard" else f"{family}\n({variant})")
-for ax in axes.flat[len(first):]:
-    ax.set_axis_off()
-fig.suptitle("Samples of each model (first seed); n<size>: trained on the first <size> training images", fontsize=10)
-study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 16} for f, v in first]), "zoo_samples")
 
 # %% [markdown]
 # ## Sample quality and copying: no family is a broken toy, and the gradient copies
@@ -141,6 +126,26 @@ study.save_table(quality, "zoo_quality")
 study.save_table(cost, "zoo_cost")
 quality.merge(cost, on=["architecture", "seed", "variant"], how="left").groupby(
     ["architecture", "variant"], sort=False)[["n_train", "fd", "copy_rate", "nn_ratio", "train_seconds"]].mean().round(2)
+
+# %%
+first = {}
+for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
+    first.setdefault((family, variant), s.images)
+q_first = quality.drop_duplicates(["architecture", "variant"]).set_index(["architecture", "variant"])
+ncol = min(5, len(first))
+nrow = int(np.ceil(len(first) / ncol))
+fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 3.4 * nrow), squeeze=False)
+for ax, ((family, variant), imgs) in zip(axes.flat, first.items()):
+    q = q_first.loc[(family, variant)] if (family, variant) in q_first.index else None
+    numbers = f"\nFD {q.fd:.0f} · copy rate {q.copy_rate:.2f}" if q is not None else ""
+    plots.image_grid(ax, imgs[:16], ncol=4, title=f"{family} ({variant}){numbers}")
+for ax in axes.flat[len(first):]:
+    ax.set_axis_off()
+fig.suptitle("16 samples of each model (first seed), 28 × 28 px; n<size>: trained on the first <size> training "
+             "images. FD: Fréchet distance to the test set (final-layer features); copy rate: share of samples "
+             f"nearer their training set than the {P['zoo_copy_quantile']:.0%} quantile of test→train distances", fontsize=10)
+fig.tight_layout()
+study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 16} for f, v in first]), "zoo_samples")
 
 # %% [markdown]
 # ## The rule for claim 1, fixed before the computation
@@ -324,15 +329,23 @@ study.save(fig, main, "layer_trends_curves")
 
 # %%
 depth = claims.depth_table(trends)
-fig, ax = plt.subplots(figsize=(9, 3.6))
+fig, ax = plt.subplots(figsize=(9, 3.8))
 d = depth[(depth.token == P["token"])]
-with plots.seeded_global_rng(P["seed"]):  # the horizontal jitter, same PNG every run
-    sns.stripplot(data=d, x="architecture", y="spearman", hue="reference", dodge=True, ax=ax,
-                  size=6, order=families)
+jitter = np.random.default_rng(P["seed"]).uniform(-0.08, 0.08, len(d))   # same PNG every run
+for j, (ref_name, color) in enumerate(zip(sorted(d.reference.unique()), ["C0", "C1"])):
+    for variant, marker in (("standard", "o"), ("memorize", "X")):
+        sel = ((d.reference == ref_name) & (d.variant == variant)).to_numpy()
+        x = np.array([families.index(a) for a in d.architecture[sel]]) + (j - 0.5) * 0.35 + jitter[sel]
+        ax.scatter(x, d.spearman[sel], color=color, marker=marker, s=36 if marker == "o" else 60,
+                   label=f"{ref_name} reference, {variant}")
+ax.set_xticks(range(len(families)), families)
 ax.axhline(0, color="0.3", lw=0.8)
 ax.set_ylim(-1.05, 1.05)
+ax.set_xlabel("architecture (one point per seed)")
 ax.set_ylabel("Spearman ρ(layer, C_T)")
-ax.set_title("Depth trend of every zoo model's C_T (ρ > 0: C_T rises with depth); public reference = under-fitting")
+ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+ax.set_title("Depth trend of every zoo model's C_T (ρ > 0: C_T rises with depth). Descriptive: "
+             "claim 1's verdict uses the effect-size contrast above", fontsize=9)
 study.save(fig, depth, "depth_trend")
 depth[(depth.token == P["token"]) & (depth.reference == "public")].round(2)
 
