@@ -7,8 +7,8 @@ what a terminal would show at the end (:func:`render_stream`): a bar redrawn wit
 returns keeps its final line, a bar that cleared itself (``leave=False``) leaves nothing.
 A bar that forces itself on (``disable=False``) and stays (``leave=True``) leaves one final
 line, which is dropped too (:func:`drop_progress_lines`). papermill's own bar in the terminal
-is unaffected. Inline figures are stored as palette PNGs (:func:`tidy_executed`), so an
-executed notebook stays light.
+is unaffected. Inline figures are narrowed and stored as palette PNGs or JPEGs
+(:func:`inline_image`), so an executed notebook stays light.
 """
 from __future__ import annotations
 
@@ -102,8 +102,10 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
 TIMING_COLUMNS = ["notebook", "profile", "seconds", "finished", "cpu"]
 # Added to the environment of the kernels run_notebooks starts: progress bars off by default.
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
-PALETTE_COLORS = 256   # colours of the inline PNGs of executed notebooks
-INLINE_MAX_WIDTH = 900  # px; wider inline PNGs of executed notebooks are narrowed (figures/ keeps full size)
+# Inline figures of executed notebooks (memlib.notebooks.inline_image); figures/ keeps the full PNGs.
+PALETTE_COLORS = 64       # colours of inline charts
+INLINE_JPEG_QUALITY = 75  # inline sample galleries
+INLINE_MAX_WIDTH = 720    # px
 # tqdm's standard bar as a terminal shows it at the end, e.g.
 # "embed test [vit, 112px]: 100%|██████████| 2000/2000 [00:52<00:00, 40.90img/s]"
 _PROGRESS_LINE = re.compile(r"^.*\d+%\|.*\| *[\d.]+[kMGT]?/[\d.]+[kMGT]? \[[^\]]*\]$")
@@ -169,8 +171,8 @@ def tidy_executed(path: str | os.PathLike) -> None:
     Each cell's adjacent stream outputs of one kind (stdout or stderr) are merged and reduced
     to their final terminal text (:func:`render_stream`) without the final lines of progress
     bars that forced themselves on (:func:`drop_progress_lines`), and every inline PNG is narrowed
-    to :data:`INLINE_MAX_WIDTH` pixels and re-encoded with a 256-colour palette when that is
-    smaller (:func:`palette_png`; about a third of the size for matplotlib figures). The
+    to :data:`INLINE_MAX_WIDTH` pixels and stored as a palette PNG or a JPEG, whichever is
+    smaller (:func:`inline_image`), so that an executed notebook stays under ≈ 300 kB. The
     full-resolution figures written to ``<figures_dir>`` are not touched.
     """
     import nbformat
@@ -192,7 +194,8 @@ def tidy_executed(path: str | os.PathLike) -> None:
             if out.output_type == "stream":
                 out.text = drop_progress_lines(render_stream(out.text))
             elif "image/png" in out.get("data", {}):
-                out.data["image/png"] = palette_png(out.data["image/png"])
+                mime, data = inline_image(out.data.pop("image/png"))
+                out.data[mime] = data
         cell.outputs = [o for o in outputs if o.output_type != "stream" or o.text.strip()]
     with atomic_path(path, suffix=".ipynb") as tmp:
         nbformat.write(nb, str(tmp))
@@ -204,11 +207,16 @@ def drop_progress_lines(text: str) -> str:
                    if not _PROGRESS_LINE.match(line.rstrip("\n")))
 
 
-def palette_png(png_base64: str, max_width: int | None = None) -> str:
-    """A base64 PNG at most ``max_width`` pixels wide (default :data:`INLINE_MAX_WIDTH`; aspect
-    kept, Lanczos) re-encoded with a :data:`PALETTE_COLORS`-colour palette (flattened onto
-    white), or the input when that is not smaller. Charts have few distinct colours, so what
-    is lost are some antialiasing shades."""
+def inline_image(png_base64: str, max_width: int | None = None) -> tuple[str, str]:
+    """The lightest faithful inline copy of a base64 PNG: ``(mime type, base64 data)``.
+
+    The image is narrowed to at most ``max_width`` pixels (default :data:`INLINE_MAX_WIDTH`;
+    aspect kept, Lanczos), flattened onto white and encoded twice: as a PNG with a
+    :data:`PALETTE_COLORS`-colour palette (charts: few distinct colours, what is lost are
+    antialiasing shades) and as a JPEG of quality :data:`INLINE_JPEG_QUALITY` (sample galleries:
+    photographs, which a palette cannot compress). The smaller wins; the input is kept when
+    neither is smaller.
+    """
     import base64
     import io
 
@@ -217,16 +225,22 @@ def palette_png(png_base64: str, max_width: int | None = None) -> str:
     max_width = INLINE_MAX_WIDTH if max_width is None else max_width
     raw = base64.b64decode(png_base64)
     image = Image.open(io.BytesIO(raw))
-    if image.width > max_width:          # sample galleries are photographs: pixels cost bytes
+    if image.width > max_width:
         image = image.resize((max_width, round(image.height * max_width / image.width)),
                              Image.Resampling.LANCZOS)
     rgba = image.convert("RGBA")
     flat = Image.new("RGB", image.size, "white")
     flat.paste(rgba, mask=rgba.getchannel("A"))
-    buffer = io.BytesIO()
-    flat.quantize(PALETTE_COLORS).save(buffer, format="PNG", optimize=True)
-    smaller = buffer.getvalue()
-    return base64.b64encode(smaller).decode("ascii") if len(smaller) < len(raw) else png_base64
+    candidates = {"image/png": raw}
+    for mime, save in (("image/png", lambda b: flat.quantize(PALETTE_COLORS).save(b, format="PNG", optimize=True)),
+                       ("image/jpeg", lambda b: flat.save(b, format="JPEG", quality=INLINE_JPEG_QUALITY,
+                                                          optimize=True))):
+        buffer = io.BytesIO()
+        save(buffer)
+        if len(buffer.getvalue()) < len(min(candidates.values(), key=len)):
+            candidates = {mime: buffer.getvalue()}
+    (mime, data), = candidates.items()
+    return mime, base64.b64encode(data).decode("ascii") if data is not raw else png_base64
 
 
 def _record_timing(path: Path, row: dict) -> None:

@@ -129,7 +129,9 @@ class Study:
         """Write ``<figures_dir>/<stem>.png`` (footnoted with :meth:`compute_label`) and
         ``<stem>.csv`` (floats to 4 decimals)."""
         png = self.figures_dir / f"{stem}.png"
-        fig.text(0.995, 0.0, self.compute_label(), ha="right", va="top", fontsize=6, color="0.45")
+        box = fig.get_tightbbox(fig.canvas.get_renderer())   # inches, everything drawn so far
+        fig.text(box.x1 / fig.get_figwidth(), (box.y0 - 0.04) / fig.get_figheight(), self.compute_label(),
+                 ha="right", va="top", fontsize=6, color="0.45")   # below all of it, legends included
         with atomic_path(png, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         self.save_table(table, stem)

@@ -134,18 +134,18 @@ for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
 q_first = quality.drop_duplicates(["architecture", "variant"]).set_index(["architecture", "variant"])
 ncol = min(5, len(first))
 nrow = int(np.ceil(len(first) / ncol))
-fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 3.4 * nrow), squeeze=False)
+fig, axes = plt.subplots(nrow, ncol, figsize=(2.8 * ncol, 3.4 * nrow), squeeze=False,
+                         gridspec_kw={"hspace": 0.3, "wspace": 0.08})
 for ax, ((family, variant), imgs) in zip(axes.flat, first.items()):
     q = q_first.loc[(family, variant)] if (family, variant) in q_first.index else None
     numbers = f"\nFD {q.fd:.0f} · copy rate {q.copy_rate:.2f}" if q is not None else ""
-    plots.image_grid(ax, imgs[:16], ncol=4, title=f"{family} ({variant}){numbers}")
+    plots.image_grid(ax, imgs[:9], ncol=3, title=f"{family} ({variant}){numbers}")
 for ax in axes.flat[len(first):]:
     ax.set_axis_off()
-fig.suptitle("16 samples of each model (first seed), 28 × 28 px; n<size>: trained on the first <size> training "
-             "images. FD: Fréchet distance to the test set (final-layer features); copy rate: share of samples "
-             f"nearer their training set than the {P['zoo_copy_quantile']:.0%} quantile of test→train distances", fontsize=10)
-fig.tight_layout()
-study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 16} for f, v in first]), "zoo_samples")
+fig.suptitle("9 samples of each model (first seed), 28 × 28 px; n<size>: trained on the first <size> training images\n"
+             "FD: Fréchet distance to the test set (final-layer features); copy rate: share of samples nearer their "
+             f"training set than the {P['zoo_copy_quantile']:.0%} quantile of test→train distances", fontsize=9)
+study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 9} for f, v in first]), "zoo_samples")
 
 # %% [markdown]
 # ## The rule for claim 1, fixed before the computation
@@ -211,7 +211,7 @@ print(f"{gradient_table.set.nunique()} sets scored, {contrast_table.set.nunique(
 
 # %%
 L = study.reference().n_layers
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.9), sharey=True)
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
 copying = set(contrast_table.set)
 for ax, group in zip(axes, claims.COPYING_GROUPS):
     d = gradient_table[gradient_table.group == group]
@@ -228,8 +228,8 @@ for ax, group in zip(axes, claims.COPYING_GROUPS):
     ax.axhline(-1, color="crimson", lw=0.8, ls="--", label="exact-copy floor (−1)")
     ax.set_title(f"{group}: vs the generator's own training set", fontsize=9)
     ax.set_xlabel("ViT layer")
-    ax.legend(fontsize=5.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
-axes[0].set_ylabel("effect size 2U/(nm) − 1  (−1 = exact-copy floor, 0 = null)")
+    ax.legend(fontsize=5.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+axes[0].set_ylabel("effect size 2U/(nm) − 1\n(−1 = exact-copy floor, 0 = null)")
 fig.suptitle("Claim 1: does the copying signal weaken with depth? (copying sets, own training data as T)", fontsize=10)
 fig.tight_layout()
 study.save(fig, gradient_table, "memorization_gradient")

@@ -228,8 +228,8 @@ o.plot.bar(ax=ax, rot=0, width=0.8)
 ax.axhline(0.5, color="0.5", ls=":", lw=1, label="AUROC at chance (0.5)")
 ax.set_ylim(0, 1.05)
 ax.set_ylabel("share / AUROC")
-ax.set_title(f"Open set at n = {n_open}: reject when the nearest reference curve is farther than the 95th "
-             f"percentile of the references' own nearest distances (mean over {open_set.seed.nunique()} held-out seeds)",
+ax.set_title(f"Open set at n = {n_open}, mean over {open_set.seed.nunique()} held-out seeds: a query is rejected when its\n"
+             "nearest reference curve is farther than the 95th percentile of the references' own nearest distances",
              fontsize=8)
 ax.set_xlabel("family left out of the references")
 ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)

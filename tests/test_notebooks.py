@@ -246,23 +246,31 @@ def test_tidy_executed_merges_streams_and_lightens_figures(tmp_path):
     assert before.shape == after.shape and np.abs(before - after).mean() < 2.0   # grey levels
 
 
-def test_inline_pngs_are_narrowed_and_keep_their_aspect():
+def test_inline_images_are_narrowed_keep_their_aspect_and_pick_the_lighter_format():
     import base64
     import io
 
     import numpy as np
     from PIL import Image
-    from memlib.notebooks import INLINE_MAX_WIDTH, palette_png
+    from memlib.notebooks import INLINE_MAX_WIDTH, inline_image
 
-    def png(width, height):
-        noise = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    def png(width, height, photo=True):
+        if photo:   # a sample gallery: smooth grey levels everywhere, which a palette cannot compress
+            y, x = np.mgrid[:height, :width]
+            pixels = (127 + 60 * np.sin(x / 7.0) * np.cos(y / 5.0) + np.random.default_rng(0).normal(0, 20, (height, width)))
+            pixels = np.repeat(np.clip(pixels, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        else:       # a chart: white with a few flat colours
+            pixels = np.full((height, width, 3), 255, np.uint8)
+            pixels[height // 3: height // 2, :, :2] = 0
         buffer = io.BytesIO()
-        Image.fromarray(noise).save(buffer, format="PNG")
+        Image.fromarray(pixels).save(buffer, format="PNG")
         return base64.b64encode(buffer.getvalue()).decode()
 
-    def size(b64):
-        return Image.open(io.BytesIO(base64.b64decode(b64))).size
+    def decoded(result):
+        mime, data = result
+        return mime, Image.open(io.BytesIO(base64.b64decode(data))).size
 
-    assert size(palette_png(png(1800, 600))) == (INLINE_MAX_WIDTH, 300)
-    assert size(palette_png(png(400, 300))) == (400, 300)               # narrow ones keep their size
-    assert size(palette_png(png(1000, 500), max_width=250)) == (250, 125)
+    assert decoded(inline_image(png(1800, 600))) == ("image/jpeg", (INLINE_MAX_WIDTH, 240))
+    assert decoded(inline_image(png(1800, 600, photo=False))) == ("image/png", (INLINE_MAX_WIDTH, 240))
+    assert decoded(inline_image(png(400, 300, photo=False)))[1] == (400, 300)     # narrow ones keep their size
+    assert decoded(inline_image(png(1000, 500), max_width=250))[1] == (250, 125)
