@@ -63,12 +63,23 @@ def compare_tables(a: Path, b: Path) -> pd.DataFrame:
 
 
 def compare_claims(a: Path, b: Path) -> pd.DataFrame:
-    """``claims.csv`` of both runs side by side: claim, value and verdict of A and of B."""
+    """``claims.csv`` of both runs side by side: claim, value and verdict of A and of B, A's CI
+    (``ci_low_a``, ``ci_high_a``, NaN where A's table has none), ``same_verdict``, and
+    ``b_in_a_ci``: whether B's value lies inside A's CI (NaN where there is no CI)."""
     ca, cb = pd.read_csv(Path(a) / "claims.csv"), pd.read_csv(Path(b) / "claims.csv")
-    both = ca[["claim", "value", "verdict"]].merge(cb[["claim", "value", "verdict"]], on="claim",
-                                                   how="outer", suffixes=("_a", "_b"))
+    for table in (ca, cb):
+        for col in ("ci_low", "ci_high"):
+            if col not in table:
+                table[col] = float("nan")
+    both = ca[["claim", "value", "ci_low", "ci_high", "verdict"]].merge(
+        cb[["claim", "value", "verdict"]], on="claim", how="outer", suffixes=("_a", "_b"))
+    both = both.rename(columns={"ci_low": "ci_low_a", "ci_high": "ci_high_a"})
     both["same_verdict"] = both.verdict_a == both.verdict_b
-    return both
+    has_ci = both.ci_low_a.notna() & both.ci_high_a.notna()
+    inside = (both.value_b >= both.ci_low_a) & (both.value_b <= both.ci_high_a)
+    both["b_in_a_ci"] = inside.where(has_ci).astype(object).where(has_ci, float("nan"))
+    return both[["claim", "value_a", "ci_low_a", "ci_high_a", "value_b", "b_in_a_ci",
+                 "verdict_a", "verdict_b", "same_verdict"]]
 
 
 def main(argv: list[str] | None = None) -> int:

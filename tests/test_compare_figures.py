@@ -54,3 +54,17 @@ def test_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "bench.compare_figures", str(tmp_path / "no"), str(b)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+
+
+def test_claim_values_are_checked_against_the_reference_runs_ci(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    pd.DataFrame({"claim": ["c1", "c2", "c3"], "value": [0.07, -0.16, 0.83], "ci_low": [0.06, -0.19, None],
+                  "ci_high": [0.08, -0.11, None], "verdict": ["reproduced", "partly", "partly"]}
+                 ).to_csv(a / "claims.csv", index=False)
+    pd.DataFrame({"claim": ["c1", "c2", "c3"], "value": [0.075, -0.25, 0.67],
+                  "verdict": ["reproduced", "partly", "not reproduced"]}).to_csv(b / "claims.csv", index=False)
+    c = compare_claims(a, b).set_index("claim")
+    assert c.loc["c1", "b_in_a_ci"] is True and c.loc["c2", "b_in_a_ci"] is False
+    assert pd.isna(c.loc["c3", "b_in_a_ci"])                       # no CI: not judged
+    assert c.same_verdict.to_dict() == {"c1": True, "c2": True, "c3": False}
