@@ -103,9 +103,11 @@ TIMING_COLUMNS = ["notebook", "profile", "seconds", "finished", "cpu"]
 # Added to the environment of the kernels run_notebooks starts: progress bars off by default.
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 # Inline figures of executed notebooks (memlib.notebooks.inline_image); figures/ keeps the full PNGs.
-PALETTE_COLORS = 64       # colours of inline charts
-INLINE_JPEG_QUALITY = 75  # inline sample galleries
+PALETTE_COLORS = 32       # colours of inline charts
+INLINE_JPEG_QUALITY = 70  # inline sample galleries
 INLINE_MAX_WIDTH = 720    # px
+INLINE_MAX_BYTES = 20_000  # per inline image: a notebook of ~8 figures stays under ≈ 300 kB
+INLINE_MIN_WIDTH = 420    # px: no inline image is narrowed further than this to meet INLINE_MAX_BYTES
 # tqdm's standard bar as a terminal shows it at the end, e.g.
 # "embed test [vit, 112px]: 100%|██████████| 2000/2000 [00:52<00:00, 40.90img/s]"
 _PROGRESS_LINE = re.compile(r"^.*\d+%\|.*\| *[\d.]+[kMGT]?/[\d.]+[kMGT]? \[[^\]]*\]$")
@@ -171,8 +173,9 @@ def tidy_executed(path: str | os.PathLike) -> None:
     Each cell's adjacent stream outputs of one kind (stdout or stderr) are merged and reduced
     to their final terminal text (:func:`render_stream`) without the final lines of progress
     bars that forced themselves on (:func:`drop_progress_lines`), and every inline PNG is narrowed
-    to :data:`INLINE_MAX_WIDTH` pixels and stored as a palette PNG or a JPEG, whichever is
-    smaller (:func:`inline_image`), so that an executed notebook stays under ≈ 300 kB. The
+    to :data:`INLINE_MAX_WIDTH` pixels (and further, to about :data:`INLINE_MAX_BYTES`) and
+    stored as a palette PNG or a JPEG, whichever is smaller (:func:`inline_image`), so that an
+    executed notebook stays under ≈ 300 kB. The
     full-resolution figures written to ``<figures_dir>`` are not touched.
     """
     import nbformat
@@ -193,9 +196,11 @@ def tidy_executed(path: str | os.PathLike) -> None:
         for out in outputs:
             if out.output_type == "stream":
                 out.text = drop_progress_lines(render_stream(out.text))
-            elif "image/png" in out.get("data", {}):
-                mime, data = inline_image(out.data.pop("image/png"))
+            elif {"image/png", "image/jpeg"} & set(out.get("data", {})):
+                mime, data = inline_image(out.data.pop("image/png", None) or out.data.pop("image/jpeg"))
                 out.data[mime] = data
+            if "text/html" in out.get("data", {}):     # a table: the notebook shows its HTML
+                out.data.pop("text/plain", None)
         cell.outputs = [o for o in outputs if o.output_type != "stream" or o.text.strip()]
     with atomic_path(path, suffix=".ipynb") as tmp:
         nbformat.write(nb, str(tmp))
@@ -207,15 +212,17 @@ def drop_progress_lines(text: str) -> str:
                    if not _PROGRESS_LINE.match(line.rstrip("\n")))
 
 
-def inline_image(png_base64: str, max_width: int | None = None) -> tuple[str, str]:
-    """The lightest faithful inline copy of a base64 PNG: ``(mime type, base64 data)``.
+def inline_image(image_base64: str, max_width: int | None = None,
+                 max_bytes: int | None = None) -> tuple[str, str]:
+    """The lightest faithful inline copy of a base64 PNG or JPEG: ``(mime type, base64 data)``.
 
     The image is narrowed to at most ``max_width`` pixels (default :data:`INLINE_MAX_WIDTH`;
     aspect kept, Lanczos), flattened onto white and encoded twice: as a PNG with a
     :data:`PALETTE_COLORS`-colour palette (charts: few distinct colours, what is lost are
     antialiasing shades) and as a JPEG of quality :data:`INLINE_JPEG_QUALITY` (sample galleries:
-    photographs, which a palette cannot compress). The smaller wins; the input is kept when
-    neither is smaller.
+    photographs, which a palette cannot compress); the smaller wins. While that is over
+    ``max_bytes`` (default :data:`INLINE_MAX_BYTES`) the width shrinks by 15 %, down to
+    :data:`INLINE_MIN_WIDTH`. The input is kept when nothing is smaller.
     """
     import base64
     import io
@@ -223,24 +230,31 @@ def inline_image(png_base64: str, max_width: int | None = None) -> tuple[str, st
     from PIL import Image
 
     max_width = INLINE_MAX_WIDTH if max_width is None else max_width
-    raw = base64.b64decode(png_base64)
-    image = Image.open(io.BytesIO(raw))
-    if image.width > max_width:
-        image = image.resize((max_width, round(image.height * max_width / image.width)),
-                             Image.Resampling.LANCZOS)
-    rgba = image.convert("RGBA")
-    flat = Image.new("RGB", image.size, "white")
+    max_bytes = INLINE_MAX_BYTES if max_bytes is None else max_bytes
+    raw = base64.b64decode(image_base64)
+    original = Image.open(io.BytesIO(raw))
+    mime_in = "image/jpeg" if original.format == "JPEG" else "image/png"
+    rgba = original.convert("RGBA")
+    flat = Image.new("RGB", original.size, "white")
     flat.paste(rgba, mask=rgba.getchannel("A"))
-    candidates = {"image/png": raw}
-    for mime, save in (("image/png", lambda b: flat.quantize(PALETTE_COLORS).save(b, format="PNG", optimize=True)),
-                       ("image/jpeg", lambda b: flat.save(b, format="JPEG", quality=INLINE_JPEG_QUALITY,
-                                                          optimize=True))):
-        buffer = io.BytesIO()
-        save(buffer)
-        if len(buffer.getvalue()) < len(min(candidates.values(), key=len)):
-            candidates = {mime: buffer.getvalue()}
-    (mime, data), = candidates.items()
-    return mime, base64.b64encode(data).decode("ascii") if data is not raw else png_base64
+    width = min(max_width, original.width)
+    while True:
+        image = flat if width == original.width else flat.resize(
+            (width, max(1, round(original.height * width / original.width))), Image.Resampling.LANCZOS)
+        encoded = {}
+        for mime, fmt, options in (("image/png", "PNG", {}), ("image/jpeg", "JPEG", {"quality": INLINE_JPEG_QUALITY})):
+            buffer = io.BytesIO()
+            (image.quantize(PALETTE_COLORS) if fmt == "PNG" else image).save(buffer, format=fmt, optimize=True, **options)
+            encoded[mime] = buffer.getvalue()
+        mime = min(encoded, key=lambda m: len(encoded[m]))   # charts: the PNG; photographs: the JPEG
+        data = encoded[mime]
+        size = len(data)
+        if size <= max_bytes or width <= INLINE_MIN_WIDTH:
+            break
+        width = max(INLINE_MIN_WIDTH, int(width * 0.85))
+    if size >= len(raw):
+        return mime_in, image_base64
+    return mime, base64.b64encode(data).decode("ascii")
 
 
 def _record_timing(path: Path, row: dict) -> None:

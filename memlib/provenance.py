@@ -41,8 +41,9 @@ def params_sha256(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def git_state(repo: str | os.PathLike) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the work tree at ``repo``."""
+def git_state(repo: str | os.PathLike, outputs: str | None = None) -> dict[str, Any]:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the work tree at ``repo``; changes
+    under ``outputs`` (the figures folder the run rewrites) do not make it dirty."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30)
@@ -51,7 +52,8 @@ def git_state(repo: str | os.PathLike) -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 *([f":(exclude){outputs}"] if outputs else []))
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
@@ -77,7 +79,7 @@ def collect(params: Mapping[str, Any], profile: str, notebooks: list[dict],
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "schema": SCHEMA,
-        "git": git_state(repo),
+        "git": git_state(repo, outputs=params["figures_dir"]),
         "profile": {"name": profile, "sha256": params_sha256(params)},
         "compute": {
             "device": str(device),

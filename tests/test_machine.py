@@ -67,3 +67,20 @@ def test_params_hash_changes_with_any_value_and_not_with_order():
     a = {"x": 1, "y": [1, 2]}
     assert provenance.params_sha256(a) == provenance.params_sha256({"y": [1, 2], "x": 1})
     assert provenance.params_sha256(a) != provenance.params_sha256({"x": 1, "y": [2, 1]})
+
+
+def test_git_state_ignores_the_figures_the_run_rewrites(tmp_path):
+    import subprocess
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.csv").write_text("x\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "figures" / "a.csv").unlink()            # a cold run deletes the committed figures
+    assert provenance.git_state(tmp_path, outputs="figures")["dirty"] is False
+    assert provenance.git_state(tmp_path)["dirty"] is True
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_state(tmp_path, outputs="figures")["dirty"] is True
+    assert len(provenance.git_state(tmp_path)["commit"]) == 40

@@ -252,7 +252,7 @@ def test_inline_images_are_narrowed_keep_their_aspect_and_pick_the_lighter_forma
 
     import numpy as np
     from PIL import Image
-    from memlib.notebooks import INLINE_MAX_WIDTH, inline_image
+    from memlib.notebooks import INLINE_MAX_WIDTH, INLINE_MIN_WIDTH, inline_image
 
     def png(width, height, photo=True):
         if photo:   # a sample gallery: smooth grey levels everywhere, which a palette cannot compress
@@ -270,7 +270,27 @@ def test_inline_images_are_narrowed_keep_their_aspect_and_pick_the_lighter_forma
         mime, data = result
         return mime, Image.open(io.BytesIO(base64.b64decode(data))).size
 
-    assert decoded(inline_image(png(1800, 600))) == ("image/jpeg", (INLINE_MAX_WIDTH, 240))
-    assert decoded(inline_image(png(1800, 600, photo=False))) == ("image/png", (INLINE_MAX_WIDTH, 240))
+    roomy = 10 ** 7                      # no byte budget: only the width and the format
+    assert decoded(inline_image(png(1800, 600), max_bytes=roomy)) == ("image/jpeg", (INLINE_MAX_WIDTH, 240))
+    assert decoded(inline_image(png(1800, 600, photo=False), max_bytes=roomy)) == ("image/png", (INLINE_MAX_WIDTH, 240))
     assert decoded(inline_image(png(400, 300, photo=False)))[1] == (400, 300)     # narrow ones keep their size
-    assert decoded(inline_image(png(1000, 500), max_width=250))[1] == (250, 125)
+    assert decoded(inline_image(png(1000, 500), max_width=250, max_bytes=roomy))[1] == (250, 125)
+    # over the byte budget: narrowed in 15 % steps until it fits, never below INLINE_MIN_WIDTH
+    mime, data = inline_image(png(1800, 600), max_bytes=30_000)
+    width = decoded((mime, data))[1][0]
+    assert INLINE_MIN_WIDTH <= width < INLINE_MAX_WIDTH and (len(base64.b64decode(data)) <= 30_000 or width == INLINE_MIN_WIDTH)
+    assert decoded(inline_image(png(1800, 600), max_bytes=1))[1][0] == INLINE_MIN_WIDTH
+
+
+def test_committed_figures_name_their_run():
+    """figures/provenance.json belongs to the committed figures: a complete default run, with the
+    notebooks and seconds of figures/executed/timings.csv, on the CPU the timings name."""
+    import json
+    record = json.loads((REPO / "figures" / "provenance.json").read_text())
+    timings = pd.read_csv(REPO / "figures" / "executed" / "timings.csv")
+    assert record["complete"] is True and record["profile"]["name"] == "default"
+    assert [n["notebook"] for n in record["notebooks"]] == list(timings.notebook)
+    assert [n["seconds"] for n in record["notebooks"]] == list(timings.seconds)
+    assert set(timings.cpu) == {record["machine"]["cpu"]}
+    assert record["compute"]["precision"] in ("float32", "bfloat16-autocast")
+    assert len(record["git"]["commit"]) == 40
