@@ -161,3 +161,69 @@ def family_separation(full_curves, families) -> pd.DataFrame:
     signature = pd.DataFrame(rows)
     signature["separated"] = signature.within < signature.nearest_other
     return signature
+
+
+# --------------------------------------------------------------------------- Study v2 statistics
+# (groundwork for claims 3-4 of Study v2, docs/design.md; not yet used by notebook 04)
+
+
+def paired_gap_ci(correct_a, correct_b, groups, *, level: float = 0.95, n_boot: int = 2000,
+                  seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy of method A minus method B on the same queries, with a paired cluster-bootstrap
+    CI -> (gap, lo, hi), in accuracy points (−1 … 1).
+
+    correct_a, correct_b: (Q,) bool, whether each method attributed query q correctly (the same
+    queries, in the same order); groups: (Q,) the query set each query subset came from. Each
+    draw resamples whole query sets and scores both methods on that one resample, so what the
+    two methods share (an easy set, a hard set) cancels in the gap.
+    """
+    from .errors import InputError
+
+    a, b, g = np.asarray(correct_a), np.asarray(correct_b), np.asarray(groups)
+    if a.ndim != 1 or a.shape != b.shape or a.shape != g.shape or a.size == 0:
+        raise InputError(f"paired_gap_ci: correct_a, correct_b and groups must be equally long 1-D "
+                         f"arrays; got {a.shape}, {b.shape}, {g.shape}")
+    if not (np.isin(a, [0, 1]).all() and np.isin(b, [0, 1]).all()):
+        raise InputError("paired_gap_ci: correct_a and correct_b must be bool")
+    _, inv = np.unique(g, return_inverse=True)
+    sizes = np.bincount(inv).astype(float)
+    diff = np.bincount(inv, weights=a.astype(float) - b.astype(float))
+    draw = np.random.default_rng(seed).integers(0, len(sizes), size=(n_boot, len(sizes)))
+    boot = diff[draw].sum(axis=1) / sizes[draw].sum(axis=1)
+    gap = float(diff.sum() / sizes.sum())
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return gap, float(min(lo, gap)), float(max(hi, gap))
+
+
+def fold_leaks(fold: fp.Fold, train_data: Sequence[str], models: Sequence[str] | None = None) -> list[str]:
+    """What a fold's references share with its queries: one line per reference set whose
+    training data (``train_data[i]``, e.g. ``fashion-mnist:train[0:10000]``) or model
+    (``models[i]``, optional) is also a query's. Empty when the fold tests re-training, not
+    re-sampling; with the v1 zoo (every seed on the same 10,000 images) nothing is empty."""
+    query_data = {train_data[i] for i in fold.queries}
+    query_models = {models[i] for i in fold.queries} if models is not None else set()
+    leaks = []
+    for i in fold.refs:
+        if train_data[i] in query_data:
+            leaks.append(f"reference set {i} trains on {train_data[i]}, as a query does")
+        if models is not None and models[i] in query_models:
+            leaks.append(f"reference set {i} is model {models[i]}, which is also queried")
+    return leaks
+
+
+def open_set_roc(scores, unknown) -> pd.DataFrame:
+    """The ROC curve of rejecting unknown-architecture queries by their nearest-reference
+    distance (``fp.OpenSet.scores``): columns threshold, false_reject (known queries rejected),
+    true_reject (unknown queries rejected), and in ``attrs['auc']`` the area under it."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from .errors import InputError
+
+    u = np.asarray(unknown, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    if u.shape != s.shape or u.all() or not u.any():
+        raise InputError("open_set_roc: need (Q,) scores and (Q,) unknown with both kinds of query")
+    fpr, tpr, thresholds = roc_curve(u, s)
+    table = pd.DataFrame({"threshold": thresholds, "false_reject": fpr, "true_reject": tpr})
+    table.attrs["auc"] = float(roc_auc_score(u, s))
+    return table

@@ -327,6 +327,17 @@ def baseline_gap_verdict(max_gap: float) -> str:
             else "partly" if max_gap > 0 else "not reproduced")
 
 
+def paired_gap_verdict(ci_low: float, ci_high: float) -> str:
+    """Claim 4b of Study v2 (one row per baseline group, e.g. C_T baselines and feature
+    baselines), on the paired CI of curve minus best baseline accuracy, in absolute points
+    (:func:`memlib.attribution_eval.paired_gap_ci`): *reproduced* if the CI lies above 0 and
+    reaches +0.30 (the paper's gain is consistent with the data), *partly* if it lies above 0
+    but below +0.30, else (also NaN) *not reproduced*. Not yet used by notebook 04."""
+    if not ci_low > 0:
+        return "not reproduced"
+    return "reproduced" if ci_high >= BASELINE_GAP_REPRODUCED else "partly"
+
+
 def baseline_gaps(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Per query size of the public reference: the curve method against its baselines.
 
