@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .params import load_params
         params = load_params(args.profile, path=args.params)
-        if args.command not in ("encoders", "run-notebooks"):   # notebooks set their own kernels'
+        if args.command not in ("encoders", "run-notebooks"):   # notebook kernels set their own (Study)
             from .machine import apply_torch_threads
             apply_torch_threads(params)
         if args.command == "encoders":
