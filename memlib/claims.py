@@ -220,7 +220,7 @@ def half_sensitivity_strength(strengths, sensitivity, exact: float) -> float:
     ratio never falls below HALF_SENSITIVITY (censored: :func:`half_sensitivity_censored`).
     """
     s = np.asarray(strengths, np.float64)
-    if not np.isfinite(exact) or exact >= 0 or not np.all(np.isfinite(sensitivity)):
+    if not _half_sensitivity_defined(sensitivity, exact):
         return float("nan")
     if np.any(np.diff(s) <= 0):
         raise ValueError("strengths must increase")
@@ -238,10 +238,14 @@ def half_sensitivity_censored(sensitivity, exact: float) -> bool:
     """Whether :func:`half_sensitivity_strength` is censored: the layer keeps at least
     HALF_SENSITIVITY of the exact copies' sensitivity at every strength of the grid, so the
     strength it returns (the largest) is a lower bound. False where that strength is NaN."""
-    sensitivity = np.asarray(sensitivity, np.float64)
-    if not np.isfinite(exact) or exact >= 0 or not np.all(np.isfinite(sensitivity)):
+    if not _half_sensitivity_defined(sensitivity, exact):
         return False
-    return bool(np.all(sensitivity / exact >= HALF_SENSITIVITY))
+    return bool(np.all(np.asarray(sensitivity, np.float64) / exact >= HALF_SENSITIVITY))
+
+
+def _half_sensitivity_defined(sensitivity, exact: float) -> bool:
+    """The layer sees exact copies (exact < 0) and every sensitivity of the grid is known."""
+    return bool(np.isfinite(exact) and exact < 0 and np.all(np.isfinite(np.asarray(sensitivity, np.float64))))
 
 
 def copy_levels_verdict(low_ci_high: float, high_ci_high: float, beyond_low: bool,

@@ -171,8 +171,8 @@ def compute_precision(device: torch.device | str, precision: str = "auto") -> st
 
 
 # /proc/cpuinfo flags of CPUs that compute bf16 matrix products natively (Intel AMX, and the
-# AVX512-BF16 dot products of Intel Cooper Lake+ and AMD Zen 4+). Without them torch emulates
-# bf16 through float32 and autocast only adds conversions.
+# AVX512-BF16 dot products of Intel Cooper Lake+ and AMD Zen 4+). Speed and effect measured in
+# docs/performance.md#precision-decision; a CPU without them was never measured.
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 

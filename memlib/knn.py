@@ -35,6 +35,7 @@ import sys
 import numpy as np
 
 from .errors import InputError, ParameterError
+from .machine import available_cores
 
 try:
     import faiss
@@ -247,10 +248,7 @@ def _set_faiss_threads() -> None:
     """Use every core this process may run on (OpenMP's default ignores CPU affinity)."""
     global _FAISS_THREADS_SET
     if not _FAISS_THREADS_SET:
-        n = faiss.omp_get_max_threads()
-        if hasattr(os, "sched_getaffinity"):
-            n = min(n, len(os.sched_getaffinity(0)))
-        faiss.omp_set_num_threads(max(1, n))
+        faiss.omp_set_num_threads(max(1, min(faiss.omp_get_max_threads(), available_cores())))
         _FAISS_THREADS_SET = True
 
 

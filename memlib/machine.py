@@ -31,13 +31,16 @@ def available_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a valid resource count: ``"auto"`` or a positive int (not a bool)."""
+    return value == AUTO or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
 def resolve_count(value: Any, key: str, auto: int) -> int:
     """``value`` of the parameter ``key`` as a positive int: ``"auto"`` → ``auto``."""
-    if value == AUTO:
-        return max(1, int(auto))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_count(value):
         raise ParameterError(f"parameter {key!r} must be 'auto' or a positive integer, got {value!r}")
-    return value
+    return max(1, int(auto)) if value == AUTO else value
 
 
 def zoo_workers(params: Mapping[str, Any], n_models: int | None = None) -> int:

@@ -175,8 +175,8 @@ def tidy_executed(path: str | os.PathLike) -> None:
     bars that forced themselves on (:func:`drop_progress_lines`), and every inline PNG is narrowed
     to :data:`INLINE_MAX_WIDTH` pixels (and further, to about :data:`INLINE_MAX_BYTES`) and
     stored as a palette PNG or a JPEG, whichever is smaller (:func:`inline_image`), so that an
-    executed notebook stays under ≈ 300 kB. The
-    full-resolution figures written to ``<figures_dir>`` are not touched.
+    executed notebook stays under ≈ 300 kB. The full-resolution figures written to
+    ``<figures_dir>`` are not touched.
     """
     import nbformat
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ParameterError
+from .machine import is_count
 
 PROFILES = ("default", "smoke", "full")
 # names a notebook's first cells define besides the parameters themselves
@@ -63,7 +64,7 @@ def _check_type(key: str, value: Any, reference: Any, source: str) -> None:
     if reference is None or value is None:
         return
     if key in AUTO_COUNT_KEYS:
-        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if not is_count(value):
             raise ParameterError(f"{source}: parameter {key!r} should be 'auto' or a positive "
                                  f"integer, got {value!r}")
         return
