@@ -1,26 +1,31 @@
-"""How well C_T-layer curves attribute a set to its architecture (claims 3-4, notebook 04).
+"""How well C_T-layer curves attribute a set to the model that made it (claims 3-4, notebook 04).
 
-The evaluation protocol on top of :mod:`memlib.fingerprint`: leave-one-seed-out folds over a
-table of generated sets, every method applied to every fold's queries, accuracy with a
-cluster-bootstrap interval; open-set rejection of a family left out of the references; the
-within- and between-family curve distances of claim 3. The rules that turn these tables into
-verdicts are in :mod:`memlib.claims`.
+The Study v2 evaluation protocol on top of :mod:`memlib.fingerprint`: leave-one-seed-out folds
+over a table of generated sets (seeds are independent training runs on disjoint data; fold
+leaks are checked by :func:`fold_leaks`), every method applied to the same query subsets with
+the same reference samples (:class:`SizeInputs`, :func:`query_predictions`), at two grains
+(:data:`GRAINS`: family or architecture labels); accuracy with a cluster-bootstrap interval
+(:func:`accuracy_table`); the curve against each baseline group with a paired CI
+(:func:`baseline_gap_table`, :func:`paired_gap_ci`); open-set scores and their ROC
+(:func:`open_set_scores`, :func:`open_set_roc`); the within- and between-class curve distances
+of claim 3 (:func:`family_separation`). The rules that turn these tables into verdicts are in
+:mod:`memlib.claims`.
 
 Inputs shared by the functions here, one entry per generated set ``i`` of the table:
 
-- ``families`` (N,) and ``seeds`` (N,): the set's architecture and training seed;
+- ``labels`` (N,) (a set's family or architecture) and ``seeds`` (N,): its training seed;
 - ``curves[i]``: (S_i, L) C_T-layer curves of S_i random subsets of set i, all of one size
-  (NaN-free: the caller decides what an undefined layer becomes);
+  (NaN-free: :func:`size_inputs` sets an undefined layer to 0);
 - ``subsets[i]``: the S_i index arrays those curves were computed from, and ``features[i]``:
   (N_i, D) final-layer features of set i (for the feature baselines; optional).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import fingerprint as fp
 
@@ -29,6 +34,11 @@ FINAL_LAYER_METHOD = "final-layer C_T"
 BEST_LAYER_METHOD = "best single layer"
 FD_METHOD = "Fréchet distance (final layer)"
 KNN_METHOD = "k-NN probe (final layer)"
+FINAL_NORM_METHOD = "final-layer C_T (final norm)"
+# the baselines of the split claim 4b, in tie-breaking order
+BASELINE_GROUPS = {"C_T": (FINAL_LAYER_METHOD, FINAL_NORM_METHOD, BEST_LAYER_METHOD),
+                   "features": (FD_METHOD, KNN_METHOD)}
+GRAINS = ("family", "architecture")
 
 
 def fold_curves(curves: Sequence[np.ndarray], families: np.ndarray,
@@ -39,119 +49,239 @@ def fold_curves(curves: Sequence[np.ndarray], families: np.ndarray,
             np.concatenate([[i] * len(x) for i, x in zip(sets, c)]))
 
 
-def fold_predictions(curves: Sequence[np.ndarray], families: np.ndarray, fold: fp.Fold, *,
-                     subsets: Sequence[Sequence[np.ndarray]] | None = None,
-                     features: Sequence[np.ndarray] | None = None,
-                     sample_labels: Mapping[int, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Each method's predicted family of every query curve of one fold -> {method: (Q,)}.
+@dataclass(frozen=True)
+class SizeInputs:
+    """What every method sees of a table of sets at one query size (one entry per set i).
 
-    Queries are the curves of ``fold.queries`` in order (as :func:`fold_curves`). Methods:
-    the whole curve (:func:`memlib.fingerprint.attribute`), its final layer, the best single
-    layer chosen on the references with their sets as groups; with ``subsets`` and
-    ``features``, also the Fréchet distance of each query subset's features to each reference
-    set's first subset, and the k-NN probe's vote over each query subset (``sample_labels``:
-    per-sample k-NN labels of each query set for this fold, computed here when not given).
+    curves: (S_i, L) C_T-layer curves of set i's subsets (NaN-free);
+    subsets: the S_i index arrays (rows of ``features[i]``) those curves were computed from;
+    features: (N_i, D) final-layer features of set i (the feature baselines), optional;
+    final_norm: (S_i, 1) final-layer C_T of the same subsets on the final-norm embedding
+        (dgm-eval's), optional.
+    As references, a set contributes exactly the samples of its ``subsets`` to every method
+    (:func:`reference_rows`): the curve sees their curves, the Fréchet distance their pooled
+    statistics, the k-NN probe their samples (equal information).
     """
-    rc, rl, rg = fold_curves(curves, families, fold.refs)
-    qc, _, _ = fold_curves(curves, families, fold.queries)
-    preds = {CURVE_METHOD: fp.attribute(qc, rc, rl).labels,
-             FINAL_LAYER_METHOD: fp.attribute(qc, rc, rl, layers=[-1]).labels,
-             BEST_LAYER_METHOD: fp.best_layer_attribute(qc, rc, rl, groups=rg)[0].labels}
-    if subsets is not None and features is not None:
-        q_sub = [(i, s) for i in fold.queries for s in subsets[i]]
-        ref_fd = [features[i][subsets[i][0]] for i in fold.refs]
-        preds[FD_METHOD] = fp.fd_attribute([features[i][s] for i, s in q_sub], ref_fd,
-                                           families[fold.refs]).labels
-        if sample_labels is None:
-            sample_labels = knn_sample_labels(features, families, fold)
-        preds[KNN_METHOD] = np.concatenate([fp.vote(sample_labels[i], subsets[i]) for i in fold.queries])
-    return preds
+
+    curves: Sequence[np.ndarray]
+    subsets: Sequence[Sequence[np.ndarray]]
+    features: Sequence[np.ndarray] | None = None
+    final_norm: Sequence[np.ndarray] | None = None
+    undefined_share: float = 0.0
 
 
-def knn_sample_labels(features: Sequence[np.ndarray], families: np.ndarray,
-                      fold: fp.Fold) -> dict[int, np.ndarray]:
-    """The k-NN probe's family of every sample of each query set of a fold, trained on the
-    fold's reference sets: {query set: (N_i,)} (it does not depend on the query size)."""
-    return {i: fp.probe_sample_labels(features[i], [features[j] for j in fold.refs], families[fold.refs])
-            for i in fold.queries}
+def size_inputs(reference, distances, subsets, *, features=None, final_norm_reference=None,
+                final_norm_distances=None) -> SizeInputs:
+    """:class:`SizeInputs` of a table of sets from their per-point distances.
 
-
-def attribution_accuracy(curves: Mapping[int, Sequence[np.ndarray]], families, seeds, *, seed: int,
-                         subsets: Mapping[int, Sequence[Sequence[np.ndarray]]] | None = None,
-                         features: Sequence[np.ndarray] | None = None,
-                         progress: bool = False, desc: str = "attribution") -> tuple[pd.DataFrame, dict]:
-    """Leave-one-seed-out attribution accuracy of every method at every query size.
-
-    curves: {query size n: per set, (S_i, L) curves of its size-n subsets}, sizes in the order
-        the rows should follow. subsets / features: {n: per set, the S_i index arrays} and per
-        set (N_i, D) final-layer features; give both to add the two feature baselines.
-    seed: of the cluster bootstrap (:func:`memlib.fingerprint.accuracy_ci` over the query sets:
-        subsets of one set are not independent).
-    Returns (table with one row per (n, method): method, query_size, accuracy, acc_lo, acc_hi,
-    n_queries; {method: (true (Q,), predicted (Q,))} at the last size, for confusion matrices).
+    reference: the fitted :class:`memlib.ct.Reference`; distances: per set its
+    ``reference.layer_distances(...)``; subsets: per set its index arrays (one size);
+    features: per set (N_i, D) final-layer features; final_norm_reference /
+    final_norm_distances: the same for the one-layer final-norm embedding. A layer where a
+    subset keeps no cell (a cell needs more than 20 of the subset's points, memlib.ct) has an
+    undefined C_T: it becomes 0, "no evidence either way", and ``undefined_share`` counts them.
     """
-    families, seeds = np.asarray(families), np.asarray(seeds)
-    folds = fp.seed_folds(families, seeds)
-    with_features = subsets is not None and features is not None
-    knn = {}   # per fold: the k-NN probe's sample labels, the same at every size
-    sizes = list(curves)
-    rows, confusions = [], {}
-    for n in tqdm(sizes, desc=desc, disable=not progress):
-        results = {}
-        for f, fold in enumerate(folds):
-            _, ql, qg = fold_curves(curves[n], families, fold.queries)
-            if with_features and f not in knn:
-                knn[f] = knn_sample_labels(features, families, fold)
-            preds = fold_predictions(curves[n], families, fold, subsets=subsets[n] if with_features else None,
-                                     features=features, sample_labels=knn.get(f))
-            for method, pred in preds.items():
-                r = results.setdefault(method, {"true": [], "pred": [], "group": []})
-                r["true"].append(ql)
-                r["pred"].append(pred)
-                r["group"].append(qg)
-        for method, r in results.items():
-            true, pred, group = (np.concatenate(r[x]) for x in ("true", "pred", "group"))
-            acc, lo, hi = fp.accuracy_ci(true == pred, method="bootstrap", groups=group, seed=seed)
-            rows.append(dict(method=method, query_size=n, accuracy=acc, acc_lo=lo, acc_hi=hi,
-                             n_queries=len(true)))
-            if n == sizes[-1]:
-                confusions[method] = (true, pred)
-    return pd.DataFrame(rows), confusions
+    raw = [reference.subset_curves(d, s) for d, s in zip(distances, subsets)]
+    fn = None
+    if final_norm_reference is not None and final_norm_distances is not None:
+        fn = [np.nan_to_num(final_norm_reference.subset_curves(d, s), nan=0.0)
+              for d, s in zip(final_norm_distances, subsets)]
+    return SizeInputs([np.nan_to_num(c, nan=0.0) for c in raw], list(subsets), features, fn,
+                      float(np.mean([np.isnan(c).mean() for c in raw])))
 
 
-def open_set_table(curves: Sequence[np.ndarray], families, seeds) -> pd.DataFrame:
-    """Open-set rejection for each fold of :func:`memlib.fingerprint.open_set_folds`.
+def reference_rows(subsets: Sequence[np.ndarray]) -> np.ndarray:
+    """The rows a reference set contributes: the sorted union of its subsets' indices."""
+    return np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in subsets]))
 
-    curves: per set, its (S_i, L) subset curves at one size. In each fold one family is left
-    out of the references (every seed of it is queried as unknown) and one seed of the others
-    is held out (queried as known); :func:`memlib.fingerprint.open_set` calibrates the
-    rejection distance on the references (leave-one-set-out).
-    Returns one row per fold: left_out, seed, auroc, reject_unknown, reject_known.
+
+def leave_one_seed_out(labels, seeds) -> list[fp.Fold]:
+    """:func:`memlib.fingerprint.seed_folds` for a table where one label may have several sets
+    per seed (the family grain: two architectures of a family share a seed): for each seed s,
+    queries = the sets of seed s, references = every other set. Raises InputError if a queried
+    label has no reference left."""
+    from .errors import InputError
+
+    labels, seeds = np.asarray(labels), np.asarray(seeds)
+    if labels.ndim != 1 or labels.shape != seeds.shape or labels.size == 0:
+        raise InputError(f"labels and seeds must be 1-D and equally long; got {labels.shape}, {seeds.shape}")
+    folds = []
+    for s in np.unique(seeds):
+        refs, queries = np.flatnonzero(seeds != s), np.flatnonzero(seeds == s)
+        missing = set(labels[queries].tolist()) - set(labels[refs].tolist())
+        if missing:
+            raise InputError(f"{sorted(missing)} have no set besides seed {s!r}; leave-one-seed-out needs >= 2 seeds")
+        folds.append(fp.Fold(s.item() if hasattr(s, "item") else s, refs, queries, np.array([], dtype=int)))
+    return folds
+
+
+def query_predictions(labels, seeds, refs: SizeInputs, queries: SizeInputs | None = None, *,
+                      k: int = 5) -> pd.DataFrame:
+    """Every method's attribution of every query subset, leave one seed out.
+
+    labels (N,): each set's class at the grain being tested (family or architecture); seeds
+    (N,): its training seed (sets of one seed share nothing with other seeds' training data).
+    refs: the clean inputs at one query size; queries: what is attributed, the same sets
+    (e.g. corrupted, at the same size), default ``refs``. In the fold of seed s the queries are
+    the subsets of the seed-s sets and the references everything with another seed.
+    Methods: the whole curve (1-NN, :func:`memlib.fingerprint.attribute`), its final layer, the
+    best single layer (chosen on the references, sets as groups), with ``final_norm`` the
+    final-layer C_T on the final-norm embedding, with ``features`` the Fréchet distance of each
+    query subset to each reference set's pooled :func:`reference_rows` and the majority vote of
+    a ``k``-NN probe trained on those rows.
+    Returns one row per (fold, set, draw, method): fold, set (index into the table), draw,
+    method, true, pred.
     """
-    families, seeds = np.asarray(families), np.asarray(seeds)
+    labels, seeds = np.asarray(labels), np.asarray(seeds)
+    q = queries or refs
     rows = []
-    for fold in fp.open_set_folds(families, seeds):
-        rc, rl, rg = fold_curves(curves, families, fold.refs)
-        q_idx = np.concatenate([fold.queries, fold.unknown])
-        qc = np.concatenate([curves[i] for i in q_idx])
-        unknown = np.concatenate([[i in set(fold.unknown)] * len(curves[i]) for i in q_idx])
-        res = fp.open_set(qc, unknown, rc, rl, groups=rg)
-        rows.append(dict(left_out=fold.held_out[0], seed=fold.held_out[1], auroc=res.auroc,
-                         reject_unknown=res.reject_unknown, reject_known=res.reject_known))
-    return pd.DataFrame(rows)
+    for fold in leave_one_seed_out(labels, seeds):
+        rc, rl, rg = fold_curves(refs.curves, labels, fold.refs)
+        qc, ql, qg = fold_curves(q.curves, labels, fold.queries)
+        draw = np.concatenate([np.arange(len(q.curves[i])) for i in fold.queries])
+        preds = {CURVE_METHOD: fp.attribute(qc, rc, rl).labels,
+                 FINAL_LAYER_METHOD: fp.attribute(qc, rc, rl, layers=[-1]).labels,
+                 BEST_LAYER_METHOD: fp.best_layer_attribute(qc, rc, rl, groups=rg)[0].labels}
+        if refs.final_norm is not None and q.final_norm is not None:
+            preds[FINAL_NORM_METHOD] = fp.attribute(fold_curves(q.final_norm, labels, fold.queries)[0],
+                                                    fold_curves(refs.final_norm, labels, fold.refs)[0], rl).labels
+        if refs.features is not None and q.features is not None:
+            pooled = [refs.features[i][reference_rows(refs.subsets[i])] for i in fold.refs]
+            preds[FD_METHOD] = fp.fd_attribute([q.features[i][s] for i in fold.queries for s in q.subsets[i]],
+                                               pooled, labels[fold.refs]).labels
+            preds[KNN_METHOD] = np.concatenate([
+                fp.vote(fp.probe_sample_labels(q.features[i], pooled, labels[fold.refs], k=k), q.subsets[i])
+                for i in fold.queries])
+        for method, pred in preds.items():
+            rows.append(pd.DataFrame(dict(fold=fold.held_out, set=qg, draw=draw, method=method,
+                                          true=ql, pred=pred)))
+    return pd.concat(rows, ignore_index=True)
 
 
-def family_separation(full_curves, families) -> pd.DataFrame:
+def accuracy_table(predictions: pd.DataFrame, keys: Sequence[str] = (), *, seed: int,
+                   level: float = 0.95) -> pd.DataFrame:
+    """Accuracy of every method per group of ``keys`` (e.g. grain, corruption, query_size),
+    with a cluster-bootstrap CI over the query sets (subsets of one set are not independent).
+
+    predictions: rows of :func:`query_predictions` plus the ``keys`` columns.
+    Returns keys…, method, accuracy, acc_lo, acc_hi, n_queries (groups in order of appearance).
+    """
+    out = []
+    for key, g in predictions.groupby(list(keys) + ["method"], sort=False):
+        acc, lo, hi = fp.accuracy_ci((g.true == g.pred).to_numpy(), method="bootstrap",
+                                     groups=g.set.to_numpy(), seed=seed, alpha=1 - level)
+        out.append(dict(zip(list(keys) + ["method"], key), accuracy=acc, acc_lo=lo, acc_hi=hi,
+                        n_queries=len(g)))
+    return pd.DataFrame(out)
+
+
+def baseline_gap_table(predictions: pd.DataFrame, keys: Sequence[str] = (), *, seed: int,
+                       level: float = 0.95, n_boot: int = 2000) -> pd.DataFrame:
+    """The curve against each baseline group, per group of ``keys``, with paired CIs.
+
+    For each group of baselines in :data:`BASELINE_GROUPS` that is present, the best baseline
+    is the one of highest accuracy on these queries (ties: the first in the group's order; the
+    choice is made on the same queries, which favours the baseline) and the gap is curve minus
+    that baseline on the same queries (:func:`paired_gap_ci`, query sets as clusters).
+    Returns keys…, baselines (``C_T`` | ``features``), best_baseline, curve, baseline, gap,
+    gap_lo, gap_hi (accuracy points) and relative (curve / baseline − 1, the relative reading
+    of "+30 %").
+    """
+    out = []
+    key_cols = list(keys)
+    for key, g in (predictions.groupby(key_cols, sort=False) if key_cols else [((), predictions)]):
+        key = key if isinstance(key, tuple) else (key,)
+        wide = g.assign(correct=g.true == g.pred).pivot_table(
+            index=["fold", "set", "draw"], columns="method", values="correct", aggfunc="first")
+        if CURVE_METHOD not in wide:
+            continue
+        for group, methods in BASELINE_GROUPS.items():
+            present = [m for m in methods if m in wide]
+            if not present:
+                continue
+            best = max(present, key=lambda m: (wide[m].mean(), -present.index(m)))
+            a, b = wide[CURVE_METHOD].to_numpy(bool), wide[best].to_numpy(bool)
+            gap, lo, hi = paired_gap_ci(a, b, wide.index.get_level_values("set").to_numpy(),
+                                        level=level, n_boot=n_boot, seed=seed)
+            base = float(b.mean())
+            out.append(dict(zip(key_cols, key), baselines=group, best_baseline=best,
+                            curve=float(a.mean()), baseline=base, gap=gap, gap_lo=lo, gap_hi=hi,
+                            relative=float(a.mean() / base - 1) if base > 0 else float("nan")))
+    return pd.DataFrame(out)
+
+
+def close_pairs(score_by_class: dict, tolerance: float = 0.1) -> list[tuple[str, str, float]]:
+    """Pairs of classes whose scores (e.g. mean Fréchet distance to the test set) differ by
+    less than ``tolerance`` relative to the larger: [(a, b, relative difference)], a < b,
+    closest first. Models this alike in quality are where a quality-blind fingerprint must work."""
+    names = sorted(score_by_class)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            x, y = float(score_by_class[a]), float(score_by_class[b])
+            rel = abs(x - y) / max(abs(x), abs(y)) if max(abs(x), abs(y)) > 0 else 0.0
+            if rel < tolerance:
+                out.append((a, b, rel))
+    return sorted(out, key=lambda t: t[2])
+
+
+def pair_accuracy(predictions: pd.DataFrame, pairs, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """How well each method tells the two classes of each pair apart: among the queries of
+    either class that were attributed to one of the two, the share attributed to the right one.
+
+    predictions: :func:`query_predictions` rows (plus ``keys`` columns); pairs: (a, b, ...) tuples.
+    Returns keys…, pair ("a | b"), method, accuracy, n_queries (NaN accuracy when none).
+    """
+    rows = []
+    for a, b, *_ in pairs:
+        d = predictions[predictions.true.isin([a, b]) & predictions.pred.isin([a, b])]
+        for key, g in d.groupby(list(keys) + ["method"], sort=False):
+            key = key if isinstance(key, tuple) else (key,)
+            rows.append(dict(zip(list(keys) + ["method"], key), pair=f"{a} | {b}",
+                             accuracy=float((g.true == g.pred).mean()), n_queries=len(g)))
+    return pd.DataFrame(rows, columns=list(keys) + ["method", "pair", "accuracy", "n_queries"])
+
+
+def open_set_scores(curves: Sequence[np.ndarray], labels, seeds, families=None) -> pd.DataFrame:
+    """The nearest-reference distance of every query of every open-set fold, for a ROC curve.
+
+    curves: per set, its (S_i, L) subset curves at one size; labels (N,): the class each
+    reference is attributed to; families (N,): what is left out of the references (default
+    ``labels``: a left-out family takes all its architectures with it). One fold per
+    (left-out family, held-out seed), as :func:`memlib.fingerprint.open_set_folds` but with
+    several sets (architectures) per (family, seed).
+    Returns one row per query subset: left_out, seed, set, unknown (bool), score (curve units).
+    """
+    labels, seeds = np.asarray(labels), np.asarray(seeds)
+    families = labels if families is None else np.asarray(families)
+    rows = []
+    for f in np.unique(families):
+        for s in np.unique(seeds):
+            refs = np.flatnonzero((families != f) & (seeds != s))
+            known = np.flatnonzero((families != f) & (seeds == s))
+            if not (refs.size and known.size):
+                continue
+            rc, rl, _ = fold_curves(curves, labels, refs)
+            for i in np.concatenate([known, np.flatnonzero(families == f)]):
+                score = fp.attribute(curves[i], rc, rl).distances.min(axis=1)
+                rows.append(pd.DataFrame(dict(left_out=f, seed=s, set=i, unknown=bool(families[i] == f),
+                                              score=score)))
+    return pd.concat(rows, ignore_index=True)
+
+
+def family_separation(full_curves, families, distance: str = "euclidean") -> pd.DataFrame:
     """Claim 3 in numbers: is each family's curve closer to its own other seeds than to others?
 
-    full_curves: (N, L) one full-set curve per set; families: (N,).
+    full_curves: (N, L) one full-set curve per set; families: (N,) (or architectures);
+    distance: of :func:`memlib.fingerprint.curve_distances` (``euclidean``: level and shape,
+    claim 3's primary; ``znorm``: shape only).
     Returns one row per family (sorted): within (mean Euclidean distance between two different
     sets of the family; NaN for a family with one set), nearest_other (mean over the family's
     sets of the distance to the nearest set of another family) and separated (within <
     nearest_other).
     """
     full_curves, families = np.asarray(full_curves, float), np.asarray(families)
-    d = fp.curve_distances(full_curves, full_curves)
+    d = fp.curve_distances(full_curves, full_curves, distance)
     off = ~np.eye(len(full_curves), dtype=bool)
     rows = []
     for f in sorted(set(families)):
@@ -164,7 +294,6 @@ def family_separation(full_curves, families) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- Study v2 statistics
-# (groundwork for claims 3-4 of Study v2, docs/design.md; not yet used by notebook 04)
 
 
 def paired_gap_ci(correct_a, correct_b, groups, *, level: float = 0.95, n_boot: int = 2000,

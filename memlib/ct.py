@@ -90,6 +90,10 @@ __all__ = ["VARIANTS", "FROM_PARAMS", "ct_statistic", "ct_score", "ct_curve", "f
 STATISTICS = ("ct", "effect")  # what a cell contributes: Z_U, or the effect 2U/(n_π m_π) − 1
 BOOT_BLOCK = 1 << 22         # resampled indices held at once by the bootstrap
 
+# Meehan et al.'s default cell threshold tau = MIN_CELL_POINTS / m: a cell is kept only with more
+# than this many generated points, so a set of <= MIN_CELL_POINTS points has no C_T at all.
+MIN_CELL_POINTS = 20
+
 
 # ----------------------------------------------------------------------------- public API
 
@@ -515,9 +519,9 @@ def _kept(m_gen, m, tau):
 
 
 def _tau(tau, m):
-    """tau as given (checked), or 20/m; m may be an array of draw sizes."""
+    """tau as given (checked), or MIN_CELL_POINTS/m; m may be an array of draw sizes."""
     if tau is None:
-        return 20.0 / m
+        return MIN_CELL_POINTS / m
     tau = float(tau)
     if not 0.0 <= tau < 1.0:
         raise ParameterError(f"tau is a fraction of the generated points in [0, 1), got {tau}")

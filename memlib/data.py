@@ -179,6 +179,8 @@ def load_fashion_mnist(split: str, verify: bool = True) -> tuple[np.ndarray, np.
 _SPEC = re.compile(r"^(?P<name>[a-z0-9-]+)(?::(?P<split>[a-z]+))?"
                    r"(?:\[(?P<slice>[-0-9:]*)\])?(?:@(?P<n>\d+))?$")
 DATASETS = ("fashion-mnist", "mnist5k", "cifar10")
+SPLIT_SIZES = {("fashion-mnist", "train"): 60000, ("fashion-mnist", "test"): 10000,
+               ("cifar10", "train"): 50000, ("cifar10", "test"): 10000, ("mnist5k", ""): 5000}
 
 
 def load_images(spec: str | os.PathLike, *, seed: int = 0, name: str | None = None) -> ImageSet:
@@ -235,6 +237,54 @@ def head_spec(spec: str, n: int) -> str:
         raise ParameterError(f"{text}: holds {stop - start} images, fewer than the {n} asked for")
     split = f":{match['split']}" if match["split"] else ""
     return f"{match['name']}{split}[{start or ''}:{start + int(n)}]"
+
+
+def spec_window(spec: str) -> tuple[str, str, int, int]:
+    """(dataset, split, start, stop) of a dataset spec with a plain ``[start:stop]`` slice
+    (``fashion-mnist:train[50000:55000]`` -> ``("fashion-mnist", "train", 50000, 55000)``).
+    Raises ParameterError for anything else (folders, ``.npz``, ``@n``, open-ended slices)."""
+    text = str(spec)
+    match = _SPEC.match(text)
+    if match is None or match["name"] not in DATASETS or match["n"] is not None or match["slice"] is None:
+        raise ParameterError(f"{text}: expected a dataset spec with a [start:stop] slice, e.g. "
+                             f"fashion-mnist:train[0:10000]")
+    cut = _parse_slice(match["slice"], text)
+    if cut.step is not None or cut.stop is None or (cut.start or 0) < 0 or cut.stop <= (cut.start or 0):
+        raise ParameterError(f"{text}: expected a plain [start:stop] slice with start < stop")
+    return match["name"], match["split"] or "", cut.start or 0, cut.stop
+
+
+def shift_spec(spec: str, windows: int) -> str:
+    """The same-sized window ``windows`` windows further on: ``fashion-mnist:train[:10000]``
+    shifted by 2 -> ``fashion-mnist:train[20000:30000]`` (each zoo seed's own training data);
+    shifted by 0 -> the spec as written."""
+    name, split, start, stop = spec_window(spec)
+    width = stop - start
+    if int(windows) == 0:
+        return str(spec)
+    if int(windows) < 0:
+        raise ParameterError(f"{spec}: cannot shift by {windows} windows")
+    split = f":{split}" if split else ""
+    return f"{name}{split}[{start + int(windows) * width}:{stop + int(windows) * width}]"
+
+
+def windows_overlap(a: str, b: str) -> bool:
+    """Whether two image specs may share an image: both name the same dataset split and their
+    ranges intersect. A spec without a slice covers its whole split; an ``@n`` subsample covers
+    its slice; a folder or ``.npz`` shares nothing with a dataset split."""
+    wa, wb = _window(a), _window(b)
+    if wa is None or wb is None:
+        return False
+    (na, sa, a0, a1), (nb, sb, b0, b1) = wa, wb
+    return na == nb and sa == sb and a0 < b1 and b0 < a1
+
+
+def _window(spec: str) -> tuple[str, str, int, float] | None:
+    match = _SPEC.match(str(spec))
+    if match is None or match["name"] not in DATASETS:
+        return None
+    cut = _parse_slice(match["slice"], str(spec)) if match["slice"] is not None else slice(None)
+    return match["name"], match["split"] or "", cut.start or 0, float("inf") if cut.stop is None else cut.stop
 
 
 def _parse_slice(text: str, spec: str) -> slice:

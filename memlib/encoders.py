@@ -155,6 +155,17 @@ class Encoder:
         return result
 
 
+    @torch.inference_mode()
+    def apply_final_norm(self, tokens: np.ndarray) -> np.ndarray:
+        """The model's final LayerNorm applied to token features: (N, D) -> float32 (N, D).
+
+        LayerNorm acts on each token alone, so applied to the cached raw CLS token of the last
+        block it gives the final-norm CLS embedding (what dgm-eval scores) without a new
+        forward pass (up to the cache's float16 rounding of the input)."""
+        x = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.float32)).to(self.device)
+        return self.model.norm(x).float().cpu().numpy()
+
+
 def compute_precision(device: torch.device | str, precision: str = "auto") -> str:
     """What a forward pass on ``device`` computes in: ``"float32"`` or ``"bfloat16-autocast"``.
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import fingerprint as fp
+from .ct import MIN_CELL_POINTS
 from .errors import InputError
 from .store import atomic_path, read_json, write_json
 
@@ -192,15 +193,16 @@ def build_database(study, sets: Sequence[ReferenceSet], *, progress: bool = True
     scorer = Scorer(study)
     rows = []
     p = study.params
+    sizes = [int(n) for n in p["query_sizes"] if n > MIN_CELL_POINTS]   # smaller sets have no C_T
     for s in tqdm(sets, desc="fingerprint database", disable=not progress):
-        rows += scorer.set_rows(s, p["query_sizes"], p["n_query_draws"])
+        rows += scorer.set_rows(s, sizes, p["n_query_draws"])
     curves = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     train, test = study.images("reference_train"), study.images("test")
     manifest = {**comparable_settings(p),
                 "reference_train_hash": train.content_hash, "reference_test_hash": test.content_hash,
                 "reference": {"train_spec": p["reference_train"], "n_train": len(train),
                               "test_spec": p["test"], "n_test": len(test)},
-                "query_sizes": [int(n) for n in p["query_sizes"]],
+                "query_sizes": sizes,
                 "n_query_draws": int(p["n_query_draws"]),
                 "memlib_version": _version()}
     db = Database(curves, manifest)
@@ -365,8 +367,9 @@ def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:
         return head + (f"Expected accuracy at n = {m}: not measured (no "
                        f"fingerprint_accuracy.csv; run notebook 04)")
     acc = pd.read_csv(accuracy_csv)
-    if "reference" in acc.columns:
-        acc = acc[acc["reference"] == "public"]
+    for column, value in (("reference", "public"), ("grain", "architecture"), ("corruption", "none")):
+        if column in acc.columns:      # the database names models: the architecture grain, clean queries
+            acc = acc[acc[column] == value]
     acc = acc[acc["method"] == ACCURACY_METHOD].sort_values("query_size")
     if acc.empty:
         return head + f"Expected accuracy at n = {m}: not in {accuracy_csv}"

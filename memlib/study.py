@@ -17,8 +17,8 @@ import pandas as pd
 from .claims import CLAIM_COLUMNS, CLAIMS_TABLE, VERDICTS
 from .ct import Reference, fit_reference
 from .data import ImageSet, load_images
-from .encoders import compute_precision, pick_device
-from .errors import InputError
+from .encoders import compute_precision, pick_device, shared_encoder
+from .errors import InputError, ParameterError
 from .features import LayerFeatures, embed, pixel_features
 from .machine import apply_torch_threads, cpu_model
 from .notebooks import REPO
@@ -86,6 +86,17 @@ class Study:
                      final_norm=p["final_norm"], batch_size=p["batch_size"], device=p["device"],
                      precision=p["precision"])
 
+    def final_norm_features(self, feats: LayerFeatures) -> LayerFeatures:
+        """The last layer of raw-block features (``final_norm: false``) through the encoder's
+        final LayerNorm: one layer (N, D), the embedding dgm-eval scores
+        (:meth:`memlib.encoders.Encoder.apply_final_norm`)."""
+        p = self.params
+        if p["final_norm"]:
+            raise ParameterError("final_norm_features: the features already went through the final norm")
+        enc = shared_encoder(p["encoder"], p["image_size"], p["device"], p["precision"])
+        return LayerFeatures([enc.apply_final_norm(feats[len(feats) - 1])],
+                             {**feats.meta, "final_norm_of": feats.meta.get("key")})
+
     def reference(self, *, encoder: str | None = None, token: str | None = None,
                   train: str = "reference_train", test: str = "test", variant: str = "ct",
                   n_train: int | None = None, n_test: int | None = None,
@@ -105,6 +116,16 @@ class Study:
             p = self.features(self.images(test), encoder=key[0], token=key[1],
                               first=n_test or None, whole_set_used=whole_set_used)
             self._refs[key] = fit_reference(t, p, variant=variant, n_cells=self.params["n_cells"],
+                                            pca_dim=self.params["pca_dim"], seed=self.params["seed"])
+        return self._refs[key]
+
+    def final_norm_reference(self) -> Reference:
+        """The public C_T reference (``reference_train``, ``test``) on the final-norm embedding
+        of the last layer (one layer; :meth:`final_norm_features`), memoised."""
+        key = ("final-norm", self.params["encoder"])
+        if key not in self._refs:
+            t, p = (self.final_norm_features(self.features(self.images(k))) for k in ("reference_train", "test"))
+            self._refs[key] = fit_reference(t, p, n_cells=self.params["n_cells"],
                                             pca_dim=self.params["pca_dim"], seed=self.params["seed"])
         return self._refs[key]
 

@@ -108,7 +108,7 @@ for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
     f = (grad_feats if variant.startswith("n") else feats)[(family, variant, seed)]
     mu, cov = metrics.feature_stats(f[-1])
     m = s.manifest
-    quality.append(dict(architecture=family, seed=seed, variant=variant, train_data=m["train_spec"],
+    quality.append(dict(family=zoo.family_of(family), architecture=family, seed=seed, variant=variant, train_data=m["train_spec"],
                         n_train=m["n_train"], fd=metrics.frechet_distance(mu, cov, mu_t, cov_t),
                         n_samples=m["n_samples"], copy_rate=m["copy_rate"], nn_ratio=m["nn_ratio"],
                         pixel_fd=m["pixel_fd"]))
@@ -117,7 +117,7 @@ for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
                      torch_threads=m["torch_threads"]))
 real = study.features(study.images("reference_train"), first=P["zoo_n_samples"])[-1]
 mu_r, cov_r = metrics.feature_stats(real)
-quality.append(dict(architecture="fd_train (real images)", seed=-1, variant="real",
+quality.append(dict(family="real", architecture="fd_train (real images)", seed=-1, variant="real",
                     train_data=P["reference_train"], fd=metrics.frechet_distance(mu_r, cov_r, mu_t, cov_t),
                     n_samples=len(real)))
 quality, cost = pd.DataFrame(quality), pd.DataFrame(cost)
@@ -272,8 +272,8 @@ sides[sides.side == "below 0"].round(3)
 # subset), $P_n$ = `test`. Each curve carries a 95 % bootstrap band over the generated set.
 # These models do not copy (copy rates above), so a positive C_T here measures how visible
 # their under-fitting is at each layer; these are the curves that notebook 04 fingerprints.
-# The same models against their own full training set are in `layer_trends.csv`
-# (`reference = own-train`).
+# The same models against their own training data (the first `own_reference_n` images of each
+# seed's own subset) are in `layer_trends.csv` (`reference = own-train`).
 
 # %%
 def trend_rows(reference, key, *, encoder, token, reference_name, gen=None):
@@ -288,10 +288,11 @@ for token in ("cls", "mean"):
     for key in tqdm(sets, desc=f"C_T curves ({token})"):
         gen = feats[key] if token == P["token"] else study.features(sets[key].images, token=token)
         rows += trend_rows(ref, key, encoder=P["encoder"], token=token, reference_name="public", gen=gen)
-# the models' own training data as T (the setting where copying can be seen directly)
-own_refs = {"standard": own_train[P["zoo_train"]], "memorize": study.reference(train="zoo_memorize_train")}
-for key in tqdm([k for k in sets if k[1] in own_refs], desc="C_T curves (own training data)"):
-    rows += trend_rows(own_refs[key[1]], key, encoder=P["encoder"], token=P["token"], reference_name="own-train")
+# the models' own training data as T (the setting where copying can be seen directly): each
+# seed trains on its own subset, whose first own_reference_n images are its reference
+for key in tqdm([k for k in sets if k[1] in ("standard", "memorize")], desc="C_T curves (own training data)"):
+    own = study.reference(train=sets[key].manifest["train_spec"], n_train=P["own_reference_n"], whole_set_used=False)
+    rows += trend_rows(own, key, encoder=P["encoder"], token=P["token"], reference_name="own-train")
 trends = pd.DataFrame(rows)
 
 # %%

@@ -76,3 +76,43 @@ def test_open_set_roc_known_answers():
 ])
 def test_paired_gap_verdict_known_answers(lo, hi, verdict):
     assert claims.paired_gap_verdict(lo, hi) == verdict
+
+
+def test_open_set_scores_leave_a_whole_family_out_and_find_a_far_one():
+    """Two architectures of family 'far' sit far from everything: leaving the family out takes
+    both with it, and their queries score farther than every known query (ROC AUC 1)."""
+    rng = np.random.default_rng(0)
+    archs = np.array(["a", "a", "b", "b", "far-x", "far-x", "far-y", "far-y"])
+    fams = np.array(["a", "a", "b", "b", "far", "far", "far", "far"])
+    seeds = np.array([0, 1] * 4)
+    level = {"a": 0.0, "b": 5.0, "far-x": 100.0, "far-y": 101.0}
+    curves = [level[a] + rng.normal(0, 0.1, (3, 4)) for a in archs]
+    scores = ae.open_set_scores(curves, archs, seeds, fams)
+    assert list(scores.columns) == ["left_out", "seed", "set", "unknown", "score"]
+    far = scores[scores.left_out == "far"]
+    assert set(far[far.unknown].set) == {4, 5, 6, 7}           # both architectures are unknown
+    assert ae.open_set_roc(far.score, far.unknown).attrs["auc"] == 1.0
+    # per (left-out family, seed): the known sets of that seed and every set of the family, 3 subsets each
+    assert len(scores) == 3 * 2 * ((3 + 2) + (3 + 2) + (2 + 4))
+
+
+def test_close_pairs_and_pair_accuracy_known_answers():
+    pairs = ae.close_pairs({"a": 100.0, "b": 95.0, "c": 50.0, "d": 54.0})
+    assert [(a, b) for a, b, _ in pairs] == [("a", "b"), ("c", "d")]      # 5 % then 7.4 % apart
+    assert pairs[0][2] == pytest.approx(0.05)
+    assert ae.close_pairs({"a": 100.0, "b": 80.0}) == []
+    preds = pd.DataFrame(dict(method="m", true=["a", "a", "b", "b", "c"], pred=["a", "b", "b", "c", "a"],
+                              query_size=10))
+    table = ae.pair_accuracy(preds, [("a", "b", 0.05)], ["query_size"])
+    # a->a right, a->b wrong, b->b right; b->c left the pair (not counted), c is not in the pair
+    assert table.to_dict("records") == [dict(query_size=10, method="m", pair="a | b", accuracy=2 / 3, n_queries=3)]
+
+
+def test_leave_one_seed_out_allows_two_architectures_of_a_family_per_seed():
+    families = np.array(["vae", "vae", "vae", "vae", "gan", "gan"])     # vae and vae-mlp at seeds 0, 1
+    seeds = np.array([0, 0, 1, 1, 0, 1])
+    folds = ae.leave_one_seed_out(families, seeds)
+    assert [f.held_out for f in folds] == [0, 1]
+    assert folds[0].queries.tolist() == [0, 1, 4] and folds[0].refs.tolist() == [2, 3, 5]
+    with pytest.raises(InputError, match="no set besides seed"):
+        ae.leave_one_seed_out(np.array(["vae", "gan"]), np.array([0, 1]))

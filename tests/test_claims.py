@@ -8,8 +8,7 @@ import pytest
 
 from memlib import attribution_eval as ae
 from memlib import claims
-from memlib.claims import (baseline_gap_verdict, full_set_verdict,
-                           signature_verdict)
+from memlib.claims import full_set_verdict, signature_verdict
 
 # --------------------------------------------------------------------------- claim 1
 
@@ -141,76 +140,82 @@ def test_copy_levels_claim_rows():
 # --------------------------------------------------------------------------- claims 3 and 4
 
 
-@pytest.mark.parametrize("share,acc,verdict", [
-    (1.0, 0.9, "reproduced"), (1.0, 0.89999, "partly"), (0.99, 1.0, "partly"),
-    (0.5, 1.0, "partly"), (0.49999, 1.0, "not reproduced"), (0.0, 0.0, "not reproduced")])
-def test_signature_verdict(share, acc, verdict):
-    assert signature_verdict(share, acc) == verdict
+@pytest.mark.parametrize("share,acc_lo,verdict", [(1.0, 0.9, "reproduced"), (1.0, 0.89999, "partly"),
+                                                  (0.75, 1.0, "partly"), (0.5, 1.0, "partly"),
+                                                  (0.49999, 1.0, "not reproduced")])
+def test_signature_verdict(share, acc_lo, verdict):
+    assert signature_verdict(share, acc_lo) == verdict
 
 
-@pytest.mark.parametrize("acc,verdict", [(1.0, "reproduced"), (0.95, "reproduced"), (0.94999, "partly"),
-                                         (0.6, "partly"), (0.59999, "not reproduced")])
-def test_full_set_verdict(acc, verdict):
-    assert full_set_verdict(acc) == verdict
+@pytest.mark.parametrize("lo,hi,verdict", [(0.8, 0.95, "reproduced"), (1.0, 1.0, "reproduced"),
+                                           (0.79999, 1.0, "partly"), (0.9, 0.94999, "partly"),
+                                           (0.2, 0.6, "partly"), (0.1, 0.9, "not reproduced"),
+                                           (float("nan"), float("nan"), "not reproduced")])
+def test_full_set_verdict(lo, hi, verdict):
+    assert full_set_verdict(lo, hi, chance=0.1) == verdict
 
 
-@pytest.mark.parametrize("gap,verdict", [(0.5, "reproduced"), (0.30, "reproduced"), (0.29999, "partly"),
-                                         (1e-9, "partly"), (0.0, "not reproduced"), (-0.2, "not reproduced"),
-                                         (float("nan"), "not reproduced")])
-def test_baseline_gap_verdict(gap, verdict):
-    assert baseline_gap_verdict(gap) == verdict
+def test_share_ci_known_answers():
+    assert claims.share_ci([True] * 5) == (1.0, 1.0, 1.0)
+    share, lo, hi = claims.share_ci([True, True, False, True])
+    assert share == 0.75 and 0.0 <= lo < 0.75 < hi <= 1.0
+    assert all(np.isnan(claims.share_ci([])))
 
 
-def _accuracy(by_method, reference="public", sizes=(50, 100)):
-    return [dict(reference=reference, method=m, query_size=n, accuracy=a)
-            for m, accs in by_method.items() for n, a in zip(sizes, accs)]
+GRAINS_ROWS = [("family", 4), ("architecture", 6)]
 
 
-def _fingerprint_inputs():
-    accuracy = pd.DataFrame(
-        _accuracy({ae.CURVE_METHOD: [0.75, 1.0], ae.FINAL_LAYER_METHOD: [0.5, 0.25],
-                   ae.BEST_LAYER_METHOD: [0.25, 0.5], ae.FD_METHOD: [0.25, 0.625],
-                   ae.KNN_METHOD: [0.125, 0.5]})
-        + _accuracy({ae.CURVE_METHOD: [0.5, 0.875]}, reference="own-train"))
-    signature = pd.DataFrame({"family": ["a", "b", "c", "d"], "separated": [True, True, True, False]})
-    return accuracy, signature
-
-
-def test_baseline_gaps_per_query_size():
-    accuracy, _ = _fingerprint_inputs()
-    g = claims.baseline_gaps(accuracy)
-    assert g.index.tolist() == [50, 100]
-    assert g.curve.tolist() == [0.75, 1.0] and g.best_baseline.tolist() == [0.5, 0.625]
-    assert g.best_baseline_method.tolist() == [ae.FINAL_LAYER_METHOD, ae.FD_METHOD]
-    assert g.gap.tolist() == [0.25, 0.375] and g.ct_baseline.tolist() == [0.5, 0.5]
+def _v2_inputs(curve_full=(1.0, 0.9), curve_lo=(1.0, 0.8), curve_hi=(1.0, 1.0)):
+    acc, gaps = [], []
+    for (grain, _), a, lo, hi in zip(GRAINS_ROWS, curve_full, curve_lo, curve_hi):
+        for n in (50, 100):
+            full = n == 100
+            acc.append(dict(grain=grain, corruption="none", level=0.0, query_size=n, method=ae.CURVE_METHOD,
+                            accuracy=a if full else 0.5, acc_lo=lo if full else 0.4, acc_hi=hi if full else 0.6))
+            for group, best, gap in (("C_T", ae.FINAL_LAYER_METHOD, 0.35 if n == 50 else 0.1),
+                                     ("features", ae.FD_METHOD, -0.3 if n == 50 else 0.0)):
+                gaps.append(dict(grain=grain, corruption="none", level=0.0, query_size=n, baselines=group,
+                                 best_baseline=best, curve=0.5, baseline=0.5 - gap, gap=gap, gap_lo=gap - 0.1,
+                                 gap_hi=gap + 0.1, relative=gap / (0.5 - gap)))
+        acc.append(dict(grain=grain, corruption="jpeg", level=50.0, query_size=100, method=ae.CURVE_METHOD,
+                        accuracy=0.0, acc_lo=0.0, acc_hi=0.0))     # corrupted rows never decide a verdict
+    sig = [dict(family=f"c{i}", grain=grain, distance=d, separated=i != 0 or d == "znorm")
+           for grain, k in GRAINS_ROWS for d in ("euclidean", "znorm") for i in range(k)]
+    return pd.DataFrame(acc), pd.DataFrame(gaps), pd.DataFrame(sig)
 
 
 def test_fingerprint_claims_known_rows():
-    accuracy, signature = _fingerprint_inputs()
-    c3, c4a, c4b = claims.fingerprint_claims(accuracy, signature)
-    assert [c["claim"] for c in (c3, c4a, c4b)] == ["3-architecture-signature", "4a-fingerprint-full",
-                                                     "4b-fingerprint-vs-baselines"]
-    assert all(set(c) == set(claims.CLAIM_COLUMNS) for c in (c3, c4a, c4b))
-    assert (c3["value"], c3["verdict"]) == (0.75, "partly")          # 3 of 4 families separated
-    assert c3["metric"].endswith("leave-one-seed-out accuracy at n=100: 1.00")
-    assert (c4a["value"], c4a["verdict"]) == (1.0, "reproduced")
-    assert c4a["metric"] == ("leave-one-seed-out accuracy of nearest size-matched reference curve at n=100 "
-                             "(public reference; own-train reference: 0.88; chance 0.25)")
-    assert (c4b["value"], c4b["verdict"]) == (0.375, "reproduced")
-    assert c4b["metric"] == (
-        f"max over n of (curve accuracy - best baseline accuracy); per n: n=50: +0.25 vs {ae.FINAL_LAYER_METHOD}; "
-        f"n=100: +0.38 vs {ae.FD_METHOD}; for comparison, gap to the best C_T-only baseline "
-        "(final layer or best single layer): n=50: +0.25; n=100: +0.50")
+    accuracy, gaps, signature = _v2_inputs()
+    rows = claims.fingerprint_claims(accuracy, gaps, signature)
+    assert [r["claim"] for r in rows] == ["3-architecture-signature", "4a-fingerprint-full",
+                                          "4b-vs-ct-baselines", "4b-vs-feature-baselines"]
+    assert all(set(r) == set(claims.CLAIM_COLUMNS) for r in rows)
+    c3, c4a, ct, feat = rows
+    assert c3["value"] == pytest.approx(5 / 6) and c3["verdict"] == "partly"       # 5 of 6 architectures
+    assert c3["ci_low"] <= 5 / 6 <= c3["ci_high"]
+    assert "shape only (z-normalised, secondary): 1.00" in c3["metric"]
+    assert "family grain: 0.75 of 4" in c3["metric"] and "family is right: 0.90" in c3["metric"]
+    assert (c4a["value"], c4a["ci_low"], c4a["ci_high"], c4a["verdict"]) == (0.9, 0.8, 1.0, "reproduced")
+    assert "chance 0.17" in c4a["metric"] and "family grain: 1.00 [1.00, 1.00] (chance 0.25)" in c4a["metric"]
+    assert (ct["value"], ct["verdict"]) == (0.35, "reproduced")          # n=50: CI [0.25, 0.45]
+    assert ct["ci_low"] == pytest.approx(0.25) and "n=50: 0.50 vs final-layer C_T" in ct["metric"]
+    assert (feat["value"], feat["verdict"]) == (0.0, "not reproduced")   # largest gap 0 at n=100
+    assert "relative +0%" in feat["metric"]
 
 
-def test_fingerprint_claims_signature_needs_accuracy_too():
-    accuracy, signature = _fingerprint_inputs()
+def test_fingerprint_claims_verdicts_move_with_their_inputs():
+    accuracy, gaps, signature = _v2_inputs(curve_lo=(1.0, 0.79))
+    signature.loc[signature.distance == "euclidean", "separated"] = True
+    c3, c4a, ct, feat = claims.fingerprint_claims(accuracy, gaps, signature)
+    assert c3["verdict"] == "partly"                       # every one separated but accuracy CI below 0.9
+    assert c4a["verdict"] == "partly"                      # CI low 0.79 < 0.8, above chance
+    gaps.loc[(gaps.baselines == "C_T") & (gaps.query_size == 50), ["gap", "gap_lo", "gap_hi"]] = [0.2, 0.05, 0.28]
+    assert claims.fingerprint_claims(accuracy, gaps, signature)[2]["verdict"] == "partly"
+    accuracy, gaps, signature = _v2_inputs(curve_lo=(1.0, 0.95))
     signature["separated"] = True
-    assert claims.fingerprint_claims(accuracy, signature)[0]["verdict"] == "reproduced"
-    accuracy.loc[(accuracy.reference == "public") & (accuracy.method == ae.CURVE_METHOD), "accuracy"] = [0.5, 0.875]
-    c3, c4a, c4b = claims.fingerprint_claims(accuracy, signature)
-    assert (c3["verdict"], c4a["verdict"]) == ("partly", "partly")     # 0.875 < 0.9 and < 0.95
-    assert c4b["value"] == pytest.approx(0.25) and c4b["verdict"] == "partly"
+    assert claims.fingerprint_claims(accuracy, gaps, signature)[0]["verdict"] == "reproduced"
+    no_features = gaps[gaps.baselines == "C_T"]
+    assert claims.fingerprint_claims(accuracy, no_features, signature)[3]["verdict"] == "untestable here"
 
 
 # --------------------------------------------------------------------------- attribution evaluation
@@ -233,6 +238,10 @@ def _table(identical=False, seed=0):
     return families, seeds, curves, features, subsets
 
 
+def _inputs(curves, subsets, features=None, final_norm=True):
+    return ae.SizeInputs(curves, subsets, features, [c[:, -1:] for c in curves] if final_norm else None)
+
+
 def test_fold_curves_stacks_labels_and_set_ids():
     families, _, curves, _, _ = _table()
     c, labels, groups = ae.fold_curves(curves, families, [1, 4])
@@ -243,50 +252,90 @@ def test_fold_curves_stacks_labels_and_set_ids():
 
 def test_separable_families_are_attributed_perfectly_by_every_method():
     families, seeds, curves, features, subsets = _table()
-    table, confusions = ae.attribution_accuracy({2: curves, 5: curves}, families, seeds, seed=0,
-                                                subsets={2: subsets, 5: subsets}, features=features)
-    methods = [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD, ae.FD_METHOD, ae.KNN_METHOD]
-    assert list(table.columns) == ["method", "query_size", "accuracy", "acc_lo", "acc_hi", "n_queries"]
-    assert table.method.tolist() == methods * 2 and table.query_size.tolist() == [2] * 5 + [5] * 5
-    assert (table.accuracy == 1.0).all() and (table.acc_lo == 1.0).all() and (table.acc_hi == 1.0).all()
-    assert (table.n_queries == 3 * N_SUBSETS * 2).all()      # 3 families x subsets x 2 folds
-    true, pred = confusions[ae.CURVE_METHOD]
-    assert sorted(confusions) == sorted(methods) and (true == pred).all()
-    assert sorted(set(true)) == FAMS
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, features))
+    methods = [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD, ae.FINAL_NORM_METHOD,
+               ae.FD_METHOD, ae.KNN_METHOD]
+    assert list(preds.columns) == ["fold", "set", "draw", "method", "true", "pred"]
+    assert list(dict.fromkeys(preds.method)) == methods
+    assert len(preds) == len(methods) * 6 * N_SUBSETS            # every set queried once, every draw
+    assert (preds.true == preds.pred).all()
+    table = ae.accuracy_table(preds.assign(query_size=10), ["query_size"], seed=0)
+    assert list(table.columns) == ["query_size", "method", "accuracy", "acc_lo", "acc_hi", "n_queries"]
+    assert (table.accuracy == 1.0).all() and (table.acc_lo == 1.0).all() and (table.n_queries == 6 * N_SUBSETS).all()
 
 
 def test_identical_families_fall_to_chance():
     """Identical curves tie at every reference: ties go to the first family, so 1/3 exactly."""
-    families, seeds, curves, _, _ = _table(identical=True)
-    table, confusions = ae.attribution_accuracy({4: curves}, families, seeds, seed=0)
-    assert table.method.tolist() == [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD]
+    families, seeds, curves, _, subsets = _table(identical=True)
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, final_norm=False))
+    assert list(dict.fromkeys(preds.method)) == [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD]
+    table = ae.accuracy_table(preds, seed=0)
     np.testing.assert_allclose(table.accuracy, 1 / 3)
     assert ((table.acc_lo <= 1 / 3) & (table.acc_hi >= 1 / 3)).all()
-    assert set(confusions[ae.CURVE_METHOD][1]) == {"dcgan"}
+    assert set(preds.pred) == {"dcgan"}
 
 
 def test_one_family_confused_lowers_accuracy_by_its_share():
-    families, seeds, curves, _, _ = _table()
+    families, seeds, curves, _, subsets = _table()
     curves[4] = curves[0].copy()        # vae seed 0 looks exactly like dcgan seed 0
-    table, confusions = ae.attribution_accuracy({4: curves}, families, seeds, seed=0)
-    curve = table[table.method == ae.CURVE_METHOD].iloc[0]
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, final_norm=False))
+    curve = preds[preds.method == ae.CURVE_METHOD]
     # fold seed 0: the vae query (dcgan-like) -> dcgan; fold seed 1: vae's only reference is now
     # dcgan-like, so the vae query's nearest reference is kde's (a tie dcgan/vae for the dcgan
     # query goes to dcgan, first in sorted order): 2 of 6 sets wrong
-    assert curve.accuracy == pytest.approx(4 / 6)
-    true, pred = confusions[ae.CURVE_METHOD]
-    assert ((true == "vae") & (pred != "vae")).sum() == 2 * N_SUBSETS
+    assert (curve.true == curve.pred).mean() == pytest.approx(4 / 6)
+    assert ((curve.true == "vae") & (curve.pred != "vae")).sum() == 2 * N_SUBSETS
 
 
-def test_open_set_table_rejects_a_far_unknown_family():
-    families, seeds, curves, _, _ = _table()
-    curves[4] = curves[4] + 100.0        # vae far from everything
-    curves[5] = curves[5] + 100.0
-    table = ae.open_set_table(curves, families, seeds)
-    assert list(table.columns) == ["left_out", "seed", "auroc", "reject_unknown", "reject_known"]
-    assert table[["left_out", "seed"]].values.tolist() == [[f, s] for f in FAMS for s in (0, 1)]
-    vae = table[table.left_out == "vae"]
-    assert (vae.auroc == 1.0).all() and (vae.reject_unknown == 1.0).all()
+def test_methods_see_only_the_reference_subsets_samples():
+    """Rows outside a set's subsets are garbage: no method may use them as references. The same
+    garbage inside the subsets breaks the feature baselines (the test can fail)."""
+    families, seeds, curves, features, subsets = _table()
+    garbage = [np.concatenate([f, np.tile(1e3 * np.eye(3)[(FAMS.index(fam) + 1) % 3], (20, 1))])
+               for f, fam in zip(features, families)]        # 20 more rows, far out in another family's corner
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, garbage))
+    assert (preds.true == preds.pred).all()
+    assert ae.reference_rows(subsets[0]).tolist() == list(range(40))
+    on_garbage = [[np.arange(40, 60)] * N_SUBSETS for _ in subsets]       # reference subsets on the garbage rows
+    preds = ae.query_predictions(families, seeds, ae.SizeInputs(curves, on_garbage, garbage),
+                                 ae.SizeInputs(curves, subsets, garbage))
+    fd = preds[preds.method == ae.FD_METHOD]
+    assert (fd.true != fd.pred).all()
+
+
+def test_corrupted_queries_are_scored_against_clean_references():
+    families, seeds, curves, features, subsets = _table()
+    shifted = [c + 10.0 for c in curves]                       # every query one family up the ladder
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, features), _inputs(shifted, subsets, features))
+    curve = preds[preds.method == ae.CURVE_METHOD]
+    expected = {"dcgan": "kde", "kde": "vae", "vae": "vae"}
+    assert (curve.pred == curve.true.map(expected)).all()
+    knn = preds[preds.method == ae.KNN_METHOD]
+    assert (knn.true == knn.pred).all()                       # the features were left clean
+
+
+def test_baseline_gap_table_identical_methods_have_a_zero_gap_covering_ci():
+    families, seeds, curves, features, subsets = _table()
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, features)).assign(query_size=10)
+    gaps = ae.baseline_gap_table(preds, ["query_size"], seed=0)
+    assert gaps.baselines.tolist() == ["C_T", "features"]
+    assert gaps.best_baseline.tolist() == [ae.FINAL_LAYER_METHOD, ae.FD_METHOD]      # ties: the first
+    assert (gaps.gap == 0).all() and (gaps.gap_lo <= 0).all() and (gaps.gap_hi >= 0).all()
+    assert (gaps.relative == 0).all()
+    wrong = preds.copy()
+    wrong.loc[wrong.method == ae.FD_METHOD, "pred"] = "nobody"
+    wrong.loc[wrong.method == ae.KNN_METHOD, "pred"] = "nobody"
+    g = ae.baseline_gap_table(wrong, ["query_size"], seed=0).set_index("baselines")
+    assert g.loc["features", "gap"] == 1.0 and g.loc["features", "gap_lo"] == 1.0
+
+
+def test_size_inputs_zero_undefined_layers_and_count_them():
+    class Ref:
+        def subset_curves(self, dist, subsets):
+            return np.array([[np.nan, 1.0]] * len(subsets))
+    x = ae.size_inputs(Ref(), [None, None], [[np.arange(3)], [np.arange(3), np.arange(2)]])
+    assert [c.tolist() for c in x.curves] == [[[0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]]
+    assert x.undefined_share == 0.5 and x.final_norm is None
 
 
 def test_family_separation_known_distances():

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from memlib.data import ImageSet, load_fashion_mnist, load_images, to_uint8
-from memlib.errors import InputError
+from memlib.errors import InputError, ParameterError
 
 
 def test_fashion_mnist_shapes_and_balance():
@@ -117,3 +117,19 @@ def test_imageset_rejects_bad_shapes():
         ImageSet(np.zeros((2, 4, 4, 2), np.uint8), ["a", "b"])
     with pytest.raises(InputError, match="empty"):
         ImageSet(np.zeros((0, 4, 4), np.uint8), [])
+
+
+def test_seed_windows_and_overlaps():
+    from memlib.data import shift_spec, spec_window, windows_overlap
+    assert shift_spec("fashion-mnist:train[:10000]", 2) == "fashion-mnist:train[20000:30000]"
+    assert shift_spec("cifar10:train[100:200]", 1) == "cifar10:train[200:300]"
+    assert spec_window("fashion-mnist:test[:2000]") == ("fashion-mnist", "test", 0, 2000)
+    for bad in ("fashion-mnist:train", "fashion-mnist:train[5:]", "fashion-mnist:train[:10]@5", "/data/folder"):
+        with pytest.raises(ParameterError):
+            spec_window(bad)
+    assert windows_overlap("fashion-mnist:train[0:100]", "fashion-mnist:train[99:200]")
+    assert not windows_overlap("fashion-mnist:train[0:100]", "fashion-mnist:train[100:200]")
+    assert not windows_overlap("fashion-mnist:train[0:100]", "fashion-mnist:test[0:100]")
+    assert windows_overlap("fashion-mnist:train", "fashion-mnist:train[50000:51000]")   # the whole split
+    assert windows_overlap("fashion-mnist:train[:500]@100", "fashion-mnist:train[400:401]")
+    assert not windows_overlap("/data/samples", "fashion-mnist:train[0:100]")

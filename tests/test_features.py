@@ -86,6 +86,19 @@ def test_final_norm_changes_features(tmp_path, tiny_set):
     assert np.abs(a[3] - b[3]).max() > 0.1
 
 
+def test_final_norm_of_cached_cls_equals_embedding_with_the_norm(tmp_path, tiny_set):
+    """Encoder.apply_final_norm on the cached raw last-layer CLS token = the final-norm
+    embedding's last layer (notebook 04's dgm-eval-style baseline), up to float16 caching."""
+    raw = embed(tiny_set, TINY, image_size=32, precision="float32", cache_dir=tmp_path, progress=False)
+    normed = embed(tiny_set, TINY, image_size=32, final_norm=True, precision="float32", cache_dir=tmp_path,
+                   progress=False)
+    enc = build_encoder(TINY, 32, "cpu", precision="float32")
+    got = enc.apply_final_norm(raw[len(raw) - 1])
+    assert got.shape == normed[len(normed) - 1].shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, normed[len(normed) - 1], atol=5e-3)     # measured 1.8e-3 of |x| <= 3.6
+    assert np.abs(got - raw[len(raw) - 1]).max() > 0.1          # the norm did something
+
+
 def test_interrupted_write_leaves_no_entry(tmp_path):
     """SIGKILL a process mid-embedding: no entry is readable, and a re-run completes it."""
     script = textwrap.dedent(f"""

@@ -11,10 +11,13 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 REQUIRED_COLUMNS = {
     "layer_trends.csv": ["encoder", "architecture", "seed", "variant", "token", "layer", "ct", "ct_lo", "ct_hi"],
-    "fingerprint_accuracy.csv": ["method", "query_size", "accuracy", "acc_lo", "acc_hi", "n_queries"],
+    "fingerprint_accuracy.csv": ["grain", "corruption", "level", "query_size", "method", "accuracy", "acc_lo",
+                                 "acc_hi", "n_queries"],
+    "fingerprint_gaps.csv": ["grain", "corruption", "query_size", "baselines", "best_baseline", "curve", "baseline",
+                             "gap", "gap_lo", "gap_hi", "relative"],
     "claims.csv": ["claim", "statement", "rule", "metric", "value", "ci_low", "ci_high", "paper_value",
                    "verdict"],
-    "zoo_quality.csv": ["architecture", "seed", "variant", "train_data", "n_train", "fd", "n_samples",
+    "zoo_quality.csv": ["family", "architecture", "seed", "variant", "train_data", "n_train", "fd", "n_samples",
                         "copy_rate"],
     "memorization_gradient.csv": ["group", "set", "architecture", "n_train", "copy_rate", "layer", "ct",
                                   "effect", "effect_lo", "effect_hi"],
@@ -56,12 +59,21 @@ def test_smoke_notebooks_write_tables_with_required_columns(smoke_run):
 
 def test_smoke_claims_cover_every_paper_claim(smoke_run):
     claims = pd.read_csv(smoke_run / "claims.csv")
-    assert {"1-depth-trend", "2-memorization-levels", "3-architecture-signature", "4a-fingerprint-full",
-            "4b-fingerprint-vs-baselines"} <= set(claims.claim)
+    assert set(claims.claim) == {"1-depth-trend", "2-memorization-levels", "3-architecture-signature",
+                                 "4a-fingerprint-full", "4b-vs-ct-baselines", "4b-vs-feature-baselines"}
     from memlib.claims import VERDICTS
     assert set(claims.verdict) <= set(VERDICTS)
-    decided_on_cis = claims[claims.claim.isin(["1-depth-trend", "2-memorization-levels"])]
+    decided_on_cis = claims
     assert decided_on_cis.rule.notna().all() and decided_on_cis.ci_low.notna().all()
+
+
+def test_smoke_zoo_seeds_train_on_their_own_data(smoke_run):
+    from memlib import zoo
+    q = pd.read_csv(smoke_run / "zoo_quality.csv")
+    std = q[q.variant == "standard"]
+    assert (std.family == [zoo.family_of(a) for a in std.architecture]).all()
+    assert (std.groupby("architecture").train_data.nunique() == std.groupby("architecture").seed.nunique()).all()
+    assert std.groupby("seed").train_data.nunique().eq(1).all()      # architectures of one seed share its window
 
 
 def test_smoke_every_png_has_its_csv(smoke_run):

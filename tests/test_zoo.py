@@ -19,6 +19,10 @@ TINY = {
     "diffusion": {"width": 8, "steps": 3, "batch": 16, "lr": 1e-3, "ema": 0.9, "timesteps": 50,
                   "sample_steps": 3},
     "pixelcnn": {"kernel": 5, "width": 8, "depth": 1, "n_mix": 2, "steps": 3, "batch": 8, "lr": 1e-3},
+    "vae-mlp": {"latent": 4, "width": 8, "hidden": 16, "steps": 3, "batch": 16, "lr": 1e-3, "beta": 1.0},
+    "gan-shallow": {"latent": 8, "width": 8, "steps": 3, "batch": 16, "lr": 2e-4},
+    "diffusion-narrow": {"width": 8, "steps": 3, "batch": 16, "lr": 1e-3, "ema": 0.9, "timesteps": 50,
+                         "sample_steps": 2},
 }
 
 
@@ -91,7 +95,7 @@ def test_hparams_are_checked(train):
         zoo.train_model("kde", np.zeros((4, 28, 28)), seed=0, hparams={"sigma": 0.1})
 
 
-@pytest.mark.parametrize("family", ["gmm", "vae", "gan", "diffusion", "pixelcnn"])
+@pytest.mark.parametrize("family", ["gmm", "vae", "gan", "diffusion", "pixelcnn", "vae-mlp", "gan-shallow"])
 def test_colour_images(family):
     rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     m = zoo.train_model(family, rgb, seed=0, hparams=TINY[family], progress=False, device="cpu", threads=1)
@@ -198,7 +202,8 @@ def test_profiles_define_a_valid_zoo(profile):
     assert models and {f for f, _, _ in models} <= set(zoo.FAMILIES)
     if profile == "default":
         standard = {f for f, v, _ in models if v == "standard"}
-        assert len(standard) >= 6 and len(p["zoo_seeds"]) >= 3 and p["zoo_n_samples"] >= 2000
+        assert len(standard) >= 9 and len(p["zoo_seeds"]) >= 3 and p["zoo_n_samples"] >= 1000
+        assert len({zoo.family_of(a) for a in standard}) < len(standard)      # some family has 2 architectures
         assert len({f for f, v, _ in models if v == "memorize"}) >= 2
 
 
@@ -253,3 +258,53 @@ def test_results_do_not_depend_on_the_worker_count(tmp_path):
         for name in ("samples-n12.npz", "model.safetensors"):
             assert (Path(a["folder"]) / name).read_bytes() == (Path(b["folder"]) / name).read_bytes(), \
                 f"{a['family']}: {name} differs between 2 and 4 workers"
+
+
+def test_architectures_belong_to_families_and_differ_from_them(train):
+    assert {a: zoo.family_of(a) for a in ("vae-mlp", "gan-shallow", "diffusion-narrow", "kde")} == {
+        "vae-mlp": "vae", "gan-shallow": "gan", "diffusion-narrow": "diffusion", "kde": "kde"}
+    assert all(zoo.family_of(a) in zoo.FAMILIES for a in zoo.FAMILIES)      # every family is registered
+    with pytest.raises(ParameterError, match="unknown zoo architecture"):
+        zoo.family_of("vae-transformer")
+    for arch, base in (("vae-mlp", "vae"), ("gan-shallow", "gan")):
+        a = zoo.train_model(arch, train, seed=0, hparams=TINY[arch], progress=False, device="cpu", threads=1)
+        b_hp = {k: v for k, v in TINY[arch].items() if k in zoo.FAMILIES[base].hparams_doc}
+        b = zoo.train_model(base, train, seed=0, hparams=b_hp, progress=False, device="cpu", threads=1)
+        assert set(a.model.state()) != set(b.model.state())               # a different network
+
+
+def test_each_seed_trains_on_its_own_window():
+    p = tiny_params(reference_train="fashion-mnist:train[50000:50100]", fresh="fashion-mnist:train[55000:55100]")
+    assert [zoo.seed_train_spec(p, s) for s in (0, 1, 2)] == [
+        "fashion-mnist:train[:64]", "fashion-mnist:train[64:128]", "fashion-mnist:train[128:192]"]
+    assert zoo.train_spec("standard", p, 1) == "fashion-mnist:train[64:128]"
+    assert zoo.train_spec("n16", p, 1) == "fashion-mnist:train[64:80]"
+    assert zoo.train_spec("memorize", p, 1) == p["zoo_memorize_train"]
+    zoo.check_seed_windows(p)
+    for key, bad in (("reference_train", "fashion-mnist:train[100:200]"), ("fresh", "fashion-mnist:train[0:10]")):
+        with pytest.raises(ParameterError, match=f"overlaps {key}"):
+            zoo.check_seed_windows({**p, key: bad})
+    with pytest.raises(ParameterError, match="past the end"):
+        zoo.check_seed_windows({**p, "zoo_train": "fashion-mnist:train[:30000]", "zoo_seeds": [0, 2]})
+    with pytest.raises(ParameterError, match="start:stop"):
+        zoo.seed_train_spec({**p, "zoo_train": "fashion-mnist:train"}, 1)
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "full"])
+def test_profiles_keep_seeds_t_and_fresh_apart(profile):
+    from memlib.data import windows_overlap
+    p = load_params(profile)
+    zoo.check_seed_windows(p)
+    windows = [zoo.seed_train_spec(p, s) for s in p["zoo_seeds"]]
+    assert len(set(windows)) == len(windows)
+    assert not any(windows_overlap(a, b) for i, a in enumerate(windows) for b in windows[i + 1:])
+    assert not any(windows_overlap(w, p[k]) for w in windows for k in ("reference_train", "test", "fresh"))
+
+
+def test_manifest_records_the_seed_window(tmp_path):
+    p = tiny_params(zoo_families=["kde"], zoo_memorize_families=[])
+    manifests = {s: zoo.zoo_samples("kde", s, "standard", p, cache_dir=tmp_path, progress=False).manifest
+                 for s in (0, 1)}
+    assert manifests[0]["train_spec"] == "fashion-mnist:train[:64]"
+    assert manifests[1]["train_spec"] == "fashion-mnist:train[64:128]"
+    assert manifests[0]["data_hash"] != manifests[1]["data_hash"]

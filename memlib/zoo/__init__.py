@@ -5,29 +5,39 @@ by maximum likelihood, each with its own inductive bias. (Any uint8 H×W×C set 
 of 4 and C in {1, 3} works too, e.g. CIFAR-10 in the full profile; grey samples come back as
 (n, H, W), colour ones as (n, H, W, C).)
 
-========== ===================================================================================
-family     model (one module each in ``memlib/zoo/families/``, registered in :data:`FAMILIES`)
-========== ===================================================================================
-kde        pixel-space Gaussian kernel density: a sample is a random training image plus
-           N(0, σ²) noise per pixel ([0, 1] pixel units), clipped. σ is Meehan et al.'s copying
-           knob; ``sigma: ml`` picks it by held-out log-likelihood (10 % of the training set).
-gmm        Gaussian mixture (sklearn, EM) in a PCA space of the pixels; samples are decoded by
-           the inverse PCA (so they are smooth: the PCA drops fine detail).
-vae        convolutional VAE (Bernoulli likelihood); a sample is the decoder's mean for z ~ N(0, I).
-gan        DCGAN-like generator/discriminator (non-saturating loss, batch norm in G).
-diffusion  small UNet (working at 14×14 after a 2×2 pixel-unshuffle), DDPM training with
-           v-prediction on a cosine schedule, EMA weights, deterministic DDIM sampling with few steps.
-pixelcnn   shallow PixelCNN: one large causal (type-A masked) convolution + a coarse (4×4-pooled)
-           view of the complete rows above + per-position bias + 1×1 residual layers,
-           discretised-logistic-mixture output over 256 grey levels, exact autoregressive
-           sampling pixel by pixel in raster order (H·W steps, batched).
-========== ===================================================================================
+================= ============================================================================
+architecture      model (one module per family in ``memlib/zoo/families/``, registered in
+                  :data:`FAMILIES`; :func:`family_of` gives an architecture's family)
+================= ============================================================================
+kde               pixel-space Gaussian kernel density: a sample is a random training image plus
+                  N(0, σ²) noise per pixel ([0, 1] pixel units), clipped. σ is Meehan et al.'s copying
+                  knob; ``sigma: ml`` picks it by held-out log-likelihood (10 % of the training set).
+gmm               Gaussian mixture (sklearn, EM) in a PCA space of the pixels; samples are decoded by
+                  the inverse PCA (so they are smooth: the PCA drops fine detail).
+vae               convolutional VAE (Bernoulli likelihood); a sample is the decoder's mean for z ~ N(0, I).
+gan               DCGAN-like generator/discriminator (non-saturating loss, batch norm in G).
+diffusion         small UNet (working at 14×14 after a 2×2 pixel-unshuffle), DDPM training with
+                  v-prediction on a cosine schedule, EMA weights, deterministic DDIM sampling with few steps.
+pixelcnn          shallow PixelCNN: one large causal (type-A masked) convolution + a coarse (4×4-pooled)
+                  view of the complete rows above + per-position bias + 1×1 residual layers,
+                  discretised-logistic-mixture output over 256 grey levels, exact autoregressive
+                  sampling pixel by pixel in raster order (H·W steps, batched).
+vae-mlp           family vae: the conv encoder with a 2-hidden-layer MLP decoder (no spatial prior).
+gan-shallow       family gan: a generator that up-samples once (linear map to H/2 × W/2, one
+                  transposed conv) instead of twice.
+diffusion-narrow  family diffusion: the UNet at its own (smaller) width and DDIM step count.
+================= ============================================================================
 
-Variants: ``standard`` trains on ``params["zoo_train"]``; ``memorize`` trains on the small
+Seeds are independent training runs on disjoint data: seed s of a ``standard`` model trains on
+``params["zoo_train"]``'s window shifted by s windows (:func:`seed_train_spec`; e.g.
+``train[10000:20000]`` for seed 1), and :func:`check_seed_windows` keeps the public T, the test
+set and the fresh images out of every window.
+
+Variants: ``standard`` trains on its seed's window; ``memorize`` trains on the small
 ``params["zoo_memorize_train"]`` with the overrides in ``params["zoo_memorize_hparams"]``
 (longer training, smaller bandwidth, ...) so that the model copies its training images.
 The memorization gradient (:func:`gradient_models`, Study v2's claim 1): variants ``n<size>``
-train on the first ``size`` images of ``params["zoo_train"]`` with the overrides in
+train on the first ``size`` images of the seed's window with the overrides in
 ``params["gradient_hparams"]``; their manifests record the training spec and the copy rate
 against those images.
 
@@ -47,16 +57,17 @@ Cheap quality / copying numbers in every manifest (pixel space, no encoder): ``c
 """
 from __future__ import annotations
 
-from .cache import (VARIANTS, ZOO_VERSION, ZooSamples, cache_folder, gradient_models, gradient_size,
-                    load_or_train, load_spec_images, loss_summary, select_models, train_spec,
-                    zoo_hparams, zoo_list, zoo_models, zoo_root, zoo_samples)
-from .families import FAMILIES, Family, TorchFamily
+from .cache import (VARIANTS, ZOO_VERSION, ZooSamples, cache_folder, check_seed_windows, gradient_models,
+                    gradient_size, load_or_train, load_spec_images, loss_summary, seed_train_spec,
+                    select_models, train_spec, zoo_hparams, zoo_list, zoo_models, zoo_root, zoo_samples)
+from .families import FAMILIES, Family, TorchFamily, family_of
 from .train import TrainedModel, check_hparams, derive_seed, train_model
 from .workers import zoo_sample, zoo_train
 
 __all__ = [
-    "FAMILIES", "Family", "TorchFamily", "VARIANTS", "ZOO_VERSION", "TrainedModel", "ZooSamples",
-    "cache_folder", "check_hparams", "derive_seed", "gradient_models", "gradient_size",
+    "FAMILIES", "Family", "TorchFamily", "family_of", "VARIANTS", "ZOO_VERSION", "TrainedModel",
+    "ZooSamples", "cache_folder", "check_hparams", "check_seed_windows", "seed_train_spec", "derive_seed",
+    "gradient_models", "gradient_size",
     "load_or_train", "load_spec_images",
     "loss_summary", "select_models", "train_model", "train_spec", "zoo_hparams", "zoo_list",
     "zoo_models", "zoo_root", "zoo_sample", "zoo_samples", "zoo_train",

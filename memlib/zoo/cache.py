@@ -81,14 +81,45 @@ def zoo_hparams(family: str, variant: str, params: dict[str, Any]) -> dict[str, 
     return check_hparams(family, hp)
 
 
-def train_spec(variant: str, params: dict[str, Any]) -> str:
-    """The image spec a variant trains on: ``zoo_train``, ``zoo_memorize_train``, or for
-    ``n<size>`` the first ``size`` images of ``zoo_train`` (:func:`memlib.data.head_spec`)."""
+def seed_train_spec(params: dict[str, Any], seed: int) -> str:
+    """The training data of seed ``seed``: the window of ``zoo_train``'s size, shifted by
+    ``seed`` windows (``fashion-mnist:train[:10000]``, seed 2 -> ``train[20000:30000]``), so
+    that seeds are independent training runs on disjoint data (:func:`check_seed_windows`)."""
+    from ..data import shift_spec
+    return shift_spec(params["zoo_train"], int(seed))
+
+
+def train_spec(variant: str, params: dict[str, Any], seed: int = 0) -> str:
+    """The image spec a variant of seed ``seed`` trains on: its own window of ``zoo_train``
+    (:func:`seed_train_spec`), ``zoo_memorize_train``, or for ``n<size>`` the first ``size``
+    images of that seed's window (:func:`memlib.data.head_spec`)."""
     size = gradient_size(variant)
+    if variant == "memorize":
+        return params["zoo_memorize_train"]
+    spec = seed_train_spec(params, seed)
     if size is not None:
         from ..data import head_spec
-        return head_spec(params["zoo_train"], size)
-    return params["zoo_memorize_train" if variant == "memorize" else "zoo_train"]
+        return head_spec(spec, size)
+    return spec
+
+
+def check_seed_windows(params: dict[str, Any]) -> None:
+    """Raise ParameterError unless every seed's training window (``zoo_seeds``, ``gradient_seeds``)
+    lies inside its split and shares no image with ``reference_train``, ``test`` or ``fresh``
+    (the public T, P_n and the fresh images must be data no model trained on)."""
+    from ..data import SPLIT_SIZES, spec_window, windows_overlap
+    seeds = sorted({int(s) for s in list(params["zoo_seeds"]) + list(params.get("gradient_seeds") or [])})
+    for seed in seeds:
+        spec = seed_train_spec(params, seed)
+        name, split, _, stop = spec_window(spec)
+        size = SPLIT_SIZES.get((name, split))
+        if size is not None and stop > size:
+            raise ParameterError(f"zoo seed {seed} trains on {spec}, past the end of {name}:{split} "
+                                 f"({size} images): use fewer seeds or a smaller zoo_train")
+        for key in ("reference_train", "test", "fresh"):
+            if key in params and windows_overlap(spec, params[key]):
+                raise ParameterError(f"zoo seed {seed} trains on {spec}, which overlaps {key} = "
+                                     f"{params[key]}: move {key} out of the seeds' windows")
 
 
 def load_spec_images(spec: str) -> np.ndarray:
@@ -110,7 +141,7 @@ def cache_folder(family: str, variant: str, seed: int, params: dict[str, Any],
     """The cache entry of one (family, variant, seed) under ``cache_dir`` (default $MEMLIB_CACHE)."""
     hp = zoo_hparams(family, variant, params)
     if data_hash is None:
-        data_hash = store.hash_arrays(load_spec_images(train_spec(variant, params)))
+        data_hash = store.hash_arrays(load_spec_images(train_spec(variant, params, seed)))
     key = store.hash_params({"zoo_version": ZOO_VERSION, "family": family, "variant": variant,
                              "seed": int(seed), "hparams": hp, "data_hash": data_hash})
     return zoo_root(cache_dir) / f"{family}-{variant}-s{int(seed)}-{key}"
@@ -123,7 +154,7 @@ def load_or_train(family: str, variant: str, seed: int, params: dict[str, Any],
 
     ``device`` (default ``params["device"]``); ``params["zoo_threads"]`` torch threads (0: torch's
     default)."""
-    images = load_spec_images(train_spec(variant, params))
+    images = load_spec_images(train_spec(variant, params, seed))
     data_hash = store.hash_arrays(images)
     folder = cache_folder(family, variant, seed, params, cache_dir, data_hash=data_hash)
     hp = zoo_hparams(family, variant, params)
@@ -144,7 +175,7 @@ def load_or_train(family: str, variant: str, seed: int, params: dict[str, Any],
         save_file({k: np.ascontiguousarray(v) for k, v in trained.model.state().items()}, str(tmp))
     store.write_json(info_path, {
         "family": family, "variant": variant, "seed": int(seed), "hparams": hp,
-        "train_spec": train_spec(variant, params), "data_hash": data_hash, "n_train": len(images),
+        "train_spec": train_spec(variant, params, seed), "data_hash": data_hash, "n_train": len(images),
         "zoo_version": ZOO_VERSION, "train_seconds": trained.train_seconds,
         "train_cpu_seconds": trained.train_cpu_seconds, "losses": trained.losses, "device": str(dev),
         "torch_threads": threads or torch.get_num_threads(),
@@ -165,7 +196,7 @@ def zoo_samples(family: str, seed: int, variant: str, params: dict[str, Any],
         n_samples: default ``params["zoo_n_samples"]``; device: default ``params["device"]``.
     """
     n = int(n_samples if n_samples is not None else params["zoo_n_samples"])
-    images = load_spec_images(train_spec(variant, params))
+    images = load_spec_images(train_spec(variant, params, seed))
     folder = cache_folder(family, variant, seed, params, cache_dir, data_hash=store.hash_arrays(images))
     samples_path, manifest_path = folder / f"samples-n{n}.npz", folder / f"manifest-n{n}.json"
     if manifest_path.exists() and samples_path.exists():
@@ -180,7 +211,7 @@ def zoo_samples(family: str, seed: int, variant: str, params: dict[str, Any],
     metrics.update(pixel_fd(samples, images, test))
     manifest = {
         "family": family, "variant": variant, "seed": int(seed), "hparams": trained.hparams,
-        "train_spec": train_spec(variant, params), "data_hash": store.hash_arrays(images),
+        "train_spec": train_spec(variant, params, seed), "data_hash": store.hash_arrays(images),
         "n_train": len(images), "test_spec": params["test"], "zoo_version": ZOO_VERSION,
         "n_samples": n, "train_seconds": round(trained.train_seconds, 3),
         "train_cpu_seconds": round(trained.train_cpu_seconds, 3),
@@ -211,6 +242,7 @@ def zoo_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
             for s in params["zoo_memorize_seeds"]]
     for family, variant, _ in out:
         zoo_hparams(family, variant, params)  # validates early
+    check_seed_windows(params)
     return out
 
 
@@ -220,9 +252,10 @@ def gradient_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
     ``gradient_sizes``, with ``gradient_seeds``; in that nested order."""
     out = [(f, f"n{int(n)}", int(s)) for f in params["gradient_families"]
            for n in params["gradient_sizes"] for s in params["gradient_seeds"]]
-    for family, variant, _ in out:
+    for family, variant, seed in out:
         zoo_hparams(family, variant, params)  # validates early
-        train_spec(variant, params)
+        train_spec(variant, params, seed)
+    check_seed_windows(params)
     return out
 
 
@@ -251,7 +284,7 @@ def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None, *,
     rows, hashes = [], {}
     n = int(params["gradient_n_samples" if gradient else "zoo_n_samples"])
     for family, variant, seed in (gradient_models(params) if gradient else zoo_models(params)):
-        spec = train_spec(variant, params)
+        spec = train_spec(variant, params, seed)
         if spec not in hashes:
             hashes[spec] = store.hash_arrays(load_spec_images(spec))
         folder = cache_folder(family, variant, seed, params, cache_dir, data_hash=hashes[spec])

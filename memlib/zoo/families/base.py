@@ -132,12 +132,14 @@ def load_module_state(module: nn.Module, arrays: dict[str, np.ndarray], prefix: 
 class Family:
     """Base class of a zoo family.
 
-    Subclasses set ``name``, ``hparams_doc`` (every hyper-parameter name -> meaning and unit; the
-    values themselves live only in the params files) and implement :meth:`fit`, :meth:`sample`,
-    :meth:`state` and :meth:`load_state`.
+    Subclasses set ``name`` (the architecture, the key in :data:`FAMILIES`), ``family`` (the
+    family it belongs to; empty: its own name), ``hparams_doc`` (every hyper-parameter name ->
+    meaning and unit; the values themselves live only in the params files) and implement
+    :meth:`fit`, :meth:`sample`, :meth:`state` and :meth:`load_state`.
     """
 
     name = ""
+    family = ""
     hparams_doc: dict[str, str] = {}
 
     def __init__(self, hparams: dict[str, Any], device: torch.device):

@@ -133,3 +133,12 @@ class Diffusion(TorchFamily):
                 x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
             out.append(x)
         return to_uint8((torch.cat(out) + 1) / 2), {}
+
+
+class NarrowDiffusion(Diffusion):
+    """Architecture ``diffusion-narrow`` of family diffusion: the same UNet design at its own
+    ``width`` (params: half the standard one) and its own number of DDIM ``sample_steps``; the
+    training recipe of :class:`Diffusion`."""
+
+    name = "diffusion-narrow"
+    family = "diffusion"

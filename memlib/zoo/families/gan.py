@@ -21,6 +21,20 @@ class _Generator(nn.Module):
         return self.net(z)
 
 
+class _ShallowGenerator(nn.Module):
+    """One up-sampling step: a linear map to a (H/2)×(W/2) grid, then one stride-2 transposed conv."""
+
+    def __init__(self, latent: int, width: int, shape: tuple[int, int, int]):
+        super().__init__()
+        w, (h2, w2, c) = width, (shape[0] // 2, shape[1] // 2, shape[2])
+        self.net = nn.Sequential(
+            nn.Linear(latent, w * h2 * w2), nn.Unflatten(1, (w, h2, w2)), nn.BatchNorm2d(w), nn.ReLU(),
+            nn.ConvTranspose2d(w, c, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z)
+
+
 class _Discriminator(nn.Module):
     def __init__(self, width: int, shape: tuple[int, int, int]):
         super().__init__()
@@ -85,3 +99,15 @@ class GAN(TorchFamily):
         out = [self.G(torch.randn(min(500, n - i), self.hp["latent"]).to(self.device))
                for i in range(0, n, 500)]
         return to_uint8((torch.cat(out) + 1) / 2), {}
+
+
+class ShallowGAN(GAN):
+    """Architecture ``gan-shallow`` of family gan: the generator up-samples once
+    (:class:`_ShallowGenerator`) instead of twice; discriminator, loss and training as :class:`GAN`."""
+
+    name = "gan-shallow"
+    family = "gan"
+
+    def _build(self):
+        self.G = _ShallowGenerator(self.hp["latent"], self.hp["width"], self.shape).to(self.device)
+        self.D = _Discriminator(self.hp["width"], self.shape).to(self.device)

@@ -21,6 +21,17 @@ class _VAENet(nn.Module):
                                  nn.ConvTranspose2d(w, c, 4, 2, 1))
 
 
+class _MLPDecoderVAENet(_VAENet):
+    """The same conv encoder; the decoder a 2-hidden-layer MLP straight to H·W·C logits (no
+    spatial prior: every pixel is a separate output unit)."""
+
+    def __init__(self, latent: int, width: int, hidden: int, shape: tuple[int, int, int]):
+        super().__init__(latent, width, shape)
+        h, w, c = shape
+        self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, c * h * w), nn.Unflatten(1, (c, h, w)))
+
+
 class VAE(TorchFamily):
     """Convolutional VAE, Bernoulli likelihood on [0, 1] pixels; sample = decoder mean for
     z ~ N(0, I). Losses in nats per pixel."""
@@ -67,3 +78,15 @@ class VAE(TorchFamily):
         out = [torch.sigmoid(self.net.dec(torch.randn(min(500, n - i), self.hp["latent"]).to(self.device)))
                for i in range(0, n, 500)]
         return to_uint8(torch.cat(out)), {}
+
+
+class VAEMLPDecoder(VAE):
+    """Architecture ``vae-mlp`` of family vae: the conv encoder of :class:`VAE` with an MLP
+    decoder (:class:`_MLPDecoderVAENet`); trained and sampled exactly as :class:`VAE`."""
+
+    name = "vae-mlp"
+    family = "vae"
+    hparams_doc = {**VAE.hparams_doc, "hidden": "units of each of the decoder's two hidden layers"}
+
+    def _build(self):
+        self.net = _MLPDecoderVAENet(self.hp["latent"], self.hp["width"], self.hp["hidden"], self.shape).to(self.device)

@@ -1,0 +1,143 @@
+"""The claims 3-4 experiment on one table of generated sets, for one study setting.
+
+Notebook 04 runs it on every standard zoo model (and external sets); notebook 05 re-runs it
+under other analysis choices. Steps (Study v2 protocol, docs/design.md): features of every set
+(cached), the public C_T reference and its final-norm twin, per-point distances once per set,
+size-matched subset curves at every query size (:func:`memlib.attribution_eval.size_inputs`),
+every method on every query at both grains (:func:`memlib.attribution_eval.query_predictions`),
+optionally the same on corrupted queries, then the accuracy, paired-gap and separation tables
+the verdict rules read (:func:`memlib.claims.fingerprint_claims`).
+
+Set keys are ``(architecture, seed)`` pairs; ``images[key]`` is a uint8 (N, H, W[, C]) array.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from tqdm.auto import tqdm
+
+from . import attribution_eval as ae
+from . import fingerprint as fp
+from .copies import corrupt
+
+TABLE_KEYS = ["grain", "corruption", "level", "query_size"]
+DISTANCES = ("euclidean", "znorm")   # claim 3: primary (level and shape), secondary (shape only)
+
+
+@dataclass
+class FingerprintRun:
+    """Everything one run computed (one entry per set, in ``keys`` order).
+
+    sizes: the query sizes (capped at the smallest set, ``m_total`` samples); clean: the
+    :class:`~memlib.attribution_eval.SizeInputs` at each size; final: per set its (N, D)
+    final-layer features in the PCA space of T (the feature baselines'); predictions /
+    accuracy / gaps: :func:`memlib.attribution_eval.query_predictions`, ``accuracy_table`` and
+    ``baseline_gap_table`` with the :data:`TABLE_KEYS` columns; signature:
+    :func:`memlib.attribution_eval.family_separation` of the full-size curves per grain and
+    distance in :data:`DISTANCES`; seconds: wall time of the run.
+    """
+
+    keys: list
+    architectures: np.ndarray
+    families: np.ndarray
+    seeds: np.ndarray
+    sizes: list[int]
+    m_total: int
+    clean: dict[int, ae.SizeInputs]
+    final: dict
+    predictions: pd.DataFrame
+    accuracy: pd.DataFrame
+    gaps: pd.DataFrame
+    signature: pd.DataFrame
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, np.ndarray]:
+        """{grain: (N,) labels}: the family or the architecture of every set."""
+        return {"family": self.families, "architecture": self.architectures}
+
+    def full_curves(self) -> np.ndarray:
+        """(N, L) the curve of every whole set (the largest query size, first draw)."""
+        return np.stack([c[0] for c in self.clean[self.sizes[-1]].curves])
+
+
+def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Callable[[str], str], *,
+                       sizes: Sequence[int], n_draws: int,
+                       corruptions: Sequence[tuple[str, float]] = (), robust_n: int | None = None,
+                       robust_query_size: int | None = None, level: float = 0.95,
+                       progress: bool = True) -> FingerprintRun:
+    """Run the claims 3-4 experiment (module doc) and return its tables.
+
+    study: a :class:`memlib.study.Study` (its encoder, token, reference split, ``n_cells``,
+        ``pca_dim``, ``seed``); images: {(architecture, seed): uint8 images};
+    family_of: architecture -> family; sizes: query sizes (capped at the smallest set);
+    n_draws: subsets per (set, size) (one when the size is the whole set);
+    corruptions: (kind, level) pairs of :func:`memlib.copies.corrupt`, applied to the first
+        ``robust_n`` samples of every set and queried in subsets of ``robust_query_size``;
+    level: of every CI.
+    """
+    import time
+
+    start = time.perf_counter()
+    p = study.params
+    keys = list(images)
+    architectures = np.array([k[0] for k in keys])
+    families = np.array([family_of(a) for a in architectures])
+    seeds = np.array([k[1] for k in keys])
+    labels = {"family": families, "architecture": architectures}
+    quiet = not progress
+    feats = {k: study.features(images[k], name=f"{k[0]}-s{k[1]}") for k in keys}
+    reference, fn_reference = study.reference(), study.final_norm_reference()
+    dists = {k: reference.layer_distances(feats[k]) for k in tqdm(keys, desc="distances", disable=quiet)}
+    fn_dists = {k: fn_reference.layer_distances(study.final_norm_features(feats[k])) for k in keys}
+    pca = PCA(p["pca_dim"] or None, random_state=p["seed"]).fit(study.features(study.images("reference_train"))[-1])
+    final = {k: pca.transform(feats[k][-1]) for k in keys}
+    m_total = min(len(images[k]) for k in keys)
+    sizes = sorted({min(int(n), m_total) for n in sizes})
+
+    def inputs_at(n, dist, fn, feat, n_total):
+        subsets = [fp.subsample_indices(n_total, n, 1 if n == n_total else n_draws, seed=p["seed"] + 1000 * i + n)
+                   for i in range(len(keys))]
+        return ae.size_inputs(reference, [dist[k] for k in keys], subsets, features=[feat[k] for k in keys],
+                              final_norm_reference=fn_reference, final_norm_distances=[fn[k] for k in keys])
+
+    clean = {n: inputs_at(n, dists, fn_dists, final, m_total) for n in sizes}
+    preds = [ae.query_predictions(labels[grain], seeds, clean[n]).assign(grain=grain, corruption="none", level=0.0,
+                                                                          query_size=n)
+             for grain in ae.GRAINS for n in tqdm(sizes, desc=f"attribution ({grain})", disable=quiet)]
+    extra: dict[str, Any] = {}
+    if corruptions:
+        pool = min(int(robust_n or m_total), m_total)
+        n_rob = min(int(robust_query_size or pool), pool)
+        refs_rob = clean[n_rob] if n_rob in clean else inputs_at(n_rob, dists, fn_dists, final, m_total)
+        for kind, lev in corruptions:
+            c_feats = {k: study.features(corrupt(images[k][:pool], kind, lev, seed=p["seed"]),
+                                         name=f"{k[0]}-s{k[1]}-{kind}{lev}")
+                       for k in tqdm(keys, desc=f"{kind} {lev}", disable=quiet)}
+            q = inputs_at(n_rob, {k: reference.layer_distances(f) for k, f in c_feats.items()},
+                          {k: fn_reference.layer_distances(study.final_norm_features(f)) for k, f in c_feats.items()},
+                          {k: pca.transform(f[-1]) for k, f in c_feats.items()}, pool)
+            preds += [ae.query_predictions(labels[grain], seeds, refs_rob, q)
+                      .assign(grain=grain, corruption=kind, level=float(lev), query_size=n_rob) for grain in ae.GRAINS]
+        extra.update(robust_pool=pool, robust_query_size=n_rob)
+    predictions = pd.concat(preds, ignore_index=True)
+    full = np.stack([c[0] for c in clean[sizes[-1]].curves])
+    signature = pd.concat([ae.family_separation(full, labels[g], d).assign(grain=g, distance=d)
+                           for g in ae.GRAINS for d in DISTANCES], ignore_index=True)
+    return FingerprintRun(
+        keys, architectures, families, seeds, sizes, m_total, clean, final, predictions,
+        ae.accuracy_table(predictions, TABLE_KEYS, seed=p["seed"], level=level),
+        ae.baseline_gap_table(predictions, TABLE_KEYS, seed=p["seed"], level=level), signature,
+        time.perf_counter() - start, extra | {"pca": pca})
+
+
+def claim_rows(run: FingerprintRun, *, level: float = 0.95, seed: int = 0) -> list[dict]:
+    """The claims.csv rows of claims 3, 4a and the two 4b rows (:func:`memlib.claims.fingerprint_claims`)."""
+    from .claims import fingerprint_claims
+
+    return fingerprint_claims(run.accuracy, run.gaps, run.signature, level=level, seed=seed)
