@@ -52,8 +52,8 @@ def sensitivity_grid(evaluate: Callable[[dict[str, Any]], Sequence[Mapping[str, 
         grid: choice -> values to try.
 
     Returns:
-        :data:`GRID_COLUMNS`: one row per (claim, choice, value) — ``value`` is the choice's
-        value, ``metric`` the claim's number; ``is_default`` marks the defaults' value (added
+        :data:`GRID_COLUMNS` (then any other keys of the rows, e.g. seconds): one row per
+        (claim, choice, value) — ``value`` is the choice's value, ``metric`` the claim's number; ``is_default`` marks the defaults' value (added
         when the grid lacks it); ``flips`` is True where the verdict differs from the defaults'.
     """
     memo: dict[str, list] = {}
@@ -70,11 +70,13 @@ def sensitivity_grid(evaluate: Callable[[dict[str, Any]], Sequence[Mapping[str, 
         for r in rows_of(settings):
             if r["claim"] not in base:
                 raise ParameterError(f"sensitivity grid: claim {r['claim']!r} is not decided at the defaults")
+            extra = {k: v for k, v in r.items() if k not in ("claim", "value", "ci_low", "ci_high", "verdict")}
             out.append(dict(claim=r["claim"], choice=choice, value=value,
                             is_default=_same(value, defaults[choice]), metric=r["value"],
                             ci_low=r["ci_low"], ci_high=r["ci_high"], verdict=r["verdict"],
-                            flips=r["verdict"] != base[r["claim"]]["verdict"]))
-    return pd.DataFrame(out, columns=GRID_COLUMNS)
+                            flips=r["verdict"] != base[r["claim"]]["verdict"], **extra))
+    table = pd.DataFrame(out)
+    return table.reindex(columns=GRID_COLUMNS + [c for c in table.columns if c not in GRID_COLUMNS])
 
 
 def _same(a: Any, b: Any) -> bool:

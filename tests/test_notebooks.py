@@ -24,16 +24,18 @@ REQUIRED_COLUMNS = {
     "memorization_gradient_contrast.csv": ["group", "set", "contrast", "ci_low", "ci_high"],
     "copy_sensitivity.csv": ["encoder", "kind", "strength", "layer", "sensitivity", "ci_low", "ci_high"],
     "zoo_cost.csv": ["architecture", "seed", "variant", "train_seconds", "sample_seconds"],
+    "sensitivity.csv": ["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict", "flips", "seconds",
+                        "note"],
 }
 
 
-NUMBERS = ["00", "01", "02", "03", "04"]
+NUMBERS = ["00", "01", "02", "03", "04", "05"]
 BY_HAND_FIGURES = ["ct_by_hand_data", "ct_by_hand_distances", "ct_by_hand_scores", "ct_by_hand_null",
                    "ct_by_hand_floor", "ct_by_hand_layers", "ct_by_hand_attribution"]
 TQDM_BAR = re.compile(r"\d+%\|")   # "…  42%|████▏     | 420/1000 …"
 
 
-def test_there_are_five_numbered_notebooks():
+def test_there_are_six_numbered_notebooks():
     assert [p.stem[:2] for p in NOTEBOOKS] == NUMBERS
 
 

@@ -1,0 +1,141 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: memlib (.venv)
+#     language: python
+#     name: memlib
+# ---
+
+# %% [markdown]
+# # 05 · How each verdict moves with the choices a referee would question
+#
+# Every verdict of notebooks 02–04 rests on analysis choices nobody varied there: the number of
+# C_T cells, the PCA dimension, the token, whether the ViT's final LayerNorm is applied, the image
+# size, the size and the choice of the public split $T$, and the size $m$ of the generated sets.
+# Here each choice is varied **one at a time** around the profile's defaults
+# (`memlib.sensitivity_grid.sensitivity_grid`), and at every setting each claim's verdict is
+# recomputed by the same rule and the same memlib functions as in its own notebook
+# (`memlib.sensitivity_eval`: claim 1 → `depth_signal` + `claims.depth_signal_claim`, claim 2 →
+# `copy_sensitivity` + `claims.copy_levels_claim`, claims 3–4 → `fingerprint_study` +
+# `claims.fingerprint_claims`).
+#
+# **What each choice means.**
+# * `n_cells`: C_T's cells (k-means on $T$). Meehan et al. used many more than 3; more cells mean
+#   finer locality but fewer test points per cell.
+# * `pca_dim`: the PCA the nearest-neighbour distances live in (`None`: the raw 384 dimensions).
+# * `token`: the CLS token or the mean of the patch tokens.
+# * `final_norm`: the final LayerNorm applied to every block's output (computed from the cached
+#   raw CLS features: LayerNorm acts per token). Every zoo curve falls from layer 10 to 11:
+#   is that the scale of the raw residual stream?
+# * `image_size`: pixels the ViT sees (112 = 8 × 8 tokens); a new size embeds everything again.
+# * `reference_n`, `reference_split`: how many images of $T$, and a second, disjoint public split.
+# * `m`: generated samples per set (copies per condition for claim 2, query size for 3–4). C_T is
+#   a $z$-score whose size grows with $m$; claims 1–2 are read on effect sizes, which do not.
+#
+# **Subsets, stated.** To cost minutes, every setting runs on a subset of each claim's inputs
+# (`sensitivity_subset`: fewer samples, bootstrap draws, mixtures and seeds), so the row at the
+# defaults is the *subset's* verdict, the reference for every flip, and may differ from
+# `claims.csv`. Settings that would embed tens of thousands of images again do not run a claim;
+# the table says which and why (`note`). A verdict that flips under a reasonable choice is a
+# finding.
+
+# %% tags=["parameters"]
+profile = "default"   # params/<profile>.yaml supplies every default
+params_file = None    # or your own YAML with the same keys; single keys: papermill -p KEY VALUE
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from memlib import claims, plots, sensitivity_eval
+from memlib.params import notebook_params
+from memlib.study import Study
+
+P = notebook_params(globals())
+study = Study(P)
+plots.style()
+print("grid:", {k: v for k, v in P["sensitivity_grid"].items()})
+print("subset:", P["sensitivity_subset"], "| at", P["sensitivity_large_image_size"], "px:", P["sensitivity_large_subset"])
+
+# %% [markdown]
+# ## Every setting, every claim
+# One evaluation per distinct setting (the defaults once); `seconds` is each claim's cost at
+# that setting on this machine.
+
+# %%
+table = sensitivity_eval.sensitivity_table(P)
+study.save_table(table, "sensitivity")
+print(f"{len(table)} rows, {table.seconds.sum() / 60:.1f} min of evaluation")
+table.pivot_table(index=["choice", "value"], columns="claim", values="verdict", aggfunc="first", sort=False)
+
+# %% [markdown]
+# ## Flips: the findings
+# Rows whose verdict differs from the one at the defaults (same subset).
+
+# %%
+flips = table[table.flips]
+print(f"{len(flips)} flips in {len(table)} rows" + ("" if len(flips) else ": every verdict holds under every choice"))
+flips[["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict"]].round(3)
+
+# %% [markdown]
+# ## One figure per claim
+# The claim's number with its CI at every value of every choice (filled: the default; red: the
+# verdict flips; grey cross: not run at that setting). Dashed lines: the thresholds of the
+# claim's rule.
+
+# %%
+THRESHOLDS = {"1-depth-trend": [(0, "0: no depth trend")],
+              "2-memorization-levels": [(0, "0: no level contrast")],
+              "3-architecture-signature": [(claims.SIGNATURE_SHARE_PARTLY, "partly ≥ 0.5")],
+              "4a-fingerprint-full": [(claims.FULL_ACCURACY_REPRODUCED, "0.95"), (claims.FULL_ACCURACY_CI_LOW, "CI low 0.8")],
+              "4b-vs-ct-baselines": [(0, "0"), (claims.BASELINE_GAP_REPRODUCED, "paper +0.30")],
+              "4b-vs-feature-baselines": [(0, "0"), (claims.BASELINE_GAP_REPRODUCED, "paper +0.30")]}
+METRICS = {"1-depth-trend": "late − early effect size", "2-memorization-levels": "weaker direction's contrast",
+           "3-architecture-signature": "share of architectures separated", "4a-fingerprint-full": "accuracy",
+           "4b-vs-ct-baselines": "curve − best C_T baseline", "4b-vs-feature-baselines": "curve − best feature baseline"}
+choices = list(P["sensitivity_grid"])
+for claim, d in table.groupby("claim", sort=False):
+    fig, ax = plt.subplots(figsize=(12, 3.6))
+    x, ticks = 0, []
+    for choice in choices:
+        g = d[d.choice == choice]
+        for _, r in g.iterrows():
+            ran = r.verdict != sensitivity_eval.NOT_RUN
+            if ran:
+                ax.errorbar(x, r.metric, yerr=[[max(r.metric - r.ci_low, 0)], [max(r.ci_high - r.metric, 0)]]
+                            if np.isfinite(r.ci_low) else None, fmt="o", capsize=3,
+                            color="crimson" if r.flips else "C0", mfc="C0" if r.is_default else "white")
+            else:
+                ax.plot(x, 0, "x", color="0.6")
+            ticks.append((x, f"{choice}\n{r.value}"))
+            x += 1
+        ax.axvline(x - 0.5, color="0.85", lw=0.8)
+    for y, label in THRESHOLDS.get(claim, []):
+        ax.axhline(y, color="0.4", ls="--", lw=0.8)
+        ax.text(x - 0.4, y, label, fontsize=7, va="bottom", ha="right", color="0.3")
+    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=6.5)
+    ax.set_ylabel(METRICS.get(claim, "metric"))
+    n_flips = int(d.flips.sum())
+    ax.set_title(f"Claim {claim}: verdict at the defaults '{d[d.is_default].verdict.iloc[0]}'; "
+                 f"{n_flips} flip{'s' if n_flips != 1 else ''} (red); {P['ci_level']:.0%} CIs where the rule has one",
+                 fontsize=9)
+    fig.tight_layout()
+    study.save(fig, d, f"sensitivity_{claim}")
+
+# %% [markdown]
+# ## Reading it
+# A claim whose verdict holds under every choice is robust to them *on this subset*; a flip
+# names the choice that decides it. The README's claims table carries the flips
+# ("flips when …"). Cost per setting is in `figures/sensitivity.csv` (`seconds`).
+
+# %%
+summary = (table[table.verdict != sensitivity_eval.NOT_RUN].groupby("claim", sort=False)
+           .apply(lambda g: ", ".join(f"{c}={v}" for c, v in zip(g[g.flips].choice, g[g.flips].value)) or "robust to every choice run",
+                  include_groups=False).rename("flips when"))
+summary
