@@ -26,7 +26,7 @@ from .store import atomic_path
 
 # Tables of wall-clock seconds (paths under figures_dir): the only outputs that differ between
 # two runs of a profile. Every other CSV is byte-identical (tests/test_determinism.py).
-TIMING_TABLES = ("zoo_cost.csv", "executed/timings.csv")
+TIMING_TABLES = ("zoo_cost.csv", "sensitivity_cost.csv", "executed/timings.csv")
 
 
 class Study:

@@ -24,8 +24,8 @@ REQUIRED_COLUMNS = {
     "memorization_gradient_contrast.csv": ["group", "set", "contrast", "ci_low", "ci_high"],
     "copy_sensitivity.csv": ["encoder", "kind", "strength", "layer", "sensitivity", "ci_low", "ci_high"],
     "zoo_cost.csv": ["architecture", "seed", "variant", "train_seconds", "sample_seconds"],
-    "sensitivity.csv": ["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict", "flips", "seconds",
-                        "note"],
+    "sensitivity.csv": ["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict", "flips", "note"],
+    "sensitivity_cost.csv": ["claim", "choice", "value", "seconds"],
 }
 
 

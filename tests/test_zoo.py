@@ -95,7 +95,8 @@ def test_hparams_are_checked(train):
         zoo.train_model("kde", np.zeros((4, 28, 28)), seed=0, hparams={"sigma": 0.1})
 
 
-@pytest.mark.parametrize("family", ["gmm", "vae", "gan", "diffusion", "pixelcnn", "vae-mlp", "gan-shallow"])
+@pytest.mark.parametrize("family", ["gmm", "vae", "gan", "diffusion", "pixelcnn", "vae-mlp", "gan-shallow",
+                                    "diffusion-narrow"])
 def test_colour_images(family):
     rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     m = zoo.train_model(family, rgb, seed=0, hparams=TINY[family], progress=False, device="cpu", threads=1)
@@ -187,6 +188,8 @@ def test_zoo_models_list_train_sample(tmp_path):
     assert len(sampled) == 1 and (out / "kde-memorize-s0.npz").exists()
     rows = {(r["family"], r["variant"], r["seed"]): r for r in zoo.zoo_list(p, tmp_path)}
     assert rows["kde", "standard", 1]["trained"] and not rows["kde", "standard", 1]["sampled"]
+    assert rows["kde", "standard", 1]["train_spec"] == "fashion-mnist:train[64:128]"      # seed 1's own window
+    assert rows["kde", "memorize", 0]["train_spec"] == p["zoo_memorize_train"]
     assert rows["kde", "memorize", 0]["sampled"] and rows["kde", "memorize", 0]["copy_rate"] == 1.0
     with pytest.raises(ParameterError, match="not in this profile"):
         zoo.zoo_train(p, families=["gan"], cache_dir=tmp_path)
@@ -284,8 +287,12 @@ def test_each_seed_trains_on_its_own_window():
     for key, bad in (("reference_train", "fashion-mnist:train[100:200]"), ("fresh", "fashion-mnist:train[0:10]")):
         with pytest.raises(ParameterError, match=f"overlaps {key}"):
             zoo.check_seed_windows({**p, key: bad})
+    with pytest.raises(ParameterError, match="overlaps test"):
+        zoo.check_seed_windows({**p, "zoo_train": "fashion-mnist:test[:64]"})
     with pytest.raises(ParameterError, match="past the end"):
         zoo.check_seed_windows({**p, "zoo_train": "fashion-mnist:train[:30000]", "zoo_seeds": [0, 2]})
+    with pytest.raises(ParameterError, match="seed 5 .* overlaps reference_train"):   # a bad profile: too many seeds
+        zoo.zoo_models({**load_params("default"), "zoo_seeds": [0, 1, 2, 3, 4, 5]})
     with pytest.raises(ParameterError, match="start:stop"):
         zoo.seed_train_spec({**p, "zoo_train": "fashion-mnist:train"}, 1)
 
@@ -308,3 +315,18 @@ def test_manifest_records_the_seed_window(tmp_path):
     assert manifests[0]["train_spec"] == "fashion-mnist:train[:64]"
     assert manifests[1]["train_spec"] == "fashion-mnist:train[64:128]"
     assert manifests[0]["data_hash"] != manifests[1]["data_hash"]
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "full"])
+def test_second_architectures_cost_no_more_than_their_base(profile):
+    """A second architecture trains no longer than its family's base (steps × batch, and DDIM
+    steps for diffusion), so adding it keeps make figures inside its budget (measured times:
+    the zoo manifests / figures/zoo_cost.csv)."""
+    p = load_params(profile)
+    for arch in p["zoo_families"]:
+        base = zoo.family_of(arch)
+        if base == arch:
+            continue
+        a, b = zoo.zoo_hparams(arch, "standard", p), zoo.zoo_hparams(base, "standard", p)
+        assert a["steps"] * a["batch"] <= b["steps"] * b["batch"], arch
+        assert a["width"] <= b["width"] and a.get("sample_steps", 0) <= b.get("sample_steps", 0), arch

@@ -248,7 +248,7 @@ def zoo_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
 
 def gradient_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
     """Every (family, ``n<size>``, seed) of a profile's memorization gradient: each of
-    ``gradient_families`` trained on the first n of ``zoo_train`` for each n of
+    ``gradient_families`` trained on the first n of seed's window (:func:`train_spec`) for each n of
     ``gradient_sizes``, with ``gradient_seeds``; in that nested order."""
     out = [(f, f"n{int(n)}", int(s)) for f in params["gradient_families"]
            for n in params["gradient_sizes"] for s in params["gradient_seeds"]]
@@ -279,7 +279,8 @@ def select_models(params: dict[str, Any], families: list[str] | None, seeds: lis
 def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None, *,
              gradient: bool = False) -> list[dict[str, Any]]:
     """One row per zoo model (with ``gradient``: per model of :func:`gradient_models`, sampled
-    meaning ``gradient_n_samples`` drawn): family, variant, seed, folder, trained?, sampled?, and
+    meaning ``gradient_n_samples`` drawn): family (the architecture), variant, seed, train_spec
+    (that seed's training data, :func:`train_spec`), folder, trained?, sampled?, and
     timings/metrics from its manifest when sampled."""
     rows, hashes = [], {}
     n = int(params["gradient_n_samples" if gradient else "zoo_n_samples"])
@@ -288,7 +289,7 @@ def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None, *,
         if spec not in hashes:
             hashes[spec] = store.hash_arrays(load_spec_images(spec))
         folder = cache_folder(family, variant, seed, params, cache_dir, data_hash=hashes[spec])
-        row = {"family": family, "variant": variant, "seed": seed, "folder": str(folder),
+        row = {"family": family, "variant": variant, "seed": seed, "train_spec": spec, "folder": str(folder),
                "trained": (folder / "train.json").exists(),
                "sampled": (folder / f"manifest-n{n}.json").exists()}
         if row["sampled"]:
