@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="sample: write <family>-<variant>-s<seed>.npz here")
     p.add_argument("--gradient", action="store_true",
                    help="the memorization gradient instead of the zoo: variants n<size>, trained "
-                   "on the first size images of zoo_train (gradient_* parameters)")
+                   "on the first size images of the seed's window of zoo_train (gradient_* parameters)")
 
     p = sub.add_parser("run-notebooks", parents=[profile_flag],
                        help="execute the numbered notebooks (make figures)")

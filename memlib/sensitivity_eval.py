@@ -2,8 +2,10 @@
 choices a referee questions (``n_cells``, ``pca_dim``, ``token``, ``final_norm``,
 ``image_size``, the size and the split of the public T, the generated-set size m).
 
-Each evaluator takes a :class:`SettingStudy` (the profile's study under one setting) and returns
-the claims.csv-style rows (claim, value, ci_low, ci_high, verdict) of its claims, computed by the
+Each evaluator, ``evaluator(study, sub, m) -> list[dict]``, takes a :class:`SettingStudy` (the
+profile's study under one setting), the subset ``sub`` (``sensitivity_subset``) and the set size
+m, and returns the claims.csv-style rows (claim, value, ci_low, ci_high, verdict) of its claims
+(registered in :data:`EVALUATORS`, its claim names in :data:`CLAIMS_OF`), computed by the
 same memlib functions the notebooks use (:func:`memlib.depth_signal.score_set` and
 :func:`memlib.claims.depth_signal_claim` for claim 1; :func:`memlib.copy_sensitivity.measure_spaces`
 and :func:`memlib.claims.copy_levels_claim` for claim 2;
@@ -24,17 +26,19 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from . import claims, copies, copy_sensitivity, depth_signal, fingerprint_study, metrics, zoo
 from .bootstrap import resample_indices
 from .data import head_spec
 from .encoders import shared_encoder
-from .errors import ParameterError
+from .errors import InputError, ParameterError
 from .features import LayerFeatures
 from .study import Study
 
 STUDY_KEYS = ("n_cells", "pca_dim", "token", "image_size", "reference_train")
 NOT_RUN = "not run"   # the verdict of a claim a setting does not compute (its cost is stated)
+UNDEFINED = "C_T undefined"   # the verdict where the setting leaves C_T undefined for a set the claim needs
 
 
 class SettingStudy(Study):
@@ -54,6 +58,8 @@ class SettingStudy(Study):
             raise ParameterError("sensitivity: final_norm from the cache needs token cls "
                                  "(the norm of a mean token is not the mean of normed tokens)")
         self.reference_n = settings.get("reference_n")
+        self.default_t = (p["reference_train"] == params["reference_train"]
+                          and self.reference_n in (None, default_reference_n(params)))
         super().__init__(p)
 
     def images(self, key: str):
@@ -61,8 +67,13 @@ class SettingStudy(Study):
             return super().images(head_spec(self.params["reference_train"], int(self.reference_n)))
         return super().images(key)
 
-    def features(self, images, *, encoder: str | None = None, token: str | None = None, **kw) -> LayerFeatures:
-        f = super().features(images, encoder=encoder, token=token, **kw)
+    def features(self, images, *, encoder: str | None = None, token: str | None = None,
+                 first: int | None = None, whole_set_used: bool = True, **kw) -> LayerFeatures:
+        if first is not None and whole_set_used and (encoder or self.params["encoder"]) == self.params["encoder"]:
+            # as Study.features: cut from the whole set's features (here already normed: norm once)
+            whole = self.features(images, encoder=encoder, token=token, **kw)
+            return whole if first >= whole.n else whole.subset(np.arange(first))
+        f = super().features(images, encoder=encoder, token=token, first=first, whole_set_used=whole_set_used, **kw)
         name = encoder or self.params["encoder"]
         if not self.apply_norm or name == "pixels":
             return f
@@ -92,39 +103,66 @@ def depth_trend_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
     """Claim 1 (notebook 03's rule) on the subset: the copying gradient sets against their own
     training images, the KDE sweep around T and the mixtures of ``sub["mixture_families"]``'s
     first seed at ``sub["mixture_rho"]`` (every copy kind) against the seed's training window;
-    the first m samples of each set, ``sub["n_bootstrap"]`` draws."""
+    the first m samples of each set, ``sub["n_bootstrap"]`` draws.
+
+    Built from notebook 03's own sets, so that nothing is embedded twice: the gradient models'
+    ``gradient_n_samples`` samples, the KDE sets of ``copy_m`` samples (copy rate of the whole
+    set, as there), the mixtures from notebook 03's copies (``mixture_m``, ``mixture_rhos``; new
+    copies when m or ρ needs more) and the base model's samples; each cut to its first m rows (:meth:`Study.features` ``first``). A
+    set that does not copy is skipped before it is embedded. With another T, the KDE sets are
+    new images, and only their first m are embedded."""
     P = study.params
+    rho = sub["mixture_rho"]
+    if m < 1:
+        raise ParameterError(f"sensitivity: m must be a positive integer, got {m!r}")
+    if not 0.0 < rho <= 1.0:
+        raise ParameterError(f"sensitivity: mixture_rho must lie in (0, 1], got {rho!r}")
     boot = dict(n_boot=sub["n_bootstrap"], seed=P["seed"], level=P["ci_level"])
     contrasts = []
 
     def score(reference, gen, copy_rate, **labels):
+        """gen: a callable giving the set's features, called only for a set that copies."""
         if claims.is_copying_set(labels["group"], copy_rate):
-            contrasts.extend(depth_signal.score_set(reference, gen, **boot, **labels)[1])
+            contrasts.extend(depth_signal.score_set(reference, gen(), **boot, **labels)[1])
 
     for family, variant, seed in zoo.gradient_models(P):
         s = zoo.zoo_samples(family, seed, variant, P, n_samples=P["gradient_n_samples"], progress=False)
-        score(study.reference(train=s.manifest["train_spec"]), study.features(s.images[:m], name="gradient"),
+        score(study.reference(train=s.manifest["train_spec"]),
+              lambda: study.features(s.images, name=f"{family}-{variant}-s{seed}", first=m),
               s.manifest["copy_rate"], group="gradient", set=f"{family}-{variant}")
     train_T, test = study.images("reference_train"), study.images("test").images
+    whole_kde = getattr(study, "default_t", True)      # notebook 03 embedded these whole sets
+    n_kde = max(m, P["copy_m"])                        # notebook 03's sets, unless m asks for more
     for sigma in P["kde_sigmas"]:
-        samples, _ = copies.kde_samples(train_T.images, sigma=sigma, m=m, seed=P["seed"])
+        samples, _ = copies.kde_samples(train_T.images, sigma=sigma, m=n_kde, seed=P["seed"])
         rate = metrics.copy_metrics(samples, train_T.images, test, quantile=P["zoo_copy_quantile"])["copy_rate"]
-        score(study.reference(), study.features(samples, name=f"kde-{sigma:g}"), rate, group="kde", set=f"kde-{sigma:g}")
+        score(study.reference(), lambda: study.features(samples, name=f"kde-{sigma:g}", first=m,
+                                                        whole_set_used=whole_kde),
+              rate, group="kde", set=f"kde-{sigma:g}")
+    if not sub["mixture_families"] or not P["mixture_kinds"]:
+        return _depth_claim(study, contrasts)
+    # notebook 03's copies (cached) when they suffice, else copies for m at rho (embedded here)
+    notebook_copies = m <= P["mixture_m"] and rho <= max(P["mixture_rhos"])
+    src = (depth_signal.mixture_sources(len(study.images("zoo_train")), P["mixture_m"], P["mixture_rhos"], P["seed"])
+           if notebook_copies else depth_signal.mixture_sources(len(study.images("zoo_train")), m, [rho], P["seed"]))
     seed0 = P["zoo_seeds"][0]
     spec = zoo.seed_train_spec(P, seed0)
     own, train = study.reference(train=spec), study.images(spec)
-    src = depth_signal.mixture_sources(len(train), m, [sub["mixture_rho"]], P["seed"])
     for kind, strength in P["mixture_kinds"].items():
         copied = (study.features(train).subset(src) if kind == "exact" else
                   study.features(copies.make_copies(kind, train.images[src], strength=strength, seed=P["seed"]),
                                  name=f"mixture-{kind}"))
         for family in sub["mixture_families"]:
             s = zoo.zoo_samples(family, seed0, "standard", P, progress=False)
-            mix = depth_signal.mixture_features(study.features(s.images[:m], name=family), copied, sub["mixture_rho"])
-            score(own, mix, float("nan"), group="mixture", set=f"{family}+{kind}")
-    import pandas as pd
+            base = study.features(s.images, name=f"{family}-standard-s{seed0}", first=m)
+            score(own, lambda: depth_signal.mixture_features(base, copied, rho), float("nan"),
+                  group="mixture", set=f"{family}+{kind}")
+    return _depth_claim(study, contrasts)
+
+
+def _depth_claim(study: Study, contrasts: list[dict]) -> list[dict]:
     table = pd.DataFrame(contrasts, columns=["group", "set", "draw", "contrast"])
-    return [claims.depth_signal_claim(table, level=P["ci_level"], n_layers=study.reference().n_layers)]
+    return [claims.depth_signal_claim(table, level=study.params["ci_level"], n_layers=study.reference().n_layers)]
 
 
 # --------------------------------------------------------------------------- claim 2
@@ -206,11 +244,23 @@ def default_reference_n(params: dict[str, Any]) -> int:
     return stop - start
 
 
+def default_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The profile's value of every choice of the grid (the point the grid varies around)."""
+    return {"n_cells": params["n_cells"], "pca_dim": params["pca_dim"], "token": params["token"],
+            "final_norm": False, "image_size": params["image_size"],
+            "reference_n": default_reference_n(params), "reference_split": "default",
+            "m": params["sensitivity_m"]}
+
+
 def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
     """Every claim's rows under one setting (the ``evaluate`` of
     :func:`memlib.sensitivity_grid.sensitivity_grid`), each with the seconds its evaluator took
     (shared equally by the rows of claims 3-4) and, for a claim not run, why
-    (:func:`claims_run`; verdict :data:`NOT_RUN`).
+    (:func:`claims_run`; verdict :data:`NOT_RUN`). Where the setting leaves C_T undefined for
+    one of a claim's sets (a kept cell without test or training points: many cells around a
+    small T, :func:`memlib.ct.Reference.subset_curves`), the claim's rows say so (verdict
+    :data:`UNDEFINED`, the error in ``note``) instead of stopping the grid; at the defaults
+    the error is raised, since every claim must be decided there.
 
     settings: the grid's choices (:data:`STUDY_KEYS`, ``final_norm``, ``reference_n``,
     ``reference_split``, ``m``).
@@ -219,6 +269,7 @@ def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
 
     sub = dict(params["sensitivity_subset"])
     s = dict(settings)
+    is_default = all(s.get(k) == v for k, v in default_settings(params).items())
     large = s.get("image_size") == params["sensitivity_large_image_size"]
     if large:
         sub.update(params["sensitivity_large_subset"])
@@ -235,7 +286,15 @@ def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
                           seconds=0.0, note=why[name]) for c in CLAIMS_OF[name]]
             continue
         start = time.perf_counter()
-        got = evaluator(study, sub, int(s["m"]))
+        try:
+            got = evaluator(study, sub, int(s["m"]))
+        except InputError as exc:
+            if is_default:
+                raise
+            rows += [dict(claim=c, value=float("nan"), ci_low=float("nan"), ci_high=float("nan"), verdict=UNDEFINED,
+                          seconds=(time.perf_counter() - start) / len(CLAIMS_OF[name]),
+                          note=f"C_T undefined at this setting: {exc}") for c in CLAIMS_OF[name]]
+            continue
         took = (time.perf_counter() - start) / max(len(got), 1)
         note = (f"subset: m = {s['m']}, T = {sub['reference_n']} images, P_n = {sub['n_test']} images"
                 if large else f"subset: m = {s['m']}")
@@ -253,10 +312,7 @@ def sensitivity_table(params: dict[str, Any], progress: bool = True):
 
     from .sensitivity_grid import one_at_a_time, sensitivity_grid
 
-    defaults = {"n_cells": params["n_cells"], "pca_dim": params["pca_dim"], "token": params["token"],
-                "final_norm": False, "image_size": params["image_size"],
-                "reference_n": default_reference_n(params), "reference_split": "default",
-                "m": params["sensitivity_m"]}
+    defaults = default_settings(params)
     grid = dict(params["sensitivity_grid"])
     bar = tqdm(total=len({repr(sorted(st.items())) for _, _, st in one_at_a_time(defaults, grid)}),
                desc="settings", disable=not progress)
@@ -279,5 +335,6 @@ CLAIMS_OF = {"1": ["1-depth-trend"], "2": ["2-memorization-levels"],
 
 
 def not_run_mask(table) -> np.ndarray:
-    """Rows of a sensitivity table whose claim was not computed at that setting."""
-    return (table.verdict == NOT_RUN).to_numpy()
+    """Rows of a sensitivity table whose claim was not decided at that setting: not run
+    (:data:`NOT_RUN`) or C_T undefined there (:data:`UNDEFINED`)."""
+    return table.verdict.isin([NOT_RUN, UNDEFINED]).to_numpy()

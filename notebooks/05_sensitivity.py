@@ -41,8 +41,10 @@
 # (`sensitivity_subset`: fewer samples, bootstrap draws, mixtures and seeds), so the row at the
 # defaults is the *subset's* verdict, the reference for every flip, and may differ from
 # `claims.csv`. Settings that would embed tens of thousands of images again do not run a claim;
-# the table says which and why (`note`). A verdict that flips under a reasonable choice is a
-# finding.
+# the table says which and why (`note`). Where a choice leaves C_T undefined for one of a
+# claim's sets (a kept cell with no test point: many cells around a small $T$), the verdict is
+# `C_T undefined` with the error in `note`; neither counts as a flip. A verdict that flips under
+# a reasonable choice is a finding.
 
 # %% tags=["parameters"]
 profile = "default"   # params/<profile>.yaml supplies every default
@@ -70,11 +72,12 @@ print("subset:", P["sensitivity_subset"], "| at", P["sensitivity_large_image_siz
 
 # %%
 table = sensitivity_eval.sensitivity_table(P)
-cost = table[["claim", "choice", "value", "seconds"]]      # wall-clock: kept apart from the numbers
+cost = table[["claim", "choice", "value", "is_default", "seconds"]]   # wall-clock: kept apart from the numbers
 table = table.drop(columns="seconds")
 study.save_table(table, "sensitivity")
 study.save_table(cost, "sensitivity_cost")
-print(f"{len(table)} rows, {cost.seconds.sum() / 60:.1f} min of evaluation")
+once = ~cost.is_default | (cost.choice == cost.choice.iloc[0])   # the defaults' evaluation is shared by every choice
+print(f"{len(table)} rows, {once.sum() // table.claim.nunique()} settings evaluated in {cost.seconds[once].sum() / 60:.1f} min")
 table.pivot_table(index=["choice", "value"], columns="claim", values="verdict", aggfunc="first", sort=False)
 
 # %% [markdown]
@@ -89,8 +92,8 @@ flips[["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict"]].ro
 # %% [markdown]
 # ## One figure per claim
 # The claim's number with its CI at every value of every choice (filled: the default; red: the
-# verdict flips; grey cross: not run at that setting). Dashed lines: the thresholds of the
-# claim's rule.
+# verdict flips; grey cross: not run at that setting; orange cross: C_T undefined there).
+# Dashed lines: the thresholds of the claim's rule.
 
 # %%
 THRESHOLDS = {"1-depth-trend": [(0, "0: no depth trend")],
@@ -109,13 +112,12 @@ for claim, d in table.groupby("claim", sort=False):
     for choice in choices:
         g = d[d.choice == choice]
         for _, r in g.iterrows():
-            ran = r.verdict != sensitivity_eval.NOT_RUN
-            if ran:
+            if r.verdict not in (sensitivity_eval.NOT_RUN, sensitivity_eval.UNDEFINED):
                 ax.errorbar(x, r.metric, yerr=[[max(r.metric - r.ci_low, 0)], [max(r.ci_high - r.metric, 0)]]
                             if np.isfinite(r.ci_low) else None, fmt="o", capsize=3,
                             color="crimson" if r.flips else "C0", mfc="C0" if r.is_default else "white")
-            else:
-                ax.plot(x, 0, "x", color="0.6")
+            else:   # grey cross: not run; orange cross: C_T undefined there
+                ax.plot(x, 0, "x", color="0.6" if r.verdict == sensitivity_eval.NOT_RUN else "darkorange")
             ticks.append((x, f"{choice}\n{r.value}"))
             x += 1
         ax.axvline(x - 0.5, color="0.85", lw=0.8)
@@ -138,7 +140,7 @@ for claim, d in table.groupby("claim", sort=False):
 # ("flips when …"). Cost per setting is in `figures/sensitivity_cost.csv` (`seconds`).
 
 # %%
-summary = (table[table.verdict != sensitivity_eval.NOT_RUN].groupby("claim", sort=False)
+summary = (table[~sensitivity_eval.not_run_mask(table)].groupby("claim", sort=False)
            .apply(lambda g: ", ".join(f"{c}={v}" for c, v in zip(g[g.flips].choice, g[g.flips].value)) or "robust to every choice run",
                   include_groups=False).rename("flips when"))
 summary

@@ -1,4 +1,4 @@
-"""Study v2 statistics for claims 3-4 (groundwork): paired gap CIs, fold leaks, open-set ROC,
+"""Study v2 statistics for claims 3-4: paired gap CIs, fold leaks, open-set scores and ROC, close pairs,
 and the split claim-4b rule, on hand-made inputs with known answers."""
 import numpy as np
 import pandas as pd

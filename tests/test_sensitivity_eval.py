@@ -28,6 +28,22 @@ def test_final_norm_setting_applies_the_encoders_norm_to_every_cached_layer(smok
     np.testing.assert_array_equal(pixels[0], Study(smoke).features(images, encoder="pixels")[0])
 
 
+def test_final_norm_is_applied_once_to_the_first_rows_of_a_set(smoke, cache_dir, monkeypatch):
+    """Study.features cuts the first rows from the whole set's features, which SettingStudy
+    already normed: the norm (here a stand-in that is not idempotent) is applied once."""
+    from memlib.encoders import shared_encoder
+    from memlib.study import Study
+    images = Study(smoke).images("test").images[:16]
+    raw = Study(smoke).features(images, name="raw")
+    enc = shared_encoder(smoke["encoder"], smoke["image_size"], smoke["device"], smoke["precision"])
+    monkeypatch.setattr(enc, "apply_final_norm", lambda x: x + 1.0)
+    for whole_set_used in (True, False):
+        first = se.setting_study(smoke, {"final_norm": True}).features(images, name="raw", first=5,
+                                                                      whole_set_used=whole_set_used)
+        assert first.n == 5
+        np.testing.assert_allclose(first[0], raw[0][:5] + 1.0, atol=0.05)
+
+
 def test_settings_reach_the_study(smoke):
     s = se.setting_study(smoke, {"n_cells": 5, "pca_dim": None, "reference_n": 300,
                                  "reference_split": "fashion-mnist:train[31000:31600]"})
@@ -76,3 +92,140 @@ def test_sensitivity_table_with_toy_evaluators(smoke, monkeypatch):
     assert set(not_run.choice) == {"image_size", "reference_n", "reference_split"}
     assert not not_run.flips.any() and not_run.note.str.len().gt(0).all()
     assert (table.seconds >= 0).all()
+
+
+def test_a_setting_that_leaves_ct_undefined_is_marked_not_a_flip(smoke, monkeypatch):
+    """An evaluator whose C_T is undefined at a setting (InputError, as a kept cell without test
+    points raises) gives UNDEFINED rows with the error in the note, never a flip; the same error
+    at the defaults stops the table (every claim must be decided there)."""
+    from memlib.errors import InputError
+    limit = smoke["n_cells"]
+
+    def fragile(study, sub, m):
+        if study.params["n_cells"] > limit:
+            raise InputError("test (layer 7): cell 3 holds 22 generated points of gen but no test points")
+        return [dict(claim="1-depth-trend", value=0.5, ci_low=0.1, ci_high=0.9, verdict="reproduced")]
+
+    def steady(claim):
+        return lambda study, sub, m: [dict(claim=claim, value=0.5, ci_low=0.1, ci_high=0.9, verdict="reproduced")]
+    monkeypatch.setattr(se, "EVALUATORS", {"1": fragile, "2": steady("2-memorization-levels"),
+                                           "3-4": steady("3-architecture-signature")})
+    monkeypatch.setitem(se.CLAIMS_OF, "3-4", ["3-architecture-signature"])
+    table = se.sensitivity_table(smoke, progress=False)
+    undefined = table[table.verdict == se.UNDEFINED]
+    bigger = [v for v in smoke["sensitivity_grid"]["n_cells"] if v > limit]
+    assert bigger, "the smoke grid must vary n_cells above the default"
+    assert set(undefined.claim) == {"1-depth-trend"} and set(undefined.choice) == {"n_cells"}
+    assert sorted(undefined.value) == sorted(bigger)
+    assert undefined.note.str.contains("no test points").all()
+    assert not undefined.flips.any() and not table.flips.any()
+    assert se.not_run_mask(table)[table.verdict.eq(se.UNDEFINED).to_numpy()].all()
+    monkeypatch.setitem(smoke, "n_cells", max(bigger))
+    with pytest.raises(InputError, match="no test points"):
+        se.sensitivity_table(smoke, progress=False)
+
+
+# --------------------------------------------------------------------------- the real evaluators
+
+
+def _notebook02_claim(study):
+    """Notebook 02's claim-2 computation, cell by cell (copies of T, fresh copies, three spaces)."""
+    from memlib import bootstrap, claims, copies, copy_sensitivity
+    P = study.params
+    m, seed = P["copy_m"], P["seed"]
+    train = study.images("reference_train")
+    source_index = copies.pick_sources(len(train), m, seed)
+    fresh = study.images("fresh").images[:m]
+    conditions = copy_sensitivity.conditions(P)
+    made = {(k, s): copies.make_copies(k, train.images[source_index], strength=s, seed=seed) for k, s in conditions}
+    made_fresh = {(k, s): copies.make_copies(k, fresh, strength=s, seed=seed) for k, s in conditions}
+
+    def copies_features(encoder, kind, s):
+        if kind == "exact":
+            return study.features(train, encoder=encoder).subset(source_index)
+        return study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}")
+
+    def fresh_features(encoder, kind, s):
+        return study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}")
+
+    draws = bootstrap.resample_indices(m, P["n_bootstrap"], seed)
+    spaces = [P["encoder"], P["encoder"] + "+shuffled", "pixels"]
+    sens = copy_sensitivity.measure_spaces(spaces, conditions, lambda e: study.reference(encoder=e),
+                                           copies_features, fresh_features, draws, progress=False)
+    return claims.copy_levels_claim(copy_sensitivity.contrast_table(sens, P["encoder"], P["ci_level"]),
+                                    copy_sensitivity.crossing_table(sens), encoder=P["encoder"],
+                                    n_layers=study.reference().n_layers, level=P["ci_level"])
+
+
+def _notebook03_kde_claim(study):
+    """Notebook 03's claim-1 computation restricted to its KDE group (the sets around T)."""
+    import pandas as pd
+    from memlib import claims, copies, depth_signal, metrics
+    P = study.params
+    boot = dict(n_boot=P["n_bootstrap"], seed=P["seed"], level=P["ci_level"])
+    train_T, test_images = study.images("reference_train"), study.images("test").images
+    contrasts = []
+    for sigma in P["kde_sigmas"]:
+        samples, _ = copies.kde_samples(train_T.images, sigma=sigma, m=P["copy_m"], seed=P["seed"])
+        rate = metrics.copy_metrics(samples, train_T.images, test_images, quantile=P["zoo_copy_quantile"])["copy_rate"]
+        _, contrast = depth_signal.score_set(study.reference(), study.features(samples, name=f"kde-{sigma:g}"),
+                                             copy_rate=rate, **boot, group="kde", set=f"kde-sigma{sigma:g}")
+        if claims.is_copying_set("kde", rate):
+            contrasts.extend(contrast)
+    table = pd.DataFrame(contrasts, columns=["group", "set", "draw", "contrast"])
+    return claims.depth_signal_claim(table, level=P["ci_level"], n_layers=study.reference().n_layers)
+
+
+def _same_row(a, b):
+    assert a["claim"] == b["claim"] and a["verdict"] == b["verdict"], (a, b)
+    np.testing.assert_allclose([a["value"], a["ci_low"], a["ci_high"]], [b["value"], b["ci_low"], b["ci_high"]],
+                               atol=1e-9, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def small(smoke):
+    """The smoke profile, smaller still (T of 300, 100 copies, one strength per kind, two KDE
+    bandwidths) so that the real evaluators run in seconds on an empty cache."""
+    return {**smoke, "reference_train": "fashion-mnist:train[30000:30300]", "test": "fashion-mnist:test[:200]",
+            "copy_m": 100, "low_strengths": [1.0], "high_strengths": [1.0], "kde_sigmas": [0.02, 0.5]}
+
+
+def test_claim2_evaluator_at_the_notebooks_inputs_equals_notebook_02(small, cache_dir):
+    """Parity: with notebook 02's m (copy_m) and bootstrap draws, the evaluator is notebook 02;
+    a smaller m changes what is computed; a second call gives the same row (n_cells: claim 1's test)."""
+    from memlib.study import Study
+    full = dict(n_bootstrap=small["n_bootstrap"])
+    study = Study(small)
+    row = se.copy_levels_rows(study, full, small["copy_m"])
+    assert len(row) == 1 and row[0]["claim"] == "2-memorization-levels"
+    _same_row(row[0], _notebook02_claim(study))
+    _same_row(row[0], se.copy_levels_rows(study, full, small["copy_m"])[0])                # deterministic
+    assert se.copy_levels_rows(study, full, 60)[0]["value"] != row[0]["value"]            # m reaches it
+
+
+def test_claim1_evaluator_at_the_notebooks_inputs_equals_notebook_03(small, cache_dir):
+    """Parity on notebook 03's KDE group (no gradient models or mixtures, so no zoo to train):
+    the evaluator at m = copy_m is notebook 03's rule on the same sets; n_cells and m reach it;
+    a fresh study gives the same row."""
+    P = {**small, "gradient_families": [], "mixture_kinds": {}}
+    sub = dict(n_bootstrap=P["n_bootstrap"], mixture_families=[], mixture_rho=0.5)
+    study = se.setting_study(P, {})
+    row = se.depth_trend_rows(study, sub, P["copy_m"])
+    assert len(row) == 1 and row[0]["claim"] == "1-depth-trend"
+    _same_row(row[0], _notebook03_kde_claim(study))
+    _same_row(row[0], se.depth_trend_rows(se.setting_study(P, {}), sub, P["copy_m"])[0])   # deterministic
+    assert se.depth_trend_rows(se.setting_study(P, {"n_cells": 5}), sub, P["copy_m"])[0]["value"] != row[0]["value"]
+    assert se.depth_trend_rows(study, sub, 60)[0]["value"] != row[0]["value"]
+    with pytest.raises(ParameterError, match="positive"):
+        se.depth_trend_rows(study, sub, 0)
+    with pytest.raises(ParameterError, match="mixture_rho"):
+        se.depth_trend_rows(study, {**sub, "mixture_rho": 0.0}, 60)
+
+
+def test_evaluators_share_one_signature():
+    """Every evaluator is (study, subset, m) -> claims.csv-style rows; every claim it may return
+    is listed in CLAIMS_OF (the rows a setting that does not run it gets)."""
+    import inspect
+    assert set(se.EVALUATORS) == set(se.CLAIMS_OF)
+    for evaluator in se.EVALUATORS.values():
+        assert list(inspect.signature(evaluator).parameters) == ["study", "sub", "m"]
