@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import claims, copies, copy_sensitivity, depth_signal, fingerprint_study, metrics, zoo
 from .bootstrap import resample_indices
+from .ct import MIN_CELL_POINTS
 from .data import head_spec
 from .encoders import shared_encoder
 from .errors import InputError, ParameterError
@@ -260,7 +261,9 @@ def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
     one of a claim's sets (a kept cell without test or training points: many cells around a
     small T, :func:`memlib.ct.Reference.subset_curves`), the claim's rows say so (verdict
     :data:`UNDEFINED`, the error in ``note``) instead of stopping the grid; at the defaults
-    the error is raised, since every claim must be decided there.
+    the error is raised, since every claim must be decided there. A claim whose number comes
+    out NaN at a non-default setting (every cell of its sets holding too few generated points,
+    e.g. many cells for m points) is :data:`UNDEFINED` too, never a flip.
 
     settings: the grid's choices (:data:`STUDY_KEYS`, ``final_norm``, ``reference_n``,
     ``reference_split``, ``m``).
@@ -298,9 +301,20 @@ def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
         took = (time.perf_counter() - start) / max(len(got), 1)
         note = (f"subset: m = {s['m']}, T = {sub['reference_n']} images, P_n = {sub['n_test']} images"
                 if large else f"subset: m = {s['m']}")
-        rows += [dict(claim=r["claim"], value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                      verdict=r["verdict"], seconds=took, note=note) for r in got]
+        for r in got:
+            undefined = not is_default and not np.isfinite(r["value"])
+            rows.append(dict(claim=r["claim"], value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"],
+                             verdict=UNDEFINED if undefined else r["verdict"], seconds=took,
+                             note=_nan_note(s) if undefined else note))
     return rows
+
+
+def _nan_note(settings: dict[str, Any]) -> str:
+    """Why a claim's number came out NaN at a setting: the cells hold too few generated points."""
+    m, k = int(settings["m"]), int(settings["n_cells"])
+    return (f"C_T undefined at this setting: the claim's number is NaN (m = {m} generated points in "
+            f"{k} cells, {m / k:.0f} per cell on average; a cell is kept only with more than "
+            f"{MIN_CELL_POINTS}, memlib.ct.MIN_CELL_POINTS)")
 
 
 def sensitivity_table(params: dict[str, Any], progress: bool = True):
@@ -325,6 +339,7 @@ def sensitivity_table(params: dict[str, Any], progress: bool = True):
 
     table = sensitivity_grid(evaluate_one, defaults, grid)
     bar.close()
+    table["value"] = ["none" if v is None else v for v in table.value]   # pca_dim: null = no PCA
     table.loc[not_run_mask(table), "flips"] = False
     return table
 

@@ -27,7 +27,7 @@
 # **What each choice means.**
 # * `n_cells`: C_T's cells (k-means on $T$). Meehan et al. used many more than 3; more cells mean
 #   finer locality but fewer test points per cell.
-# * `pca_dim`: the PCA the nearest-neighbour distances live in (`None`: the raw 384 dimensions).
+# * `pca_dim`: the PCA the nearest-neighbour distances live in (`none`: the raw 384 dimensions).
 # * `token`: the CLS token or the mean of the patch tokens.
 # * `final_norm`: the final LayerNorm applied to every block's output (computed from the cached
 #   raw CLS features: LayerNorm acts per token). Every zoo curve falls from layer 10 to 11:
@@ -42,8 +42,9 @@
 # defaults is the *subset's* verdict, the reference for every flip, and may differ from
 # `claims.csv`. Settings that would embed tens of thousands of images again do not run a claim;
 # the table says which and why (`note`). Where a choice leaves C_T undefined for one of a
-# claim's sets (a kept cell with no test point: many cells around a small $T$), the verdict is
-# `C_T undefined` with the error in `note`; neither counts as a flip. A verdict that flips under
+# claim's sets (a kept cell with no test point: many cells around a small $T$), or its number
+# comes out NaN (every cell holding 20 or fewer generated points: many cells for m points), the
+# verdict is `C_T undefined` with the reason in `note`; neither counts as a flip. A verdict that flips under
 # a reasonable choice is a finding.
 
 # %% tags=["parameters"]

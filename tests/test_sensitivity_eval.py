@@ -125,6 +125,35 @@ def test_a_setting_that_leaves_ct_undefined_is_marked_not_a_flip(smoke, monkeypa
         se.sensitivity_table(smoke, progress=False)
 
 
+def test_a_nan_number_off_the_defaults_is_undefined_and_pca_none_is_named(smoke, monkeypatch):
+    """A claim whose number is NaN at a non-default setting (its cells too small to keep) is
+    UNDEFINED with the cells arithmetic in the note, not a flip to 'not reproduced'; the same
+    claim at the defaults keeps its own verdict. pca_dim null is written as 'none'."""
+    limit = smoke["n_cells"]
+
+    def thin(study, sub, m):
+        nan = float("nan")
+        if study.params["n_cells"] > limit:
+            return [dict(claim="2-memorization-levels", value=nan, ci_low=nan, ci_high=nan, verdict="not reproduced")]
+        return [dict(claim="2-memorization-levels", value=-0.2, ci_low=-0.3, ci_high=-0.1, verdict="partly")]
+
+    def steady(claim):
+        return lambda study, sub, m: [dict(claim=claim, value=0.5, ci_low=0.1, ci_high=0.9, verdict="reproduced")]
+    monkeypatch.setattr(se, "EVALUATORS", {"1": steady("1-depth-trend"), "2": thin,
+                                           "3-4": steady("3-architecture-signature")})
+    monkeypatch.setitem(se.CLAIMS_OF, "3-4", ["3-architecture-signature"])
+    monkeypatch.setitem(smoke, "sensitivity_grid", {**smoke["sensitivity_grid"], "pca_dim": [smoke["pca_dim"], None]})
+    table = se.sensitivity_table(smoke, progress=False)
+    undefined = table[table.verdict == se.UNDEFINED]
+    assert set(undefined.claim) == {"2-memorization-levels"} and set(undefined.choice) == {"n_cells"}
+    assert sorted(undefined.value) == sorted(v for v in smoke["sensitivity_grid"]["n_cells"] if v > limit)
+    assert undefined.note.str.contains("per cell on average").all()
+    assert not table.flips.any()
+    default_row = table[(table.claim == "2-memorization-levels") & table.is_default & (table.choice == "n_cells")]
+    assert default_row.verdict.tolist() == ["partly"]
+    assert "none" in set(table[table.choice == "pca_dim"].value)
+
+
 # --------------------------------------------------------------------------- the real evaluators
 
 
