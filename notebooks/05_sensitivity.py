@@ -108,10 +108,12 @@ METRICS = {"1-depth-trend": "late − early effect size", "2-memorization-levels
            "4b-vs-ct-baselines": "curve − best C_T baseline", "4b-vs-feature-baselines": "curve − best feature baseline"}
 choices = list(P["sensitivity_grid"])
 for claim, d in table.groupby("claim", sort=False):
-    fig, ax = plt.subplots(figsize=(12, 3.6))
+    fig, ax = plt.subplots(figsize=(13, 3.8))
     x, ticks = 0, []
     for choice in choices:
         g = d[d.choice == choice]
+        ax.text(x + (len(g) - 1) / 2, -0.16, choice, transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=8, fontweight="bold")
         for _, r in g.iterrows():
             if r.verdict not in (sensitivity_eval.NOT_RUN, sensitivity_eval.UNDEFINED):
                 ax.errorbar(x, r.metric, yerr=[[max(r.metric - r.ci_low, 0)], [max(r.ci_high - r.metric, 0)]]
@@ -119,13 +121,13 @@ for claim, d in table.groupby("claim", sort=False):
                             color="crimson" if r.flips else "C0", mfc="C0" if r.is_default else "white")
             else:   # grey cross: not run; orange cross: C_T undefined there
                 ax.plot(x, 0, "x", color="0.6" if r.verdict == sensitivity_eval.NOT_RUN else "darkorange")
-            ticks.append((x, f"{choice}\n{r.value}"))
+            ticks.append((x, str(r.value).removeprefix("fashion-mnist:").replace("[", "\n[")))
             x += 1
         ax.axvline(x - 0.5, color="0.85", lw=0.8)
     for y, label in THRESHOLDS.get(claim, []):
         ax.axhline(y, color="0.4", ls="--", lw=0.8)
         ax.text(x - 0.4, y, label, fontsize=7, va="bottom", ha="right", color="0.3")
-    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=6.5)
+    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=7)
     ax.set_ylabel(METRICS.get(claim, "metric"))
     n_flips = int(d.flips.sum())
     ax.set_title(f"Claim {claim}: verdict at the defaults '{d[d.is_default].verdict.iloc[0]}'; "
