@@ -309,8 +309,9 @@ def cmd_copies(args: argparse.Namespace, params: dict) -> None:
 
 
 def _db_folder(args: argparse.Namespace, params: dict) -> Path:
-    from .notebooks import REPO
-    return args.db if args.db is not None else REPO / params["figures_dir"] / "fingerprint_db"
+    """--db, or <figures_dir>/fingerprint_db relative to the current folder (the checkout's
+    root holds figures/fingerprint_db, the database notebook 04 wrote)."""
+    return args.db if args.db is not None else Path(params["figures_dir"]) / "fingerprint_db"
 
 
 def cmd_attribute(args: argparse.Namespace, params: dict) -> None:

@@ -57,9 +57,10 @@ test or training points is an error only when it is kept (dgm-eval raises for an
 even one that τ would drop, and counts cells as ``len(unique(test_cells))``); no kept cell at
 all is an error (dgm-eval returns NaN).
 
-Defaults. ``n_cells`` and ``pca_dim`` left at :data:`FROM_PARAMS` take the values of
-``params/default.yaml`` (the one source of defaults), so ``ct_score(train, test, gen)`` is the
-default profile's C_T.
+Defaults. ``n_cells=3``, ``pca_dim=64`` and ``seed=0`` are plain arguments
+(:data:`memlib.ct_inputs.DEFAULT_N_CELLS` …), equal to ``params/default.yaml``'s values (a test
+keeps them so), so ``ct_score(train, test, gen)`` is the default profile's C_T; no kernel reads
+a profile. Pass a profile's values explicitly to use another one.
 
 Layout. This module holds the public functions and the :class:`Reference` engine, whose full
 curves, bootstrap replicates and subset curves all go through one combine path
@@ -77,14 +78,14 @@ import numpy as np
 from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
-from .ct_inputs import (FROM_PARAMS, VARIANTS, as_layers, cell_labels, check_params,
+from .ct_inputs import (DEFAULT_N_CELLS, DEFAULT_PCA_DIM, DEFAULT_SEED, VARIANTS, as_layers, cell_labels, check_params,
                         check_same_images, full_array, in_layer, index_array, layer_array,
-                        resolve_defaults, same_dim)
+                        same_dim)
 from .ct_space import Projection, fit_cells, fit_layer
 from .errors import InputError, ParameterError
 from .knn import NNIndex
 
-__all__ = ["VARIANTS", "FROM_PARAMS", "ct_statistic", "ct_score", "ct_curve", "fit_reference",
+__all__ = ["VARIANTS", "DEFAULT_N_CELLS", "DEFAULT_PCA_DIM", "DEFAULT_SEED", "ct_statistic", "ct_score", "ct_curve", "fit_reference",
            "Reference", "LayerDistances"]
 
 STATISTICS = ("ct", "effect")  # what a cell contributes: Z_U, or the effect 2U/(n_π m_π) − 1
@@ -118,25 +119,22 @@ def ct_statistic(test: np.ndarray, test_cells: np.ndarray, gen: np.ndarray,
 
 
 def ct_score(train: np.ndarray, test: np.ndarray, gen: np.ndarray, *, variant: str = "ct",
-             n_cells: int | str = FROM_PARAMS, pca_dim: int | str | None = FROM_PARAMS,
-             tau: float | None = None, seed: int = 0) -> float:
+             n_cells: int = DEFAULT_N_CELLS, pca_dim: int | None = DEFAULT_PCA_DIM,
+             tau: float | None = None, seed: int = DEFAULT_SEED) -> float:
     """C_T of one generated set on one feature space (module docstring, steps 1-5).
 
     Args:
         train: (l, D) training features; test: (n, D) held-out features; gen: (m, D)
             generated features. Any float dtype (float16 is cast to float32).
         variant: ``"ct"``, ``"ct_modified"`` or ``"ct_test"`` (module docstring).
-        n_cells: k-means cells; left at :data:`FROM_PARAMS`, ``n_cells`` of
-            params/default.yaml.
-        pca_dim: PCA dimension, None for no PCA; left at :data:`FROM_PARAMS`, ``pca_dim`` of
-            params/default.yaml.
+        n_cells: k-means cells (default 3, as params/default.yaml).
+        pca_dim: PCA dimension, None for no PCA (default 64, as params/default.yaml).
         tau: cell threshold as a fraction of the points in the generated role; None = 20/m.
         seed: KMeans ``random_state`` (and the ``ct_test`` split).
 
     Returns:
         C_T (float). Fits PCA and cells anew; for many sets or layers use :func:`fit_reference`.
     """
-    n_cells, pca_dim = resolve_defaults(n_cells, pca_dim)
     check_params(variant, n_cells, pca_dim)
     roles = _roles(variant, train, test, gen, n_cells, seed)
     return _ct_generic(*roles, n_cells=n_cells, pca_dim=pca_dim, tau=tau, seed=seed)
@@ -148,8 +146,9 @@ def ct_curve(train_layers: Any, test_layers: Any, gen_layers: Any, **kwargs) -> 
 
 
 def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
-                  n_cells: int | str = FROM_PARAMS, pca_dim: int | str | None = FROM_PARAMS,
-                  tau: float | None = None, seed: int = 0, progress: bool = False) -> Reference:
+                  n_cells: int = DEFAULT_N_CELLS, pca_dim: int | None = DEFAULT_PCA_DIM,
+                  tau: float | None = None, seed: int = DEFAULT_SEED,
+                  progress: bool = False) -> Reference:
     """Fit per-layer PCA and cells on the training layers and the test distances, once.
 
     Args:
@@ -162,7 +161,6 @@ def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
     Returns:
         A :class:`Reference`; ``ref.curve(gen_layers)`` equals :func:`ct_score` per layer.
     """
-    n_cells, pca_dim = resolve_defaults(n_cells, pca_dim)
     check_params(variant, n_cells, pca_dim)
     test = as_layers(test_layers, "test")
     train = as_layers(train_layers, "train") if variant != "ct_test" else None

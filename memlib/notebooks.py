@@ -21,16 +21,23 @@ import time
 from pathlib import Path
 
 from .errors import InputError
+from .locations import checkout_root
 from . import provenance
 from .machine import cpu_model
 from .params import load_params
 
-REPO = Path(__file__).resolve().parent.parent
+# The runner (make figures) is the one part of memlib that needs the source checkout: the
+# notebooks live there and it writes <checkout>/<figures_dir>. An installed wheel has no
+# notebooks; REPO is then the current folder and run_notebooks says what is missing.
+REPO = checkout_root() or Path.cwd()
 NOTEBOOK_DIR = REPO / "notebooks"
 
 
 def notebook_paths(names: list[str] | None = None) -> list[Path]:
     """The numbered notebooks ``notebooks/NN_*.ipynb`` in order (optionally filtered by prefix)."""
+    if not NOTEBOOK_DIR.is_dir():
+        raise InputError(f"no notebooks in {NOTEBOOK_DIR}: run-notebooks needs the source "
+                         f"checkout (git clone the repository; an installed memlib has no notebooks)")
     paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     if names:
         paths = [p for p in paths if any(p.stem.startswith(n) for n in names)]

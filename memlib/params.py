@@ -1,5 +1,9 @@
 """One source of defaults per profile: ``params/<profile>.yaml``.
 
+The files are package data, ``memlib/profiles/<profile>.yaml`` (``params/`` in the repository
+is a link to that folder), found by :func:`memlib.locations.profiles_dir` for an installed
+wheel and a checkout alike.
+
 ``params/default.yaml`` is also the schema: every other profile, every papermill ``-p``/``-f``
 and every CLI override may only use keys that appear there, with a value of the same type.
 An unknown or mistyped key is rejected with the closest known key suggested.
@@ -15,6 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ParameterError
+from .locations import profiles_dir
 from .machine import is_count
 
 PROFILES = ("default", "smoke", "full")
@@ -24,8 +29,8 @@ _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
 def params_dir() -> Path:
-    """``$MEMLIB_PARAMS_DIR`` or the repository's ``params/`` folder."""
-    return Path(os.environ.get("MEMLIB_PARAMS_DIR", Path(__file__).resolve().parent.parent / "params"))
+    """``$MEMLIB_PARAMS_DIR`` or the package's profiles (:func:`memlib.locations.profiles_dir`)."""
+    return profiles_dir()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from .encoders import compute_precision, pick_device, shared_encoder
 from .errors import InputError, ParameterError
 from .features import LayerFeatures, embed, pixel_features
 from .machine import apply_torch_threads, cpu_model
-from .notebooks import REPO
 from .store import atomic_path
 
 # Tables of wall-clock seconds (paths under figures_dir): the only outputs that differ between
@@ -40,7 +39,9 @@ class Study:
         compute_precision("cpu", params["precision"])  # a typo fails now, not after the zoo trained
         apply_torch_threads(params)
         self.params = params
-        self.figures_dir = REPO / params["figures_dir"]
+        # relative to the current folder (the notebook runner runs its kernels in the
+        # checkout, so figures/ lands there); an absolute figures_dir is used as is
+        self.figures_dir = Path(params["figures_dir"]).absolute()
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         self._images: dict[str, ImageSet] = {}
         self._refs: dict[tuple, Reference] = {}
