@@ -29,6 +29,7 @@ feature-cache entry.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,8 +187,23 @@ def compute_precision(device: torch.device | str, precision: str = "auto") -> st
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
+# Environment variable that overrides what this CPU's flags say: 0 makes ``auto`` compute in
+# float32 (the path of a CPU without native bf16), 1 in bf16. `make test-float32` and CI use it.
+NATIVE_BF16_ENV = "MEMLIB_NATIVE_BF16"
+
+
 def native_bf16_cpu(flags: frozenset[str] | None = None) -> bool:
-    """Whether this CPU (or one with ``flags``) has native bf16: any of :data:`NATIVE_BF16_FLAGS`."""
+    """Whether this CPU (or one with ``flags``) has native bf16: any of :data:`NATIVE_BF16_FLAGS`.
+
+    Without ``flags``, ``$MEMLIB_NATIVE_BF16`` (``0`` or ``1``, :data:`NATIVE_BF16_ENV`) wins over
+    ``/proc/cpuinfo`` when set, so a whole run, subprocesses included, can take the other CPU
+    kind's precision path."""
+    if flags is None:
+        forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+        if forced:
+            if forced not in ("0", "1"):
+                raise EncoderError(f"{NATIVE_BF16_ENV} must be 0 or 1 (or unset), got {forced!r}")
+            return forced == "1"
     return bool(set(NATIVE_BF16_FLAGS) & (cpu_flags() if flags is None else flags))
 
 

@@ -57,10 +57,11 @@ def test_features_do_not_depend_on_batch_size(cache_dir, fmnist_small):
 
 def test_controls_differ_from_pretrained_and_are_deterministic(cache_dir, fmnist_small):
     images = fmnist_small.images[:4]
-    base = build_encoder("dinov2-s-offline", 56, "cpu").layer_tokens(images)["cls"][-1]
+    build = lambda name: build_encoder(name, 56, "cpu", precision="float32")   # exact: equal weights, equal features
+    base = build("dinov2-s-offline").layer_tokens(images)["cls"][-1]
     for suffix in ("+shuffled", "+random"):
-        a = build_encoder("dinov2-s-offline" + suffix, 56, "cpu").layer_tokens(images)["cls"][-1]
-        b = build_encoder("dinov2-s-offline" + suffix, 56, "cpu").layer_tokens(images)["cls"][-1]
+        a = build("dinov2-s-offline" + suffix).layer_tokens(images)["cls"][-1]
+        b = build("dinov2-s-offline" + suffix).layer_tokens(images)["cls"][-1]
         np.testing.assert_array_equal(a, b)
         assert np.abs(a - base).max() > 0.1
 
@@ -123,6 +124,25 @@ def test_compute_precision(native, device, requested, computed, monkeypatch):
 def test_native_bf16_cpu_reads_the_flags(flags, native):
     from memlib.encoders import native_bf16_cpu
     assert native_bf16_cpu(frozenset(flags)) is native
+
+
+@pytest.mark.parametrize("value, native", [("0", False), ("1", True)])
+def test_native_bf16_env_takes_the_other_cpu_kinds_path(value, native, monkeypatch):
+    """MEMLIB_NATIVE_BF16 (what `make test-float32` sets) wins over /proc/cpuinfo for auto,
+    never over an explicit precision or explicit flags."""
+    from memlib.encoders import native_bf16_cpu
+    monkeypatch.setenv("MEMLIB_NATIVE_BF16", value)
+    assert native_bf16_cpu() is native
+    assert compute_precision("cpu", "auto") == ("bfloat16-autocast" if native else "float32")
+    assert compute_precision("cpu", "float32") == "float32"
+    assert native_bf16_cpu(frozenset({"avx512_bf16"})) is True
+
+
+def test_bad_native_bf16_env_is_one_clear_error(monkeypatch):
+    from memlib.encoders import native_bf16_cpu
+    monkeypatch.setenv("MEMLIB_NATIVE_BF16", "yes")
+    with pytest.raises(EncoderError, match="MEMLIB_NATIVE_BF16 must be 0 or 1"):
+        native_bf16_cpu()
 
 
 @pytest.mark.parametrize("bad", ["bf16", "fp16", "float16", "", None])
