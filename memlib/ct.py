@@ -10,6 +10,7 @@ The statistic (``docs/design.md``, section "The C_T score"; same logic as
 ``casey-meehan/data-copying`` and dgm-eval):
 
 1. PCA to ``pca_dim`` dimensions fit on T (skipped when D ≤ pca_dim); project all sets.
+   A T of l ≤ pca_dim points: see :data:`SMALL_T_RULES` (``docs/design.md``, "Small T").
    The PCA is exact (eigendecomposition of the float64 covariance, streamed over row chunks;
    the same solution as sklearn's ``covariance_eigh`` solver, signs fixed so that each
    component's largest-magnitude entry is positive) and has no randomness.
@@ -95,6 +96,14 @@ BOOT_BLOCK = 1 << 22         # resampled indices held at once by the bootstrap
 # than this many generated points, so a set of <= MIN_CELL_POINTS points has no C_T at all.
 MIN_CELL_POINTS = 20
 
+# The small-T rule (docs/design.md, "Small T"): T with l <= pca_dim points spans at most l - 1
+# directions, so a PCA to pca_dim would add pca_dim - l + 1 arbitrary directions of T's null
+# space. "cap": the PCA keeps min(pca_dim, l - 1) components (every direction T varies in; the
+# fitted dimension is recorded, Reference.pca_fitted). "v2": the PCA to pca_dim regardless, as
+# the Study v2 figures were made; kept as the default only until the next cold run of the
+# figures passes "cap" (issue 30).
+SMALL_T_RULES = ("v2", "cap")
+
 
 # ----------------------------------------------------------------------------- public API
 
@@ -148,7 +157,7 @@ def ct_curve(train_layers: Any, test_layers: Any, gen_layers: Any, **kwargs) -> 
 def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
                   n_cells: int = DEFAULT_N_CELLS, pca_dim: int | None = DEFAULT_PCA_DIM,
                   tau: float | None = None, seed: int = DEFAULT_SEED,
-                  progress: bool = False) -> Reference:
+                  progress: bool = False, small_t: str = "v2") -> Reference:
     """Fit per-layer PCA and cells on the training layers and the test distances, once.
 
     Args:
@@ -157,16 +166,22 @@ def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
         test_layers: L layers of (n, D_layer) held-out features.
         variant, n_cells, pca_dim, tau, seed: as :func:`ct_score` (the same defaults).
         progress: show a progress bar over layers.
+        small_t: the rule where the set playing T has no more points than ``pca_dim``
+            (:data:`SMALL_T_RULES`): ``"cap"`` fits min(pca_dim, l − 1) components,
+            ``"v2"`` (default until the next cold run) pca_dim components as before.
 
     Returns:
-        A :class:`Reference`; ``ref.curve(gen_layers)`` equals :func:`ct_score` per layer.
+        A :class:`Reference`; ``ref.curve(gen_layers)`` equals :func:`ct_score` per layer
+        (with ``small_t="v2"``, or where T has more than ``pca_dim`` points).
     """
     check_params(variant, n_cells, pca_dim)
+    if small_t not in SMALL_T_RULES:
+        raise ParameterError(f"small_t must be one of {SMALL_T_RULES}, got {small_t!r}")
     test = as_layers(test_layers, "test")
     train = as_layers(train_layers, "train") if variant != "ct_test" else None
     if train is not None and len(train) != len(test):
         raise InputError(f"test: {len(test)} layers but train has {len(train)}")
-    ref = Reference(variant, n_cells, pca_dim, tau, seed, len(test))
+    ref = Reference(variant, n_cells, pca_dim, tau, seed, len(test), small_t=small_t)
     if variant == "ct_modified":
         ref.sources = (train, test)
         return ref
@@ -181,7 +196,8 @@ def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
                 p = layer_array(test[l], "test", n_cells)
                 names = ("test", "gen", "train")
                 same_dim(p, "test", t, "train")
-            ref.layers.append(fit_layer(t, p, n_cells, pca_dim, seed, names))
+            ref.layers.append(fit_layer(t, p, n_cells, _small_t_pca(pca_dim, len(t), small_t),
+                                        seed, names))
     return ref
 
 
@@ -220,6 +236,14 @@ class Reference:
     n_layers: int
     layers: list = field(default_factory=list)            # ct_space.LayerRef per layer (ct, ct_test)
     sources: tuple = ()                                   # (train, test) for ct_modified
+    small_t: str = "v2"                                   # the small-T rule (SMALL_T_RULES)
+
+    @property
+    def pca_fitted(self) -> list:
+        """Per layer, the PCA dimension fitted (None: no PCA, D ≤ the dimension asked for):
+        ``pca_dim``, or l − 1 where ``small_t="cap"`` capped it for a T of l points. Empty for
+        ``ct_modified`` (refit per set)."""
+        return [None if lr.proj.components is None else lr.proj.dim_out for lr in self.layers]
 
     def curve(self, gen_layers: Any) -> np.ndarray:
         """(L,) C_T per layer for one generated set (``gen_layers``: L layers of (m, D))."""
@@ -413,7 +437,8 @@ class Reference:
         names = (names[0], names[1], name)
         if rows is not None:
             t = np.asarray(t)[rows]
-        return _ct_generic(t, p, q, names, n_cells=self.n_cells, pca_dim=self.pca_dim,
+        return _ct_generic(t, p, q, names, n_cells=self.n_cells,
+                           pca_dim=_small_t_pca(self.pca_dim, len(t), self.small_t),
                            tau=self.tau, seed=self.seed)
 
     def _bootstrap_modified(self, g, m, n_boot, rng):
@@ -584,6 +609,14 @@ def _roles(variant, train, test, gen, n_cells, seed):
     if variant == "ct_modified":
         return gen, test, train, ("test", "train", "gen")
     return train, test, gen, ("test", "gen", "train")
+
+
+def _small_t_pca(pca_dim, n_train, rule):
+    """The PCA dimension to fit on a T of n_train points under the small-T rule
+    (:data:`SMALL_T_RULES`): pca_dim, or n_train − 1 where ``rule="cap"`` and n_train ≤ pca_dim."""
+    if rule == "cap" and pca_dim is not None and n_train <= pca_dim:
+        return max(1, n_train - 1)
+    return pca_dim
 
 
 def _split_test(n, seed):
