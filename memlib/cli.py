@@ -1,7 +1,9 @@
 """Command line: ``python -m memlib <command> --help``.
 
 Every default comes from ``params/<profile>.yaml`` (``--profile``, default ``default``); flags
-override single values. Errors print one line on stderr and exit with code 2.
+override single values. Errors print one line on stderr and exit with code 2 (:data:`EXIT_CODES`).
+``ct``, ``copies`` and ``attribute`` take ``--json``: one JSON document on stdout
+(:mod:`memlib.json_output`), the human-readable text on stderr.
 """
 from __future__ import annotations
 
@@ -31,7 +33,17 @@ discarding partial ones. A command started as a background job of a script (`mem
 a non-interactive shell, as in `nohup memlib ... &`, and on some CI runners) inherits SIGINT
 ignored, and memlib leaves it so, like Python and every POSIX tool: Ctrl-C in that terminal
 then stops only the foreground job. Stop such a run with kill -TERM PID; its unfinished cache
-entry stays behind as a hidden temporary folder that no later run reads."""
+entry stays behind as a hidden temporary folder that no later run reads.
+--json (ct, copies, attribute): one JSON document on stdout (numbers, settings, provenance:
+encoder, weights id, precision, memlib version); the text goes to stderr. On a bad input the
+document is {"error": "...", "exit_code": 2}; a usage error (a bad flag) leaves stdout empty.
+exit codes: 0 done; 2 a bad argument, input, setting or database (one line on stderr,
+'memlib: error: ...'); 130 interrupted (Ctrl-C / SIGINT); 1 an unexpected error (a bug:
+the traceback is printed; please report it). A query at another precision than the
+fingerprint database is accepted with one 'memlib: note:' line (exit code 0)."""
+
+# documented in EPILOG and docs/api.md; tests/test_cli.py checks each
+EXIT_CODES = {"done": 0, "unexpected error": 1, "bad input": 2, "interrupted": 130}
 
 
 COPIES_DOC = """\
@@ -55,7 +67,9 @@ cache) on random subsets of the largest size n the database holds (≤ the set's
 subset votes for the family of its nearest reference curve, or 'unknown' when even that is
 farther than the database's open-set threshold. Prints the ranked table (candidate, distance
 in C_T units, share of votes). A database built with other settings (encoder, image size,
-token, reference data, ...) is refused, naming the field. See docs/own-samples.md."""
+token, reference data, ...) is refused, naming the field; one computed at the other
+forward-pass precision (float32 vs bf16) is accepted with one line saying so and by how much
+the database's curves move between the two. See docs/own-samples.md."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "is ~3x faster; features differ from float32 by ~0.4%% (median), a "
                        "separate cache entry [profile]")
 
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true",
+                       help="print one JSON document on stdout (numbers, settings, provenance); "
+                       "the text goes to stderr")
+
     p = sub.add_parser("encoders", parents=[profile_flag], help="list encoder names")
     p = sub.add_parser("embed", parents=[profile_flag],
                        help="per-layer features of an image set (cached)",
@@ -124,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-cells", type=int, help="k-means cells [profile]")
     p.add_argument("--n-bootstrap", type=int, help="bootstrap resamples for 95%% CIs [profile]")
     p.add_argument("--seed", type=int, help="seed for PCA, k-means and bootstrap [profile]")
-    p.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    p.add_argument("--out", type=Path, help="CSV file to write (optional with --json)")
+    json_flag(p)
     encoder_flags(p)
 
     p = sub.add_parser("copies", parents=[profile_flag],
@@ -138,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flag below this quantile of test→train distances "
                    "[profile: zoo_copy_quantile]")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    json_flag(p)
     encoder_flags(p)
 
     p = sub.add_parser("attribute", parents=[profile_flag],
@@ -149,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fingerprint database folder [<figures_dir>/fingerprint_db, notebook 04]")
     p.add_argument("--out", type=Path, help="also write DIR/attribution.csv (the ranked table) "
                    "and DIR/attribution.png (the query curve over its nearest reference curves)")
+    json_flag(p)
     encoder_flags(p)
 
     p = sub.add_parser("fingerprint", help="the fingerprint database: add a model")
@@ -232,10 +254,20 @@ def _study(params: dict, settings: dict, **overrides):
     return Study({**params, **settings, **overrides})
 
 
+def _say(args: argparse.Namespace):
+    """print for the human-readable text: stdout, or stderr under --json (stdout is the JSON)."""
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+    return lambda *parts: print(*parts, file=stream)
+
+
 def cmd_ct(args: argparse.Namespace, params: dict) -> None:
     import pandas as pd
 
     from .ct import fit_reference
+    from .errors import ParameterError
+    if args.out is None and not args.json:
+        raise ParameterError("ct needs --out FILE (the CSV), or --json")
+    say = _say(args)
     settings = _encoder_settings(args, params)
     seed = params["seed"] if args.seed is None else args.seed
     n_cells = params["n_cells"] if args.n_cells is None else args.n_cells
@@ -251,13 +283,27 @@ def cmd_ct(args: argparse.Namespace, params: dict) -> None:
         rows += study.curve_rows(reference, gen, gen=spec, encoder=settings["encoder"],
                                  token=settings["token"], variant=args.variant)
     table = pd.DataFrame(rows).assign(n_train=len(train_set), n_test=len(test_set))[CT_COLUMNS]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False, float_format="%.4f")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False, float_format="%.4f")
     wide = table.pivot(index="gen", columns="layer", values="ct")
-    print(f"C_T per layer ({args.variant}; negative = copying, positive = under-fitting; "
-          f"|C_T| < 2 ≈ neither), encoder {settings['encoder']}, token {settings['token']}:")
-    print(wide.round(1).to_string())
-    print(f"wrote {len(table)} rows to {args.out}")
+    say(f"C_T per layer ({args.variant}; negative = copying, positive = under-fitting; "
+        f"|C_T| < 2 ≈ neither), encoder {settings['encoder']}, token {settings['token']}:")
+    say(wide.round(1).to_string())
+    if args.out is not None:
+        say(f"wrote {len(table)} rows to {args.out}")
+    if args.json:
+        from . import json_output
+        sets = [dict(gen=spec, n_gen=int(part["n_gen"].iloc[0]), layer=part["layer"].tolist(),
+                     ct=part["ct"].tolist(), ct_lo=part["ct_lo"].tolist(),
+                     ct_hi=part["ct_hi"].tolist())
+                for spec in args.gen for part in [table[table["gen"] == spec]]]
+        print(json_output.dumps(json_output.document(
+            "ct", settings, settings=dict(variant=args.variant, train=args.train, test=args.test,
+                                          n_train=len(train_set), n_test=len(test_set),
+                                          n_cells=n_cells, pca_dim=params["pca_dim"], seed=seed,
+                                          n_bootstrap=n_boot, ci=0.95),
+            sets=sets, out=None if args.out is None else str(args.out))))
 
 
 def cmd_copies(args: argparse.Namespace, params: dict) -> None:
@@ -269,6 +315,7 @@ def cmd_copies(args: argparse.Namespace, params: dict) -> None:
     from .errors import InputError
     from .features import pixel_features
     from .store import atomic_path
+    say = _say(args)
     settings = _encoder_settings(args, params)
     quantile = cr.check_quantile(params["zoo_copy_quantile"] if args.quantile is None
                                  else args.quantile)
@@ -298,14 +345,25 @@ def cmd_copies(args: argparse.Namespace, params: dict) -> None:
         fig.savefig(tmp, dpi=130, bbox_inches="tight")
     plt.close(fig)
     kinds = dict(zip(*np.unique(report.kinds(), return_counts=True)))
-    print(f"{len(gen_set)} samples of {args.gen} against {len(train_set)} training images "
-          f"({settings['encoder']}); flagged = nearer to a training image than the "
-          f"{quantile:g}-quantile of test→train distances at that layer, so about {quantile:.0%} "
-          f"of the samples of a model that never copies. Layer 0 = raw pixels.")
+    say(f"{len(gen_set)} samples of {args.gen} against {len(train_set)} training images "
+        f"({settings['encoder']}); flagged = nearer to a training image than the "
+        f"{quantile:g}-quantile of test→train distances at that layer, so about {quantile:.0%} "
+        f"of the samples of a model that never copies. Layer 0 = raw pixels.")
     cols = ["layer", "n_flagged", "share_flagged", "share_lo", "share_hi", "ct", "ct_lo", "ct_hi"]
-    print(summary[cols].round(3).to_string(index=False))
-    print("kinds: " + ", ".join(f"{k} {int(kinds.get(k, 0))}" for k in cr.KINDS))
-    print(f"wrote {args.out / 'copies.csv'} ({len(table)} rows), summary.csv and gallery.png")
+    say(summary[cols].round(3).to_string(index=False))
+    say("kinds: " + ", ".join(f"{k} {int(kinds.get(k, 0))}" for k in cr.KINDS))
+    say(f"wrote {args.out / 'copies.csv'} ({len(table)} rows), summary.csv and gallery.png")
+    if args.json:
+        from . import json_output
+        print(json_output.dumps(json_output.document(
+            "copies", settings,
+            settings=dict(gen=args.gen, train=args.train, test=args.test or params["test"],
+                          quantile=quantile, n_cells=params["n_cells"], pca_dim=params["pca_dim"],
+                          seed=params["seed"], n_bootstrap=params["n_bootstrap"]),
+            n_gen=len(gen_set), n_train=len(train_set), n_test=len(test_set),
+            kinds={k: int(kinds.get(k, 0)) for k in cr.KINDS},
+            layers=json_output.records(summary),
+            files={name: str(args.out / name) for name in ("copies.csv", "summary.csv", "gallery.png")})))
 
 
 def _db_folder(args: argparse.Namespace, params: dict) -> Path:
@@ -320,21 +378,25 @@ def cmd_attribute(args: argparse.Namespace, params: dict) -> None:
     from . import fingerprint_db as fdb
     from .data import load_images
     from .store import atomic_path
-    p = {**params, **_encoder_settings(args, params)}
+    say = _say(args)
+    settings = _encoder_settings(args, params)
+    p = {**params, **settings}
     db = fdb.Database.load(_db_folder(args, params))
     images = load_images(args.gen, seed=p["seed"])
     scorer = fdb.scorer_for(db, p)
     report = fdb.attribute_set(db, scorer, images.images, name=str(args.gen),
                                accuracy_csv=scorer.study.figures_dir / "fingerprint_accuracy.csv")
+    if report.precision_note:
+        print(f"memlib: note: {report.precision_note}", file=sys.stderr)
     if report.warning:
         print(f"memlib: warning: {report.warning}", file=sys.stderr)
-    print(f"Which known model made {args.gen}? {report.m} samples, compared at n = {report.n} "
-          f"({len(report.query_curves)} random subsets; {report.distance} distance over "
-          f"{report.query_curves.shape[1]} layers) with {db.curves['model'].nunique()} models "
-          f"of {db.curves['family'].nunique()} families in {db.folder}:")
-    print(report.table.round(3).to_string(index=False))
-    print(f"answer: {report.answer}  ('unknown' = the nearest reference curve is farther than "
-          f"the open-set threshold, {report.threshold:.3g} at n = {report.n})")
+    say(f"Which known model made {args.gen}? {report.m} samples, compared at n = {report.n} "
+        f"({len(report.query_curves)} random subsets; {report.distance} distance over "
+        f"{report.query_curves.shape[1]} layers) with {db.curves['model'].nunique()} models "
+        f"of {db.curves['family'].nunique()} families in {db.folder}:")
+    say(report.table.round(3).to_string(index=False))
+    say(f"answer: {report.answer}  ('unknown' = the nearest reference curve is farther than "
+        f"the open-set threshold, {report.threshold:.3g} at n = {report.n})")
     if args.out is not None:
         with atomic_path(args.out / "attribution.csv", suffix=".csv") as tmp:
             report.table.assign(n=report.n, m=report.m, distance_kind=report.distance,
@@ -344,7 +406,18 @@ def cmd_attribute(args: argparse.Namespace, params: dict) -> None:
         with atomic_path(args.out / "attribution.png", suffix=".png") as tmp:
             fig.savefig(tmp, dpi=130, bbox_inches="tight")
         plt.close(fig)
-        print(f"wrote {args.out / 'attribution.csv'} and attribution.png")
+        say(f"wrote {args.out / 'attribution.csv'} and attribution.png")
+    if args.json:
+        from . import json_output
+        print(json_output.dumps(json_output.document(
+            "attribute", settings,
+            settings=dict(gen=str(args.gen), db=str(db.folder), seed=p["seed"]),
+            answer=report.answer, n=report.n, m=report.m, distance_kind=report.distance,
+            threshold=report.threshold, n_subsets=len(report.query_curves),
+            table=json_output.records(report.table), warning=report.warning,
+            precision_note=report.precision_note,
+            database={k: db.manifest.get(k) for k in fdb.COMPARED_FIELDS},
+            out=None if args.out is None else str(args.out))))
 
 
 def cmd_fingerprint(args: argparse.Namespace, params: dict) -> None:
@@ -355,7 +428,7 @@ def cmd_fingerprint(args: argparse.Namespace, params: dict) -> None:
     db = fdb.Database.load(folder)
     db.require_new(args.name)
     images = load_images(args.gen, seed=p["seed"])
-    scorer = fdb.scorer_for(db, p)
+    scorer = fdb.scorer_for(db, p, strict=True)
     family = args.family or args.name
     new = fdb.ReferenceSet(args.name, family, args.architecture or family, args.model_seed,
                            images.images)
@@ -411,7 +484,10 @@ def main(argv: list[str] | None = None) -> int:
             run_notebooks(args.profile, args.names or None, args.kernel, params_file=args.params)
     except MemlibError as exc:
         print(f"memlib: error: {exc}", file=sys.stderr)
-        return 2
+        if getattr(args, "json", False):
+            from . import json_output
+            print(json_output.dumps({"error": str(exc), "exit_code": EXIT_CODES["bad input"]}))
+        return EXIT_CODES["bad input"]
     except KeyboardInterrupt:
         # Python turns SIGINT into KeyboardInterrupt only when the process did not inherit it
         # ignored. We deliberately do not re-install a SIGINT handler in that case: a shell

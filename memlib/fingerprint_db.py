@@ -14,7 +14,16 @@ of generated images look like? A database is a folder holding two files (no pick
 - ``manifest.json``: everything that makes two curves comparable (:data:`COMPARED_FIELDS`:
   encoder and weights id, image size, token, final LayerNorm, forward-pass precision, C_T
   cells, PCA dimension and seed, and the content hashes of the reference ``T`` and ``P_n``
-  with the specs that load them), the sizes, the memlib version, and the open-set thresholds.
+  with the specs that load them), the sizes, the memlib version, the open-set thresholds and,
+  once measured, ``precision_tolerance`` (below).
+
+Precision. Every compared field but one is refused when it differs: those change the curve.
+The forward-pass precision (float32 or bf16 autocast) only moves it slightly, so a query
+computed at the other precision is accepted with one line saying so (:func:`precision_note`);
+the line gives how far the reference curves moved between the two precisions, as measured by
+:func:`measure_precision_tolerance` and stored in the manifest (``bench/precision_tolerance.py``
+does it for a built database; docs/api.md#precision). ``fingerprint add`` still requires the
+manifest's precision, so a database never mixes the two.
 
 Curves are only comparable at equal set sizes (C_T is a z-score that grows with the sizes;
 :mod:`memlib.fingerprint`), so a query of m samples is compared at the largest stored
@@ -47,6 +56,8 @@ CURVE_COLUMNS = ["model", "family", "architecture", "seed", "n", "draw", "layer"
 COMPARED_FIELDS = ("format", "encoder", "weights_id", "image_size", "token", "final_norm",
                    "precision", "n_cells", "pca_dim", "seed", "reference_train_hash",
                    "reference_test_hash")
+# the compared field a query may differ in (accepted with a note; module docstring)
+TOLERATED_FIELDS = ("precision",)
 OPEN_SET_QUANTILE = 0.95     # notebook 04's open-set rule (fingerprint.open_set's quantile)
 DISTANCE, RULE = "euclidean", "nearest"   # notebook 04's attribution rule
 SHAPE_DISTANCE = "cosine"    # for queries smaller than every stored n (module docstring)
@@ -123,15 +134,22 @@ class Database:
         return (np.nan_to_num(wide.to_numpy(float), nan=0.0),
                 family.loc[models].to_numpy(), models)
 
-    def check(self, current: dict[str, Any]) -> None:
-        """Refuse (one line naming the field) when the manifest differs from ``current``."""
+    def check(self, current: dict[str, Any], *, tolerate: Sequence[str] = ()) -> None:
+        """Refuse (one line naming the field) when the manifest differs from ``current`` in a
+        field of :data:`COMPARED_FIELDS` other than those in ``tolerate``."""
         for key in COMPARED_FIELDS:
+            if key in tolerate:
+                continue
             if key in current and self.manifest.get(key) != current[key]:
                 where = self.folder or "the database"
                 raise InputError(f"fingerprint database {where} does not match the current "
                                  f"settings: {key} is {self.manifest.get(key)!r} there, "
                                  f"{current[key]!r} here; use the settings it was built with "
                                  f"(see its manifest.json) or another --db")
+
+    def set_precision_tolerance(self, tolerance: dict[str, Any]) -> None:
+        """Record :func:`measure_precision_tolerance`'s result in the manifest."""
+        self.manifest["precision_tolerance"] = dict(tolerance)
 
     def require_new(self, model: str) -> None:
         """Refuse a model name that the database already holds."""
@@ -229,21 +247,20 @@ def _threshold(curves, families, models, distance) -> float:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("memlib")
-    except PackageNotFoundError:   # pragma: no cover - running from a bare source tree
-        return "unknown"
+    from .version import memlib_version
+    return memlib_version()
 
 
 # -- scoring against the database's reference ---------------------------------------------------
 
-def scorer_for(db: Database, params: dict[str, Any]) -> "Scorer":
+def scorer_for(db: Database, params: dict[str, Any], *, strict: bool = False) -> "Scorer":
     """A :class:`Scorer` on the database's own reference (its specs, re-embedded through the
-    feature cache) with the current ``params``; refuses a database that does not match them."""
+    feature cache) with the current ``params``; refuses a database that does not match them.
+    A different forward-pass precision is accepted (module docstring) unless ``strict``
+    (``fingerprint add``: a database holds curves of one precision)."""
     from .study import Study
 
-    db.check(comparable_settings(params))
+    db.check(comparable_settings(params), tolerate=() if strict else TOLERATED_FIELDS)
     ref = db.manifest["reference"]
     study = Study({**params, "reference_train": ref["train_spec"], "test": ref["test_spec"]})
     db.check({"reference_train_hash": study.images("reference_train").content_hash,
@@ -257,8 +274,14 @@ class Scorer:
     (:meth:`memlib.ct.Reference.subset_curves`)."""
 
     def __init__(self, study):
+        from .encoders import compute_precision, pick_device
+
         self.study = study
         self.reference = study.reference()
+        p = study.params
+        # what this scorer's features are computed in (None for raw pixels), as in a manifest
+        self.precision = (None if p["encoder"] == "pixels"
+                          else compute_precision(pick_device(p["device"]), p["precision"]))
 
     def subset_curves(self, images: np.ndarray, subsets: Sequence[np.ndarray],
                       name: str) -> np.ndarray:
@@ -307,6 +330,8 @@ class AttributionReport:
     threshold: the open-set threshold at n (same units as ``distance``).
     query_curves: (S, L) the query's subset curves (undefined C_T as 0).
     warning: a sentence when the query is smaller than every stored n, else None.
+    precision_note: one line when the query's forward-pass precision differs from the
+        database's (accepted; :func:`precision_note`), else None.
     """
 
     answer: str
@@ -318,6 +343,7 @@ class AttributionReport:
     query_curves: np.ndarray
     warning: str | None = None
     reference: tuple = field(default=(), repr=False)   # (curves, families, models) at n
+    precision_note: str | None = None
 
 
 def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str = "query",
@@ -356,7 +382,77 @@ def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str
     table = table.sort_values(["votes", "distance"], ascending=[False, True],
                               na_position="last", kind="stable").reset_index(drop=True)
     return AttributionReport(str(table["candidate"].iloc[0]), table, n, m, distance,
-                             float(threshold), curves, warning, refs)
+                             float(threshold), curves, warning, refs,
+                             precision_note(db, scorer.precision, n))
+
+
+# -- precision ----------------------------------------------------------------------------------
+
+def precision_note(db: Database, precision: str | None, n: int | None = None) -> str | None:
+    """One line when ``precision`` (this run's, e.g. ``"float32"``) differs from the
+    database's, else None: the query is accepted, and the line says by how much the reference
+    curves moved between the two precisions (the manifest's ``precision_tolerance`` at ``n``,
+    or its largest over n) next to the open-set threshold at ``n``."""
+    built = db.manifest.get("precision")
+    if precision == built:
+        return None
+    head = (f"the database was built under {built}, this run computes {precision}: accepted, "
+            f"only the precision differs")
+    tol = db.manifest.get("precision_tolerance")
+    if not tol or set(tol.get("between", ())) != {built, precision}:
+        return head + ("; how far its curves move between the two precisions was not measured "
+                       "(python -m bench.precision_tolerance; docs/api.md#precision)")
+    by_n = tol["max_by_n"]
+    key = str(n) if n is not None and str(n) in by_n else max(by_n, key=lambda k: by_n[k])
+    threshold = db.manifest.get("open_set", {}).get("thresholds", {}).get(key)
+    against = f" against an open-set threshold of {threshold:.3g}" if threshold is not None else ""
+    return head + (f"; its reference curves move by at most {by_n[key]:.3g} C_T units between "
+                   f"the two at n = {key} ({tol['distance']} over layers, {tol['n_curves']} "
+                   f"curves of {len(tol['models'])} models, {tol['cpu']}){against}")
+
+
+def curve_distances(db: Database, rows: Sequence[dict]) -> pd.DataFrame:
+    """Distance (:data:`DISTANCE` over layers, undefined C_T as 0) between each recomputed
+    curve in ``rows`` (:data:`CURVE_COLUMNS`, as :meth:`Scorer.set_rows` returns them) and the
+    database's stored curve of the same model, n and draw: columns model, n, draw, distance."""
+    new = pd.DataFrame(list(rows), columns=CURVE_COLUMNS)
+    keys = ["model", "n", "draw"]
+    stored = db.curves[db.curves["model"].isin(new["model"].unique())]
+    a = new.pivot(index=keys, columns="layer", values="ct").sort_index()
+    b = stored.pivot(index=keys, columns="layer", values="ct").sort_index()
+    if not a.index.equals(b.index) or list(a.columns) != list(b.columns):
+        raise InputError("recomputed curves do not cover the stored ones (other models, sizes, "
+                         "draws or layers); recompute with the database's query_sizes and "
+                         "n_query_draws")
+    diff = np.nan_to_num(a.to_numpy(float), nan=0.0) - np.nan_to_num(b.to_numpy(float), nan=0.0)
+    return a.index.to_frame(index=False).assign(distance=np.sqrt((diff ** 2).sum(axis=1)))
+
+
+def measure_precision_tolerance(db: Database, other: "Scorer",
+                                sets: Sequence[ReferenceSet]) -> dict[str, Any]:
+    """How far the database's reference curves move at the other forward-pass precision.
+
+    ``other`` scores at the other precision (same encoder and reference: :func:`scorer_for`);
+    ``sets`` are some of the database's models (their own sample sets). Each set's curves are
+    recomputed at every stored n and draw and compared with the stored ones
+    (:func:`curve_distances`). Returns the manifest's ``precision_tolerance``: the largest and
+    the median distance per n (C_T units), the models, the number of curves and the CPU.
+    Store it with :meth:`Database.set_precision_tolerance`.
+    """
+    from .machine import cpu_model
+
+    built = db.manifest.get("precision")
+    if other.precision == built:
+        raise InputError(f"the scorer computes {other.precision}, the database's own precision; "
+                         f"measure against the other one")
+    rows = [r for s in sets for r in other.set_rows(s, db.sizes, int(db.manifest["n_query_draws"]))]
+    d = curve_distances(db, rows)
+    by_n = d.groupby("n")["distance"]
+    return {"between": sorted([built, other.precision]), "distance": DISTANCE,
+            "max_by_n": {str(n): float(v) for n, v in by_n.max().items()},
+            "median_by_n": {str(n): float(v) for n, v in by_n.median().items()},
+            "models": sorted(d["model"].unique().tolist()), "n_curves": int(len(d)),
+            "cpu": cpu_model(), "memlib_version": _version()}
 
 
 def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:

@@ -40,9 +40,10 @@ class Study:
         apply_torch_threads(params)
         self.params = params
         # relative to the current folder (the notebook runner runs its kernels in the
-        # checkout, so figures/ lands there); an absolute figures_dir is used as is
+        # checkout, so figures/ lands there); an absolute figures_dir is used as is. Created
+        # by the first write (store.atomic_path), so a Study that only scores (memlib
+        # attribute) leaves the current folder alone.
         self.figures_dir = Path(params["figures_dir"]).absolute()
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
         self._images: dict[str, ImageSet] = {}
         self._refs: dict[tuple, Reference] = {}
 
