@@ -31,6 +31,7 @@ import pandas as pd
 
 from .attribution_eval import CURVE_METHOD
 from .bootstrap import late_minus_early, layer_thirds, percentile_ci
+from .errors import InputError
 
 CLAIMS_TABLE = "claims.csv"
 # value: the number that decides the verdict; ci_low / ci_high: its confidence interval (NaN
@@ -38,6 +39,50 @@ CLAIMS_TABLE = "claims.csv"
 CLAIM_COLUMNS = ["claim", "statement", "rule", "metric", "value", "ci_low", "ci_high",
                  "paper_value", "verdict"]
 VERDICTS = ("reproduced", "partly", "not reproduced", "untestable here")
+
+# Rule history (docs/design.md, "Study v3": rules have a history). For each claims.csv row: was its
+# rule, as it stands, fixed *before* or *after* numbers of that claim's deciding metric were first
+# seen (in any committed run, the first protocol's included); the commit that fixed or last
+# changed the rule; the commit of the figures that first showed those numbers; and why. Filled
+# from the git history (`git log -S`, the committed figures/claims.csv of every run); a claims
+# table gets the columns HISTORY_COLUMNS from with_rule_history(), which refuses a row without
+# an entry here.
+HISTORY_COLUMNS = ["rule_history", "rule_commit", "numbers_first_seen", "rule_why"]
+RULE_HISTORY = {
+    "1-depth-trend": (
+        "before", "fa6d9eb", "23d659a",
+        "Study v2 rule (pooled and every group's late-minus-early effect CI above 0) on a new metric "
+        "and new sets, written after the first protocol's claim-1 number (0.22, not reproduced, "
+        "4b1f87b) but before its own numbers (first at 23d659a); unchanged since"),
+    "2-memorization-levels": (
+        "after", "8f6126c", "23d659a",
+        "Study v2 rule fixed before its numbers (fa6d9eb; first numbers at 23d659a); amended after "
+        "them: a NaN sensitivity makes a layer's half-sensitivity strength NaN (undecidable, never "
+        "'beyond the references') instead of censored, which can only make the verdict stricter; "
+        "same verdict at a77bd3c"),
+    "3-architecture-signature": (
+        "after", "5ae5fcf", "4b1f87b",
+        "rewritten after the first protocol's 0.83 (partly, 4b1f87b): family grain -> architecture "
+        "grain, point accuracy >= 0.9 -> the accuracy CI's lower end >= 0.9 (stricter); same "
+        "thresholds 0.9 and 50 %"),
+    "4a-fingerprint-full": (
+        "after", "5ae5fcf", "4b1f87b",
+        "loosened after the first protocol's 0.944 (partly, 4b1f87b): reproduced needed a point "
+        "accuracy >= 0.95, now the CI reaches 0.95 and lies above 0.8; partly needed >= 0.6, now "
+        "a CI above chance. The v2 value 0.963 [0.889, 1.000] reads reproduced under both rules"),
+    "4b-vs-ct-baselines": (
+        "after", "4982924", "4b1f87b",
+        "promoted to a verdict row after the first protocol's 4b (curve minus the best of all "
+        "baselines) was negative (-0.044, not reproduced, 4b1f87b), whose metric already showed "
+        "the C_T-only gaps (+0.27 to +0.39, reported since a4c8414). It compares the whole curve "
+        "with one C_T number (final-layer C_T, raw and final-norm) or the best single layer: the "
+        "likeliest reading of the paper's unnamed baseline, and also an ablation of the curve"),
+    "4b-vs-feature-baselines": (
+        "after", "4982924", "4b1f87b",
+        "the feature baselines (Frechet distance, k-NN probe) decided the first protocol's "
+        "negative 4b (4b1f87b); split into its own row with a paired CI that must lie above 0 "
+        "(stricter than 'positive at some n'), same +0.30 bar"),
+}
 
 # A set counts as flagged for copying where C_T < FLAG_THRESHOLD. Under the null C_T is a
 # weighted mean of the kept cells' z-scores, each about N(0, 1), so its standard deviation is
@@ -78,6 +123,21 @@ FULL_ACCURACY_CI_LOW = 0.8
 # query size of the largest gap lies above 0 and reaches BASELINE_GAP_REPRODUCED -> reproduced.
 BASELINE_GAP_REPRODUCED = 0.30
 CLAIM_GRAIN = "architecture"
+
+
+def with_rule_history(table: pd.DataFrame) -> pd.DataFrame:
+    """A claims table (one row per claim, column ``claim``) with :data:`HISTORY_COLUMNS`
+    appended from :data:`RULE_HISTORY`: rule_history ("before" / "after"), rule_commit and
+    numbers_first_seen (short hashes), rule_why (one line). Raises InputError naming a claim
+    without an entry, so a new rule cannot reach claims.csv without its history."""
+    missing = sorted(set(table["claim"]) - set(RULE_HISTORY))
+    if missing:
+        raise InputError(f"no RULE_HISTORY entry for claim(s) {missing}: add when each rule was "
+                       f"fixed (before/after its numbers were first seen) and the commit")
+    out = table.copy()
+    for i, col in enumerate(HISTORY_COLUMNS):
+        out[col] = [RULE_HISTORY[c][i] for c in table["claim"]]
+    return out
 
 
 # --------------------------------------------------------------------------- claim 1
