@@ -96,3 +96,26 @@ def _cpuinfo_lines() -> list[str]:
         return Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return []
+
+
+def precision_line() -> str:
+    """One line naming this CPU and what ``precision: auto`` computes in here, e.g.
+    ``CPU: AMD EPYC (avx512_bf16) | precision auto -> bfloat16-autocast``; ``make test`` prints it
+    so that a log says which precision path the suite took (docs/reproducibility.md)."""
+    from .encoders import NATIVE_BF16_ENV, NATIVE_BF16_FLAGS, compute_precision, pick_device
+
+    native = [f for f in NATIVE_BF16_FLAGS if f in cpu_flags()] or ["no native bf16"]
+    forced = os.environ.get(NATIVE_BF16_ENV)
+    return (f"CPU: {cpu_model()} ({', '.join(native)}) | precision auto -> "
+            f"{compute_precision(pick_device('auto'), 'auto')}"
+            + (f" ({NATIVE_BF16_ENV}={forced})" if forced else ""))
+
+
+if __name__ == "__main__":   # python -m memlib.machine [--precision]
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m memlib.machine",
+                                     description="Print this CPU and what precision auto computes in.")
+    parser.add_argument("--precision", action="store_true", help="print the precision line (the default)")
+    parser.parse_args()
+    print(precision_line())

@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from .encoders import NATIVE_BF16_FLAGS, compute_precision, native_bf16_cpu, pick_device
+from .encoders import NATIVE_BF16_ENV, NATIVE_BF16_FLAGS, compute_precision, native_bf16_cpu, pick_device
 from .machine import available_cores, cpu_flags, cpu_microcode, cpu_model, torch_threads, zoo_workers
 from .store import atomic_path
 
@@ -88,6 +88,7 @@ def collect(params: Mapping[str, Any], profile: str, notebooks: list[dict],
             "torch_threads": torch_threads(params),
             "zoo_workers": zoo_workers(params),
             "zoo_threads": params["zoo_threads"],
+            "native_bf16_env": os.environ.get(NATIVE_BF16_ENV) or None,   # docs/reproducibility.md
         },
         "machine": {
             "cpu": cpu_model(),

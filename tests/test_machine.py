@@ -84,3 +84,12 @@ def test_git_state_ignores_the_figures_the_run_rewrites(tmp_path):
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_state(tmp_path, outputs="figures")["dirty"] is True
     assert len(provenance.git_state(tmp_path)["commit"]) == 40
+
+
+@pytest.mark.parametrize("env, computed", [("0", "float32"), ("1", "bfloat16-autocast")])
+def test_precision_line_names_the_cpu_and_what_auto_computes(env, computed, monkeypatch):
+    from memlib.machine import cpu_model, precision_line
+    monkeypatch.setenv("MEMLIB_NATIVE_BF16", env)
+    line = precision_line()
+    assert line.startswith(f"CPU: {cpu_model()} (")
+    assert line.endswith(f"precision auto -> {computed} (MEMLIB_NATIVE_BF16={env})")
