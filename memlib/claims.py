@@ -268,6 +268,73 @@ def depth_signal_claim(contrast: pd.DataFrame, *, level: float, n_layers: int) -
                 verdict=depth_signal_verdict(pooled.ci_low, groups.ci_low.to_dict(), n_sets))
 
 
+# --------------------------------------------------------------------------- claim 1, Study v3
+
+# Claim 1 as two rows (issue 30, docs/design.md "Study v3"), each rule fixed before its numbers.
+# Both read the effect-size curve (memlib.ct, statistic "effect") against the generator's own
+# training data and its late-minus-early contrast (memlib.bootstrap.late_minus_early: > 0 = the
+# effect rises with depth); CIs from memlib.hierarchical (reference draws, clusters of sets, sets,
+# points). Rows that copy are split from rows that do not with memlib.row_effects.
+RULE_1A = ("1a (descriptive): on the standard zoo's generated sets, each against its model's own "
+           "training data, the mean over sets of the late-minus-early effect contrast has a "
+           "hierarchical-bootstrap CI above 0 and no set's own CI lies below 0 -> reproduced; the "
+           "CI above 0 but some set's CI below 0 -> partly; otherwise not reproduced; fewer than 2 "
+           "sets -> untestable here")
+RULE_1B = ("1b (the paper's reading): the copy signal weakens with depth, judged on rows that copy "
+           "only: the memorization-gradient sets' copy rows (pixel copy flag, exact copies left "
+           "out) and the mixtures' copies padded with fresh real images, each against its "
+           "generator's own training data; exact copies are excluded because they sit at the "
+           "floor (-1) on every layer and cannot carry a depth trend, and transforms no layer "
+           "sees as a copy (no layer's copy-sensitivity CI below 0) are excluded because they "
+           "are not copies to any layer; the equal-weight mean over groups of the copy rows' "
+           "late-minus-early contrast and every group's mean have hierarchical-bootstrap CIs above "
+           "0 -> reproduced; the pooled CI or some group's above 0 -> partly; otherwise not "
+           "reproduced; no eligible set -> untestable here")
+COPY_KINDS = ("exact", "near", "none")
+COPY_TRANSFORMS = ("low-level", "high-level")   # the mixtures' transformed copies (memlib.copies)
+
+
+def copy_kind(distance, threshold: float) -> np.ndarray:
+    """Per sample, the copy flag that gives a manifest's copy rate
+    (:func:`memlib.metrics.copy_metrics`): ``"exact"`` at pixel distance 0 to its nearest
+    training image, ``"near"`` below ``threshold`` (the ``copy_threshold``: a quantile of the
+    test images' distances), else ``"none"``. distance: (m,) in [0, 1]-pixel Euclidean units.
+    The copy rate is the share of "exact" and "near", the exact copy rate that of "exact"."""
+    d = np.asarray(distance, np.float64)
+    return np.where(d == 0, "exact", np.where(d < threshold, "near", "none"))
+
+
+def enters_claim_1b(kind: str, seen: bool = True) -> bool:
+    """Whether copies of ``kind`` enter claim 1b (:data:`RULE_1B`): a model's near copies
+    (``"near"``) do; exact copies (``"exact"``) never do (the floor on every layer); a mixture
+    transform (:data:`COPY_TRANSFORMS`) does where some layer sees it as a copy (``seen``: some
+    layer's copy-sensitivity CI lies below 0 at that strength)."""
+    if kind == "exact":
+        return False
+    if kind == "near":
+        return True
+    if kind in COPY_TRANSFORMS:
+        return bool(seen)
+    raise ValueError(f"kind must be 'exact', 'near' or one of {COPY_TRANSFORMS}, got {kind!r}")
+
+
+def claim_1a_verdict(ci_low: float, n_sets_below: int, n_sets: int) -> str:
+    """Claim 1a (:data:`RULE_1A`) from the CI of the mean late-minus-early contrast over sets
+    and the number of sets whose own contrast CI lies below 0. NaN counts as not above 0."""
+    if n_sets < 2:
+        return "untestable here"
+    if not ci_low > 0:
+        return "not reproduced"
+    return "reproduced" if n_sets_below == 0 else "partly"
+
+
+def claim_1b_verdict(ci_low: float, group_ci_lows: dict[str, float], n_sets: int) -> str:
+    """Claim 1b (:data:`RULE_1B`) from the pooled CI of the copy rows' late-minus-early contrast
+    and each group's: the thresholds of :func:`depth_signal_verdict` (v2), applied to copy rows
+    only. NaN counts as not above 0."""
+    return depth_signal_verdict(ci_low, group_ci_lows, n_sets)
+
+
 # --------------------------------------------------------------------------- claim 2
 
 
