@@ -30,10 +30,11 @@ def provenance(settings: dict[str, Any]) -> dict[str, Any]:
                 final_norm=bool(settings["final_norm"]))
 
 
-def document(command: str, settings: dict[str, Any], **content: Any) -> dict[str, Any]:
-    """The document of one command: header fields, then ``content``."""
+def document(command: str, encoder_settings: dict[str, Any], /, **content: Any) -> dict[str, Any]:
+    """The document of one command: header fields, ``content`` (e.g. ``settings``, the numbers)
+    and the :func:`provenance` of ``encoder_settings``."""
     return {"command": command, "memlib_version": memlib_version(), **content,
-            "provenance": provenance(settings)}
+            "provenance": provenance(encoder_settings)}
 
 
 def plain(value: Any) -> Any:
