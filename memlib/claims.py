@@ -82,7 +82,19 @@ RULE_HISTORY = {
         "the feature baselines (Frechet distance, k-NN probe) decided the first protocol's "
         "negative 4b (4b1f87b); split into its own row with a paired CI that must lie above 0 "
         "(stricter than 'positive at some n'), same +0.30 bar"),
+    # Study v3 (issue 30): rows written by the next cold run; "" = no number of the metric seen yet
+    "1a-depth-rise": (
+        "after", "f925b53", "4b1f87b",
+        "written after C_T curves of the standard zoo against its own training data had been seen "
+        "(depth_trend.csv, reference own-train, since 4b1f87b; Spearman over layers above 0 for 18 "
+        "of 29 curves at 0f3e4bf); its number (late-minus-early effect, hierarchical CI over sets) "
+        "had not been computed"),
+    "1b-copy-signal-depth": (
+        "before", "f925b53", "",
+        "written before any copy-rows-only number was computed (issue 30 had read only the net "
+        "contrasts of whole copying sets, which motivated the split)"),
 }
+CLAIM_1A, CLAIM_1B = "1a-depth-rise", "1b-copy-signal-depth"   # the claims.csv ids of RULE_1A/1B
 
 # A set counts as flagged for copying where C_T < FLAG_THRESHOLD. Under the null C_T is a
 # weighted mean of the kept cells' z-scores, each about N(0, 1), so its standard deviation is

@@ -3,6 +3,7 @@ and the history agrees with git (a rule fixed 'before' its numbers is an ancesto
 commit that first showed them; 'after' the other way round)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,6 +39,14 @@ def test_every_committed_claim_has_a_history_entry():
     assert len(out) == len(table) and (out.claim == table.claim).all()
 
 
+def test_the_v3_claim_1_rows_have_their_history():
+    assert {claims.CLAIM_1A, claims.CLAIM_1B} <= set(claims.RULE_HISTORY)
+    table = pd.DataFrame({"claim": [claims.CLAIM_1B, claims.CLAIM_1A]})
+    out = claims.with_rule_history(table)
+    assert out.rule_history.tolist() == ["before", "after"]
+    assert out.numbers_first_seen.tolist() == ["", "4b1f87b"]
+
+
 def test_a_claim_without_history_is_refused():
     table = pd.DataFrame({"claim": ["4a-fingerprint-full", "9-new-claim"], "value": [1.0, 2.0]})
     with pytest.raises(InputError, match="9-new-claim"):
@@ -48,13 +57,16 @@ def test_a_claim_without_history_is_refused():
 def test_history_agrees_with_git():
     for claim, (when, rule_commit, first_seen, why) in claims.RULE_HISTORY.items():
         assert when in ("before", "after") and why, claim
-        for c in (rule_commit, first_seen):
-            assert _git("cat-file", "-e", f"{c}^{{commit}}").returncode == 0, (claim, c)
+        assert _git("cat-file", "-e", f"{rule_commit}^{{commit}}").returncode == 0, (claim, rule_commit)
+        if not first_seen:                        # no number seen yet: the rule can only be 'before'
+            assert when == "before", claim
+            continue
+        assert _git("cat-file", "-e", f"{first_seen}^{{commit}}").returncode == 0, (claim, first_seen)
         # before: the rule's commit precedes the figures; after: the figures precede the rule
         old, new = (rule_commit, first_seen) if when == "before" else (first_seen, rule_commit)
         assert _git("merge-base", "--is-ancestor", old, new).returncode == 0, (claim, when)
         assert old != new, claim
-        # the figures commit holds a claims.csv with a row of this claim or its predecessor
+        # the figures commit holds a claims.csv with a row of this claim's number (1, 2, 3, 4)
         csv = _git("show", f"{first_seen}:figures/claims.csv").stdout
-        stem = claim.split("-")[0]
+        stem = re.match(r"\d+", claim).group(0)
         assert any(line.startswith(stem) for line in csv.splitlines()), (claim, first_seen)
