@@ -31,18 +31,20 @@ array of row indices to (B, K) statistics (K = layers, or 1 for a contrast). Two
 here: :func:`rows_stat` (the mean of per-row statistics, e.g. the per-row effect contributions
 of :mod:`memlib.row_effects`, whose sum over a set's rows is its effect size exactly) and
 :func:`reference_stat` (the exact re-count of :meth:`memlib.ct.Reference.subset_curves` on each
-reference draw's cached distances).
+reference draw's cached distances). :func:`reference_draws` fits the R references: disjoint P_n
+draws from a pool of held-out images, k-means seed ``seed + r``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .bootstrap import percentile_ci
-from .ct import LayerDistances, Reference
+from .ct import LayerDistances, Reference, fit_reference
+from .ct_inputs import as_layers
 from .errors import InputError, ParameterError
 
 LEVELS = ("reference", "clusters", "sets", "points")
@@ -109,6 +111,36 @@ def reference_stat(name: str, references: Sequence[Reference],
     return SetStat(name, name if cluster is None else cluster, ms.pop(), len(references),
                    lambda ref, draws: references[ref].subset_curves(distances[ref], draws,
                                                                     statistic=statistic))
+
+
+def reference_draws(train_layers: Any, test_pool: Any, *, n_test: int, n_draws: int, seed: int,
+                    **fit_kwargs: Any) -> tuple[list[Reference], list[np.ndarray]]:
+    """R = n_draws references that differ in what a re-run may draw: disjoint P_n of n_test rows
+    each from a pool of held-out images, and k-means seed ``seed + r`` for draw r.
+
+    Args:
+        train_layers: T's L layers of (l, D) features (the same T for every draw).
+        test_pool: L layers of (N, D) held-out features (an (L, N, D) array, a sequence or
+            :class:`memlib.features.LayerFeatures`), N >= n_draws · n_test.
+        n_test, n_draws: rows per P_n draw and number of draws (>= 1 each). seed: the row
+            permutation ``np.random.default_rng(seed)`` and the first k-means seed.
+        fit_kwargs: passed to :func:`memlib.ct.fit_reference` (its ``seed`` is seed + r).
+
+    Returns:
+        (references, rows): the R fitted references and each one's sorted pool rows (int64).
+    """
+    if n_test < 1 or n_draws < 1:
+        raise ParameterError(f"n_test and n_draws must be >= 1, got {n_test}, {n_draws}")
+    pool = as_layers(test_pool, "test pool")
+    n_pool = np.shape(pool[0])[0]
+    if n_draws * n_test > n_pool:
+        raise InputError(f"test pool: {n_draws} disjoint draws of {n_test} rows need "
+                         f"{n_draws * n_test} rows, the pool has {n_pool}")
+    perm = np.random.default_rng(seed).permutation(n_pool)
+    rows = [np.sort(perm[r * n_test:(r + 1) * n_test]).astype(np.int64) for r in range(n_draws)]
+    refs = [fit_reference(train_layers, _Rows(pool, idx), seed=seed + r, **fit_kwargs)
+            for r, idx in enumerate(rows)]
+    return refs, rows
 
 
 def hierarchical_bootstrap(groups: Mapping[str, Sequence[SetStat]], *, n_boot: int, seed: int,
@@ -189,6 +221,20 @@ def summary_table(draws: HierDraws, level: float) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- internals
+
+
+class _Rows:
+    """Rows ``idx`` of every layer of per-layer features, read one layer at a time."""
+
+    def __init__(self, layers, idx):
+        self.layers, self.idx = layers, idx
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, layer):
+        return np.asarray(self.layers[layer][self.idx])
+
 
 
 def _check_groups(groups, levels):

@@ -142,3 +142,27 @@ def test_bad_inputs_raise_clear_errors():
         hb.hierarchical_bootstrap({}, n_boot=5, seed=0)
     # a single set with only its points resampled is the Study v2 interval: allowed
     assert hb.hierarchical_bootstrap({"g": [one]}, n_boot=5, seed=0, resample=("points",)).boot.shape == (5, 2, 1)
+
+
+def test_reference_draws_are_disjoint_seeded_and_widen_the_interval():
+    rng = np.random.default_rng(6)
+    train = rng.normal(size=(2, 300, 5)).astype(np.float32)
+    pool = rng.normal(size=(2, 400, 5)).astype(np.float32)
+    refs, rows = hb.reference_draws(train, pool, n_test=120, n_draws=3, seed=10, n_cells=2, pca_dim=None)
+    assert [r.seed for r in refs] == [10, 11, 12] and [len(x) for x in rows] == [120] * 3
+    assert len(np.unique(np.concatenate(rows))) == 360                        # disjoint
+    again, rows2 = hb.reference_draws(train, pool, n_test=120, n_draws=3, seed=10, n_cells=2, pca_dim=None)
+    assert all(np.array_equal(a, b) for a, b in zip(rows, rows2))
+    np.testing.assert_array_equal(refs[1].layers[0].n_test, again[1].layers[0].n_test)
+    gens = [rng.normal(size=(2, 100, 5)).astype(np.float32) for _ in range(4)]
+    sets = [hb.reference_stat(f"s{i}", refs, [r.layer_distances(g) for r in refs]) for i, g in enumerate(gens)]
+    one_ref = [hb.reference_stat(f"s{i}", refs[:1], [refs[0].layer_distances(g)]) for i, g in enumerate(gens)]
+    spread = hb.hierarchical_bootstrap({"g": sets}, n_boot=300, seed=0, resample=("reference",))
+    assert len(np.unique(spread.boot[:, 0, 0])) == 3                           # one value per draw
+    assert _width(spread, "g") > 0
+    fixed = hb.hierarchical_bootstrap({"g": one_ref}, n_boot=300, seed=0, resample=("reference",))
+    assert _width(fixed, "g") == 0.0
+    with pytest.raises(InputError, match="need 480 rows, the pool has 400"):
+        hb.reference_draws(train, pool, n_test=120, n_draws=4, seed=0)
+    with pytest.raises(ParameterError, match="n_test and n_draws"):
+        hb.reference_draws(train, pool, n_test=0, n_draws=2, seed=0)
