@@ -416,6 +416,7 @@ def cmd_attribute(args: argparse.Namespace, params: dict) -> None:
             settings=dict(gen=str(args.gen), db=str(db.folder), seed=p["seed"]),
             answer=report.answer, n=report.n, m=report.m, distance_kind=report.distance,
             threshold=report.threshold, n_subsets=len(report.query_curves),
+            nearest_per_subset=report.nearest,
             table=json_output.records(report.table), warning=report.warning,
             precision_note=report.precision_note,
             database={k: db.manifest.get(k) for k in fdb.COMPARED_FIELDS},

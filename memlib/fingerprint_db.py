@@ -332,6 +332,8 @@ class AttributionReport:
     warning: a sentence when the query is smaller than every stored n, else None.
     precision_note: one line when the query's forward-pass precision differs from the
         database's (accepted; :func:`precision_note`), else None.
+    nearest: (S,) each subset's distance to its nearest reference curve (same units as
+        ``threshold``; above it, the subset votes ``unknown``).
     """
 
     answer: str
@@ -344,6 +346,7 @@ class AttributionReport:
     warning: str | None = None
     reference: tuple = field(default=(), repr=False)   # (curves, families, models) at n
     precision_note: str | None = None
+    nearest: np.ndarray | None = field(default=None, repr=False)
 
 
 def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str = "query",
@@ -383,7 +386,7 @@ def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str
                               na_position="last", kind="stable").reset_index(drop=True)
     return AttributionReport(str(table["candidate"].iloc[0]), table, n, m, distance,
                              float(threshold), curves, warning, refs,
-                             precision_note(db, scorer.precision, n))
+                             precision_note(db, scorer.precision, n), nearest)
 
 
 # -- precision ----------------------------------------------------------------------------------

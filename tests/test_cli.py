@@ -59,16 +59,20 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> 
 
 @pytest.mark.parametrize("command, mentions", [
     ([], ["ct", "embed", "zoo", "run-notebooks", "encoders", "copies", "attribute",
-          "fingerprint", "--profile", "fashion-mnist", "Ctrl-C", "SIGINT", "kill -TERM"]),
+          "fingerprint", "--profile", "fashion-mnist", "Ctrl-C", "SIGINT", "kill -TERM",
+          "--json", "exit codes", "0 done", "2 a bad", "130 interrupted", "1 an unexpected"]),
     (["copies"], ["GEN", "--train", "--test", "--quantile", "--out", "--encoder", "--image-size",
                   "--token", "--precision", "--profile", "--params", "copies.csv", "summary.csv",
-                  "gallery.png", "0 = raw pixels", "Wilson", "low-level", "semantic", "exact"]),
+                  "gallery.png", "0 = raw pixels", "Wilson", "low-level", "semantic", "exact",
+                  "--json"]),
     (["attribute"], ["GEN", "--db", "--out", "--encoder", "--image-size", "--token",
-                     "--precision", "fingerprint_db", "unknown", "refused"]),
+                     "--precision", "fingerprint_db", "unknown", "refused", "--json",
+                     "precision (float32 vs bf16) is accepted"]),
     (["fingerprint", "add"], ["NAME", "GEN", "--family", "--architecture", "--model-seed",
                               "--db", "--encoder"]),
     (["ct"], ["--train", "--test", "--gen", "--out", "--encoder", "--image-size", "--variant",
-              "--n-bootstrap", "--n-cells", "--seed", "--profile", "ct_lo"]),
+              "--n-bootstrap", "--n-cells", "--seed", "--profile", "ct_lo", "--json",
+              "exit codes"]),
     (["embed"], ["--out", "--encoder", "--image-size", "--token", "--batch-size", "--device",
                  "--precision", "bfloat16", "layerNN.npy", "meta.json"]),
     (["zoo"], ["list", "train", "sample", "--family", "--seed", "--out"]),
@@ -334,3 +338,106 @@ def test_copies_bad_quantile_is_one_line(cli, planted_gen, tmp_path):
 def test_attribute_without_a_database_is_one_line(cli, planted_gen, tmp_path):
     assert_one_line_error(cli("attribute", planted_gen, "--db", tmp_path / "nodb"),
                           "nodb", "no manifest.json")
+
+
+# --- --json and exit codes (docs/api.md#json-output, #exit-codes) ---------------------------------
+
+def _provenance_expected(encoder: str) -> dict:
+    from importlib.metadata import version
+
+    from memlib.encoders import compute_precision, weights_id
+    return dict(encoder=encoder, weights_id=weights_id(encoder),
+                precision=compute_precision("cpu", "auto"), device="cpu"), version("memlib")
+
+
+def test_ct_json_is_one_document_with_numbers_settings_and_provenance(cli, gen_sets, tmp_path):
+    fresh, copies = gen_sets
+    out = tmp_path / "ct.csv"
+    proc = cli("ct", "--train", TRAIN, "--test", TEST, "--gen", copies, "--gen", fresh,
+               "--encoder", TINY, "--image-size", 32, "--n-bootstrap", 10, "--device", "cpu",
+               "--json", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)                       # stdout holds the document and nothing else
+    assert "C_T per layer" in proc.stderr               # the table went to stderr
+    expected, version = _provenance_expected(TINY)
+    assert doc["command"] == "ct" and doc["memlib_version"] == version
+    assert {k: doc["provenance"][k] for k in expected} == expected
+    assert doc["provenance"]["image_size"] == 32 and doc["provenance"]["token"] == "cls"
+    assert doc["settings"] == dict(variant="ct", train=TRAIN, test=TEST, n_train=400, n_test=300,
+                                   n_cells=3, pca_dim=64, seed=0, n_bootstrap=10, ci=0.95)
+    by_gen = {s["gen"]: s for s in doc["sets"]}
+    assert set(by_gen) == {str(copies), str(fresh)}
+    assert by_gen[str(copies)]["layer"] == list(range(1, 13))
+    assert max(by_gen[str(copies)]["ct"]) < -5 and max(map(abs, by_gen[str(fresh)]["ct"])) < 3
+    table = pd.read_csv(out)                            # the same numbers as the CSV
+    csv_ct = table[table["gen"] == str(copies)].sort_values("layer")["ct"].to_numpy()
+    np.testing.assert_allclose(by_gen[str(copies)]["ct"], csv_ct, atol=5e-5)
+
+
+def test_ct_json_without_out_writes_nothing(cli, gen_sets, tmp_path):
+    fresh, _ = gen_sets
+    proc = cli("ct", "--train", TRAIN, "--test", TEST, "--gen", fresh, "--encoder", "pixels",
+               "--n-bootstrap", 10, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["out"] is None and doc["provenance"]["encoder"] == "pixels"
+    assert doc["provenance"]["precision"] is None and len(doc["sets"][0]["ct"]) == 1
+
+
+def test_ct_needs_out_or_json(cli, gen_sets):
+    assert_one_line_error(cli("ct", "--train", TRAIN, "--test", TEST, "--gen", gen_sets[0],
+                              "--encoder", "pixels"), "--out", "--json")
+
+
+def test_copies_json(cli, planted_gen, tmp_path):
+    proc = cli("copies", planted_gen, "--train", TRAIN, "--test", TEST, "--encoder", "pixels",
+               "--quantile", 0.05, "--out", tmp_path / "px", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["command"] == "copies" and doc["settings"]["quantile"] == 0.05
+    assert (doc["n_gen"], doc["n_train"], doc["n_test"]) == (160, 400, 300)
+    (layer,) = doc["layers"]          # pixels only: one layer, so every flagged sample is 'exact'
+    assert layer["layer"] == 0 and 60 <= layer["n_flagged"] <= 75 and layer["ct"] < 0
+    assert doc["kinds"]["exact"] == layer["n_flagged"] and sum(doc["kinds"].values()) == 160
+    assert Path(doc["files"]["copies.csv"]).exists()
+
+
+def test_a_bad_input_with_json_is_exit_2_and_an_error_document(cli, tmp_path):
+    proc = cli("attribute", "fashion-mnist:test[:30]", "--db", tmp_path / "nodb", "--json")
+    line = assert_one_line_error(proc, "nodb", "no manifest.json")
+    doc = json.loads(proc.stdout)
+    assert doc == {"error": line.removeprefix("memlib: error: "), "exit_code": 2}
+
+
+def test_a_usage_error_with_json_leaves_stdout_empty(cli):
+    proc = cli("ct", "--json", "--train", "a", "--test", "b", "--gen", "c", "--frobnicate")
+    assert_one_line_error(proc, "--frobnicate")
+    assert proc.stdout == ""
+
+
+def test_exit_codes_are_the_documented_ones(monkeypatch, capsys):
+    """0 done, 2 bad input (MemlibError), 130 interrupted; a bug is not swallowed (Python's 1)."""
+    from memlib import cli as cli_module
+    from memlib.errors import InputError
+
+    assert cli_module.EXIT_CODES == {"done": 0, "unexpected error": 1, "bad input": 2,
+                                     "interrupted": 130}
+    assert cli_module.main(["encoders"]) == 0
+    assert "dinov2-s-offline" in capsys.readouterr().out
+
+    def fail(exc):
+        def run(args, params):
+            raise exc
+        return run
+    monkeypatch.setattr(cli_module, "cmd_ct", fail(InputError("gen: broken")))
+    args = ["ct", "--train", "a", "--test", "b", "--gen", "c", "--json"]
+    assert cli_module.main(args) == 2
+    assert json.loads(capsys.readouterr().out)["exit_code"] == 2
+    monkeypatch.setattr(cli_module, "cmd_ct", fail(KeyboardInterrupt()))
+    assert cli_module.main(args) == 130
+    monkeypatch.setattr(cli_module, "cmd_ct", fail(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):   # the interpreter then exits with 1
+        cli_module.main(args)
+    text = (REPO / "docs" / "api.md").read_text()
+    for code in ("| 0 |", "| 2 |", "| 130 |", "| 1 |"):
+        assert code in text
