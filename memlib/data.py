@@ -17,6 +17,7 @@ Specs understood by :func:`load_images`::
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import re
@@ -91,6 +92,15 @@ class ImageSet:
         return ImageSet(self.images[index], self.ids[index],
                         None if self.labels is None else self.labels[index],
                         name or self.name)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(int(v) for v in self.images.shape[1:])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Images ``start:stop`` as uint8 (B, H, W, C) (the interface :class:`ImageStream` shares)."""
+        return self.images[start:stop]
 
     def sample(self, n: int, seed: int = 0) -> "ImageSet":
         """``n`` images drawn without replacement, in a seeded, sorted order."""
@@ -380,3 +390,189 @@ def _load_folder(folder: Path) -> ImageSet:
         labels = np.array([index.get(p.parent.relative_to(folder).as_posix(), -1) for p in files])
     ids = np.array([p.relative_to(folder).as_posix() for p in files])
     return ImageSet(stack, ids, labels, str(folder))
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+class ImageStream:
+    """A folder or ``.npz`` of images read in batches, never held whole in memory.
+
+    Has the parts of :class:`ImageSet` that embedding needs: ``len``, :attr:`image_shape`
+    (H, W, C), :attr:`name`, :meth:`read` (rows ``start:stop`` as uint8 (B, H, W, C)) and
+    :attr:`content_hash`, which equals the hash of the same images loaded with
+    :func:`load_images` (so a streamed set and a loaded one share feature cache entries). The
+    hash is computed on first use by one streamed pass over the images.
+
+    Folders: the files :func:`load_images` would read, in the same order, each converted the
+    same way (grey modes to one channel, everything else to RGB); a file of another size is an
+    error naming it when its batch is read. ``.npz``: the ``images`` (or ``arr_0``) member is
+    read row by row from the archive (stored or deflated); float arrays are converted with the
+    rule of :func:`to_uint8`, whose [0, 1]-or-[0, 255] decision needs one extra pass for the
+    minimum and maximum.
+    """
+
+    def __init__(self, spec: str | os.PathLike, name: str | None = None):
+        path = Path(spec)
+        self.path = path
+        self.name = name or str(spec)
+        self._hash: str | None = None
+        if path.suffix.lower() == ".npz":
+            self._open_npz(path)
+        elif path.is_dir():
+            self._open_folder(path)
+        else:
+            raise InputError(f"{spec}: only a folder or an .npz file can be streamed")
+
+    # -- the ImageSet interface --
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self._shape
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Images ``start:stop`` as uint8 (B, H, W, C)."""
+        start, stop = max(0, int(start)), min(self._n, int(stop))
+        if stop <= start:
+            return np.empty((0, *self._shape), np.uint8)
+        return self._read_folder(start, stop) if self._files is not None else self._read_npz(start, stop)
+
+    def batches(self, size: int, start: int = 0, stop: int | None = None):
+        """(first row, uint8 batch) pairs over rows ``start:stop`` in batches of ``size``."""
+        stop = self._n if stop is None else min(int(stop), self._n)
+        for s in range(int(start), stop, int(size)):
+            yield s, self.read(s, min(s + int(size), stop))
+
+    @property
+    def content_hash(self) -> str:
+        """16-hex-char sha256 of the pixels, equal to ``load_images(spec).content_hash``."""
+        if self._hash is None:
+            import hashlib
+            h = hashlib.sha256()
+            h.update(str(np.dtype(np.uint8)).encode())
+            h.update(str((self._n, *self._shape)).encode())
+            for _, batch in self.batches(256):
+                h.update(memoryview(np.ascontiguousarray(batch)).cast("B"))
+            self._hash = h.hexdigest()[:16]
+        return self._hash
+
+    def load(self) -> ImageSet:
+        """The whole set in memory (what :func:`load_images` returns)."""
+        return load_images(self.path, name=self.name)
+
+    # -- folders --
+    def _open_folder(self, folder: Path) -> None:
+        self._npz = None
+        self._files = sorted(p for p in folder.rglob("*")
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise InputError(f"{folder}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
+                             f"flat or one sub-folder per class)")
+        first = _read_image_file(self._files[0])
+        self._n = len(self._files)
+        self._shape = tuple(int(v) for v in (first if first.ndim == 3 else first[..., None]).shape)
+        self.ids = np.array([p.relative_to(folder).as_posix() for p in self._files])
+
+    def _read_folder(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, *self._shape), np.uint8)
+        for i, p in enumerate(self._files[start:stop]):
+            arr = _read_image_file(p)
+            arr = arr if arr.ndim == 3 else arr[..., None]
+            if arr.shape != self._shape:
+                raise InputError(f"{self.path}: images of mixed sizes: {self._files[0].name} is "
+                                 f"{self._shape}, {p.name} is {arr.shape}; resize them to one size")
+            out[i] = arr
+        return out
+
+    # -- .npz --
+    def _open_npz(self, path: Path) -> None:
+        import zipfile
+
+        self._files = None
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{path}: not a readable .npz ({exc})") from exc
+        member = ("images.npy" if "images.npy" in names else "arr_0.npy" if "arr_0.npy" in names
+                  else None)
+        if member is None:
+            raise InputError(f"{path}: no 'images' or 'arr_0' array (found: "
+                             f"{', '.join(n[:-4] for n in names) or 'nothing'})")
+        self._member = member
+        with self._member_file() as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            self._data_offset = f.tell()
+        if dtype.hasobject:
+            raise InputError(f"{path}: refusing an object array (would need pickle)")
+        if fortran:
+            raise InputError(f"{path}: a Fortran-ordered image array cannot be streamed; "
+                             f"save it C-ordered (np.ascontiguousarray)")
+        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] not in (1, 3)) or shape[0] == 0:
+            raise InputError(f"{path}: images must be (N,H,W) or (N,H,W,C) with C in {{1,3}}, "
+                             f"got shape {shape}")
+        self._dtype = dtype
+        self._n = int(shape[0])
+        self._shape = tuple(int(v) for v in (shape[1:] if len(shape) == 4 else (*shape[1:], 1)))
+        self._row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+        self.ids = np.char.add(f"{path.name}/", np.arange(self._n).astype(str))
+        self._scale = None
+        if dtype != np.uint8:
+            if dtype.kind not in "fiub":
+                raise InputError(f"set {str(path)!r}: images have dtype {dtype}; expected uint8 or float")
+            lo, hi = np.inf, -np.inf
+            for s in range(0, self._n, 1024):
+                raw = self._raw(s, min(s + 1024, self._n))
+                if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+                    raise InputError(f"set {str(path)!r}: images contain NaN or inf")
+                lo, hi = min(lo, float(raw.min())), max(hi, float(raw.max()))
+            if lo < 0 or hi > 255:
+                raise InputError(f"set {str(path)!r}: pixel values span [{lo:g}, {hi:g}]; expected "
+                                 f"[0, 1] floats or [0, 255]")
+            self._scale = 255.0 if (dtype.kind == "f" and hi <= 1.0) else 1.0
+
+    @contextlib.contextmanager
+    def _member_file(self):
+        """The image member of the archive, opened for reading (closed with the archive)."""
+        import zipfile
+        with zipfile.ZipFile(self.path) as zf, zf.open(self._member) as f:
+            yield f
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        with self._member_file() as f:
+            f.seek(self._data_offset + start * self._row_bytes)
+            buf = f.read((stop - start) * self._row_bytes)
+        return np.frombuffer(buf, self._dtype).reshape(stop - start, *self._shape)
+
+    def _read_npz(self, start: int, stop: int) -> np.ndarray:
+        raw = self._raw(start, stop)
+        if self._scale is None:
+            return raw.copy()
+        return np.clip(np.rint(raw * self._scale), 0, 255).astype(np.uint8)
+
+
+def _read_image_file(p: Path) -> np.ndarray:
+    """One image file as uint8 (H, W) for grey modes or (H, W, 3), as :func:`load_images` reads it."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(p) as im:
+            im.load()
+            mode = "L" if im.mode in ("L", "1", "I;16", "I", "F") else "RGB"
+            return np.asarray(im.convert(mode))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"{p}: not a readable image ({exc})") from exc
+
+
+def open_images(spec: str | os.PathLike, *, seed: int = 0, name: str | None = None):
+    """A folder or ``.npz`` as an :class:`ImageStream` (read in batches); a dataset spec as the
+    :class:`ImageSet` of :func:`load_images` (dataset splits are small enough to hold)."""
+    path = Path(str(spec))
+    if path.suffix.lower() == ".npz" or path.is_dir():
+        return ImageStream(path, name=name)
+    return load_images(spec, seed=seed, name=name)
