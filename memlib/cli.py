@@ -120,13 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print one JSON document on stdout (numbers, settings, provenance); "
                        "the text goes to stderr")
 
-    p = sub.add_parser("encoders", parents=[profile_flag], help="list encoder names")
+    p = sub.add_parser("encoders", parents=[profile_flag], help="list encoder names",
+                       description="List the encoder registry's names, and the profile's "
+                       "trained encoders (trained_encoders) with their recipe and, once trained, "
+                       "their test accuracy, training time and CPU.")
+    p.add_argument("--train", action="store_true",
+                   help="train the profile's trained encoders that are not cached yet")
     p = sub.add_parser("embed", parents=[profile_flag],
                        help="per-layer features of an image set (cached)",
                        description="Embed IMAGES with every block of the encoder in one pass; "
                        "write DIR/<token>/layerNN.npy (float16, N×D) and DIR/meta.json.")
     p.add_argument("images", help="folder, .npz or dataset spec")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--shard", metavar="I/N",
+                   help="compute only shard I of N (0-based) of the set's cache entry: its chunks "
+                   "c with c %% N == I. Shards run in any order, at once, on machines sharing "
+                   "MEMLIB_CACHE; the one that completes the entry writes --out "
+                   "(docs/scale.md)")
     encoder_flags(p)
 
     p = sub.add_parser("ct", parents=[profile_flag],
@@ -210,10 +220,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _encoder_settings(args: argparse.Namespace, params: dict) -> dict:
     pick = lambda flag, key: params[key] if getattr(args, flag, None) is None else getattr(args, flag)
-    return dict(encoder=pick("encoder", "encoder"), image_size=pick("image_size", "image_size"),
-                token=pick("token", "token"), final_norm=pick("final_norm", "final_norm"),
-                batch_size=pick("batch_size", "batch_size"), device=pick("device", "device"),
-                precision=pick("precision", "precision"))
+    settings = dict(encoder=pick("encoder", "encoder"), image_size=pick("image_size", "image_size"),
+                    token=pick("token", "token"), final_norm=pick("final_norm", "final_norm"),
+                    batch_size=pick("batch_size", "batch_size"), device=pick("device", "device"),
+                    precision=pick("precision", "precision"))
+    if settings["encoder"].split("+")[0] in (params.get("trained_encoders") or {}):
+        # a trained encoder (memlib.trained_encoders): its registry name <name>@<key> (trained
+        # on first use) and, unless --image-size says otherwise, its native image size
+        from .trained_encoders import native_image_size, resolve
+        if getattr(args, "image_size", None) is None:
+            settings["image_size"] = native_image_size(settings["encoder"], params)
+        settings["encoder"] = resolve(settings["encoder"], {**params, "device": settings["device"]})
+    return settings
+
+
+def cmd_encoders(args: argparse.Namespace, params: dict) -> None:
+    from .encoders import known_encoders
+    print("\n".join(known_encoders() + ["pixels (raw pixels as one 'layer')"]))
+    if params.get("trained_encoders"):
+        from . import trained_encoders
+        if args.train:
+            from .machine import apply_torch_threads
+            apply_torch_threads(params)
+            for name in trained_encoders.recipes(params):
+                trained_encoders.resolve(name, params)
+        print(f"\ntrained here ({params['profile']} profile; docs/design.md#trained-encoders):")
+        print("\n".join(trained_encoders.describe(params)))
 
 
 def layer_features_for(spec: str, settings: dict, seed: int):
@@ -236,6 +268,8 @@ def cmd_embed(args: argparse.Namespace, params: dict) -> None:
 
     from .store import write_json
     settings = _encoder_settings(args, params)
+    if args.shard is not None and not _embed_shard(args, settings, params):
+        return
     images, feats = layer_features_for(args.images, settings, params["seed"])
     out = args.out / settings["token"]
     out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +277,29 @@ def cmd_embed(args: argparse.Namespace, params: dict) -> None:
         np.save(out / f"layer{layer:02d}.npy", feats[layer].astype(np.float16))
     write_json(args.out / "meta.json", {**feats.meta, "n_layers": len(feats)})
     print(f"{len(images)} images × {len(feats)} layers × {feats.dim} → {args.out}")
+
+
+def _embed_shard(args: argparse.Namespace, settings: dict, params: dict) -> bool:
+    """Run ``--shard I/N`` of ``memlib embed``; True when the entry is finished."""
+    import re
+
+    from .data import open_images
+    from .errors import ParameterError
+    match = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+    if match is None or not 0 <= int(match[1]) < int(match[2]):
+        raise ParameterError(f"--shard {args.shard}: expected I/N with 0 <= I < N, e.g. 0/4")
+    if settings["encoder"] == "pixels":
+        raise ParameterError("--shard: pixel features are not cached; nothing to shard")
+    images = open_images(args.images, seed=params["seed"])   # folders and .npz: streamed
+    from .features import embed_shard
+    shard = (int(match[1]), int(match[2]))
+    finished = embed_shard(images, settings["encoder"], shard, image_size=settings["image_size"],
+                           final_norm=settings["final_norm"], batch_size=settings["batch_size"],
+                           device=settings["device"], precision=settings["precision"])
+    if not finished:
+        print(f"shard {args.shard} of {args.images}: written; the entry waits for other shards "
+              f"(the one that completes it writes {args.out})")
+    return finished
 
 
 CT_COLUMNS = ["gen", "encoder", "token", "variant", "layer", "ct", "ct_lo", "ct_hi", "n_train",
@@ -468,8 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             from .machine import apply_torch_threads
             apply_torch_threads(params)
         if args.command == "encoders":
-            from .encoders import known_encoders
-            print("\n".join(known_encoders() + ["pixels (raw pixels as one 'layer')"]))
+            cmd_encoders(args, params)
         elif args.command == "embed":
             cmd_embed(args, params)
         elif args.command == "ct":

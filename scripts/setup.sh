@@ -22,7 +22,7 @@ fi
 
 say "installing memlib and its dependencies (pip install -e .[dev]; first time ~2 min)"
 "$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | grep -v -e "is ignored: it is neither" || true
-"$VENV/bin/python" -c "import memlib, torch, timm, faiss, papermill" \
+"$VENV/bin/python" -c "import memlib, torch, timm, faiss, papermill, distributed" \
   || { echo "setup: the Python packages did not install; see the pip output above" >&2; exit 1; }
 
 if [ -n "${MEMLIB_DATA:-}" ]; then

@@ -79,7 +79,8 @@ def _exit_with_parent(poll_seconds: float = 0.5) -> None:
 
 
 def _run_jobs(action: str, params: dict[str, Any], models: list[tuple[str, str, int]],
-              cache_dir, n_samples, device, progress: bool, workers: int | None) -> list[dict[str, Any]]:
+              cache_dir, n_samples, device, progress: bool, workers: int | None,
+              launcher: str | None = None) -> list[dict[str, Any]]:
     """Run ``_zoo_job`` for every model; with ``workers`` (default ``params["zoo_workers"]``,
     :func:`memlib.machine.zoo_workers`: ``auto`` = one per core) > 1
     in that many subprocesses at once (:func:`_run_subprocesses`), after which this process only
@@ -87,7 +88,15 @@ def _run_jobs(action: str, params: dict[str, Any], models: list[tuple[str, str, 
     workers = int(workers) if workers is not None else zoo_workers(params, len(models))
     order = sorted(range(len(models)), key=lambda i: _COST_ORDER.index(models[i][0])
                    if models[i][0] in _COST_ORDER else -1)
-    if workers > 1 and len(models) > 1:
+    if launcher not in (None, "inline"):   # Dask (memlib.launch): local:N, slurm:N, an address
+        from ..launch import run_jobs
+        root = str(zoo_root(cache_dir).parent.resolve())
+        run_jobs(_zoo_job, [dict(action=action, family=f, variant=v, seed=int(s), params=params,
+                                 cache_dir=root, n_samples=n_samples, device=device, progress=False)
+                            for f, v, s in (models[i] for i in order)],
+                 launcher, threads=int(params["zoo_threads"] or 1), desc=f"zoo {action}",
+                 progress=progress)
+    elif workers > 1 and len(models) > 1:
         _run_subprocesses(action, params, [models[i] for i in order], str(zoo_root(cache_dir).parent.resolve()),
                           n_samples, device, progress, workers)
     results: dict[int, dict[str, Any]] = {}
@@ -167,22 +176,27 @@ def _chosen_models(params, families, seeds, variants, models) -> list[tuple[str,
 def zoo_train(params: dict[str, Any], families: list[str] | None = None, seeds: list[int] | None = None,
               variants: list[str] | None = None, cache_dir: str | Path | None = None, *,
               progress: bool = True, device: str | None = None, workers: int | None = None,
-              models: list[tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
+              models: list[tuple[str, str, int]] | None = None,
+              launcher: str | None = None) -> list[dict[str, Any]]:
     """Train (or find cached) every selected zoo model; one row per model with its folder and
     train_seconds / train_cpu_seconds of the original fit. ``workers`` processes in parallel
     (default ``params["zoo_workers"]``), each with ``params["zoo_threads"]`` torch threads.
-    ``models`` replaces the selection as in :func:`zoo_sample`."""
+    ``models`` replaces the selection as in :func:`zoo_sample`. ``launcher`` (``local:N``,
+    ``slurm:N``, a Dask scheduler address: :mod:`memlib.launch`) runs the models as Dask jobs
+    instead of ``workers`` subprocesses."""
     return _run_jobs("train", params, _chosen_models(params, families, seeds, variants, models),
-                     cache_dir, None, device, progress, workers)
+                     cache_dir, None, device, progress, workers, launcher)
 
 
 def zoo_sample(params: dict[str, Any], families: list[str] | None = None, seeds: list[int] | None = None,
                variants: list[str] | None = None, cache_dir: str | Path | None = None, *,
                n_samples: int | None = None, out: str | Path | None = None, progress: bool = True,
                device: str | None = None, workers: int | None = None,
-               models: list[tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
+               models: list[tuple[str, str, int]] | None = None,
+               launcher: str | None = None) -> list[dict[str, Any]]:
     """Samples (training first where needed) for every selected zoo model, ``workers`` in
-    parallel as in :func:`zoo_train`; returns their manifests (with ``folder`` added).
+    parallel (or as Dask jobs of ``launcher``) as in :func:`zoo_train`; returns their
+    manifests (with ``folder`` added).
 
     ``models`` (e.g. :func:`memlib.zoo.gradient_models`, or :func:`memlib.zoo.select_models`
     with ``gradient=True``) replaces the selection by families / seeds / variants, which must
@@ -192,7 +206,8 @@ def zoo_sample(params: dict[str, Any], families: list[str] | None = None, seeds:
     With ``out``, also writes ``out/<family>-<variant>-s<seed>.npz`` (``images`` uint8
     (n, H, W[, C]), plus kde's ``source_index``) for use outside memlib."""
     models = _chosen_models(params, families, seeds, variants, models)
-    rows = _run_jobs("sample", params, models, cache_dir, n_samples, device, progress, workers)
+    rows = _run_jobs("sample", params, models, cache_dir, n_samples, device, progress, workers,
+                     launcher)
     if out is not None:
         for family, variant, seed in models:
             s = zoo_samples(family, seed, variant, params, cache_dir, n_samples=n_samples, progress=False)
