@@ -148,11 +148,14 @@ def test_interrupted_write_leaves_no_entry(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
     features = tmp_path / "features"
     deadline = time.time() + 120
-    while time.time() < deadline and not any(features.glob(".*tmp*/cls/layer11.npy")):
+    partial = lambda: any(features.glob(".*.partial/cls/layer11.npy"))   # memlib.chunked's layout
+    while time.time() < deadline and not partial():
         time.sleep(0.2)
     time.sleep(1.0)
+    still_running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert partial() and still_running, "the embedding was not caught mid-way"
     assert not any(p for p in features.iterdir() if not p.name.startswith(".")), "a partial entry is visible"
     with pytest.raises(CacheError):
         load_features(next(features.iterdir()))
