@@ -1,0 +1,79 @@
+"""The compute floor's FLOP counts (bench/floor_flops.py) against hand formulas, the ledger route
+of bench/compute_floor.py, and the image estimate's response to the profile
+(docs/performance.md#the-compute-floor)."""
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("timm")
+from bench import compute_floor, floor_flops, floor_images  # noqa: E402
+from memlib.params import load_params  # noqa: E402
+
+TINY = "timm:vit_tiny_patch16_224+random"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_tiny_vit_flops_equal_the_hand_formula():
+    """ViT-Ti/16 at 32 px: 2×2 patches + CLS = 5 tokens, D = 192, MLP 768, 12 blocks. The
+    counted linear layers and patch conv plus 4·T²·D attention equal 2·T·(4D² + 2DH) + 4·T²·D
+    per block + 2·P·(3·16²)·D to 1e-9 (biases and norms are in neither)."""
+    got = floor_flops.vit_flops(TINY, 32)
+    assert (got["tokens"], got["dim"], got["blocks"]) == (5, 192, 12)
+    hand = floor_flops.hand_vit_flops(blocks=12, tokens=5, dim=192, mlp_hidden=768, patch_in=3 * 16 * 16, n_patches=4)
+    assert got["matmul"] == pytest.approx(hand, rel=1e-9)
+    assert got["attention"] == 12 * 4 * 5 * 5 * 192
+    assert 0 < got["elementwise"] < 0.1 * got["matmul"]   # norms, GELU, adds: a few % of the matmuls
+
+
+def test_default_encoder_flops_at_112px():
+    """DINOv2-S/14 at 112 px (65 tokens, D = 384): 2.867 GFLOP per image, the hand formula."""
+    got = floor_flops.vit_flops("dinov2-s-offline", 112)
+    hand = floor_flops.hand_vit_flops(blocks=12, tokens=65, dim=384, mlp_hidden=1536, patch_in=3 * 14 * 14, n_patches=64)
+    assert got["tokens"] == 65 and got["matmul"] == pytest.approx(hand, rel=1e-9)
+    assert got["matmul"] == pytest.approx(2.867e9, rel=1e-3)
+
+
+def test_vae_training_step_is_forward_plus_backward_by_hand():
+    """One step of the conv VAE (width 32, latent 16, 28×28, batch 64): the backward pass costs
+    twice the forward pass, except the input gradient of the first conv, which autograd skips:
+    64 · 2 · (3 · MACs − MACs(conv1)). MACs per image: conv1 14²·32·1·16, conv2 7²·64·32·16,
+    enc linear 3136·32, dec linear 16·3136, convT1 7²·64·32·16, convT2 14²·32·1·16. A batch of
+    16 (the gradient's 16-image models) costs exactly a quarter."""
+    hp = {"latent": 16, "width": 32, "steps": 1, "batch": 64, "lr": 0.002, "beta": 1.0}
+    conv1 = 14 * 14 * 32 * 16
+    macs = conv1 + 7 * 7 * 64 * 32 * 16 + 3136 * 32 + 16 * 3136 + 7 * 7 * 64 * 32 * 16 + 14 * 14 * 32 * 16
+    step = floor_flops.zoo_train_step_flops("vae", hp, n_train=10_000)
+    assert step["matmul"] == pytest.approx(64 * 2 * (3 * macs - conv1), rel=1e-9)
+    small = floor_flops.zoo_train_step_flops("vae", hp, n_train=16)
+    assert small["matmul"] == pytest.approx(step["matmul"] / 4, rel=1e-9)
+    sample = floor_flops.zoo_sample_flops("vae", hp, n=1000, probe=8)   # decoder only
+    dec = 16 * 3136 + 7 * 7 * 64 * 32 * 16 + 14 * 14 * 32 * 16
+    assert sample["matmul"] == pytest.approx(1000 * 2 * dec, rel=1e-9)
+
+
+def test_the_ledger_gives_exact_counts_per_notebook(tmp_path):
+    """A ledger's lines are attributed to notebooks by the committed timings and counted."""
+    params = load_params("default")
+    lines = [dict(encoder="dinov2-s-offline", image_size=112, precision="bfloat16-autocast", n_images=n,
+                  n_entry=n, seconds=1.0, kind="features", key=f"k{i}", finished=t, pid=1)
+             for i, (n, t) in enumerate([(5000, "2026-12-05T13:27:00+00:00"), (2000, "2026-12-05T13:28:00+00:00"),
+                                         (500, "2026-12-05T13:30:00+00:00")])]
+    path = tmp_path / "embed.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table = compute_floor.vit_work(params, path).set_index("notebook")
+    assert table.loc["01_ct_sanity", "n_images"] == 7000 and table.loc["02_memorization_levels", "n_images"] == 500
+    assert set(table.source) == {"ledger"}
+    assert table.loc["01_ct_sanity", "flops"] == pytest.approx(7000 * 2.867e9, rel=1e-3)
+
+
+def test_the_estimate_follows_the_profile():
+    """Twice the samples per zoo model: notebook 03 embeds (27 standard + 2 memorize) × 1000
+    more images, notebook 04 the same (its corrupted pool is capped by robust_n), the rest the same."""
+    params = load_params("default")
+    base = {(r["notebook"], r["encoder"], r["image_size"]): r["n_images"] for r in floor_images.estimate(params)}
+    more = {(r["notebook"], r["encoder"], r["image_size"]): r["n_images"]
+            for r in floor_images.estimate({**params, "zoo_n_samples": 2 * params["zoo_n_samples"]})}
+    n_sets = len(params["zoo_families"]) * len(params["zoo_seeds"]) + len(params["zoo_memorize_families"])
+    diff = {k: more[k] - base[k] for k in base if more[k] != base[k]}
+    assert diff == {("03_layer_trends", params["encoder"], params["image_size"]): n_sets * params["zoo_n_samples"]}
