@@ -15,6 +15,9 @@ Registry names (``python -m memlib encoders`` lists them):
 * suffix ``+shuffled`` — the pretrained tensors with each tensor's elements permuted (seed 0):
   same weight statistics, no learned structure. Both are controls for "is a layer trend learned
   or structural?".
+* ``fmnist-vit``, ``fmnist-cnn`` (any name in a profile's ``trained_encoders``) — encoders this
+  study trains itself from the recipe in the profile (:mod:`memlib.trained_encoders`); their
+  registry name is ``<name>@<key>``, the content key of their weights.
 
 An :class:`Encoder` maps uint8 images ``(B, H, W, C)`` to per-layer token features: a list of
 ``n_layers`` float32 arrays ``(B, D)`` for the CLS token and for the mean of the patch tokens.
@@ -64,7 +67,9 @@ def cache_root() -> Path:
 def known_encoders() -> list[str]:
     """Names the registry understands (``timm:`` accepts any timm ViT)."""
     return [OFFLINE_NAME, "timm:<any timm ViT, e.g. vit_large_patch14_dinov2.lvd142m>",
-            "timm:<model>@<local weights file>", "<any of these>+random", "<any of these>+shuffled"]
+            "timm:<model>@<local weights file>",
+            "fmnist-vit, fmnist-cnn (trained here from the profile's trained_encoders recipe; "
+            "registry name <name>@<key>)", "<any of these>+random", "<any of these>+shuffled"]
 
 
 @dataclass
@@ -222,7 +227,7 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def build_encoder(name: str, image_size: int, device: str = "auto",
-                  precision: str = "auto") -> Encoder:
+                  precision: str = "auto", *, recipe: dict | None = None) -> Encoder:
     """Build an encoder from its registry name (see module docstring).
 
     Args:
@@ -231,11 +236,17 @@ def build_encoder(name: str, image_size: int, device: str = "auto",
         image_size: input side in px; position embeddings are resampled to it.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
         precision: ``auto``, ``float32`` or ``bfloat16`` (:func:`compute_precision`).
+        recipe: for a trained encoder's plain name (``fmnist-vit``), its recipe (trained on
+            first use, :func:`memlib.trained_encoders.build`); a resolved ``<name>@<key>``
+            needs none.
     """
     _check_precision(precision)   # before building anything: a typo fails fast
     if not isinstance(image_size, int) or image_size < 8:
         raise EncoderError(f"image_size must be an integer ≥ 8 px, got {image_size!r}")
     base, controls = _split_control(name)
+    from . import trained_encoders
+    if recipe is not None or trained_encoders.is_resolved(base):
+        return trained_encoders.build(name, image_size, device, precision, recipe=recipe)
     if base == OFFLINE_NAME:
         model, weights_id = _build_offline(image_size, pretrained="random" not in controls)
     elif base.startswith("timm:"):
@@ -285,8 +296,11 @@ def weights_id(name: str) -> str:
     shuffled = f"+shuffled-seed{CONTROL_SEED}" if "shuffled" in controls else ""
     if "random" in controls:
         return f"random-init-seed{CONTROL_SEED}-ls1" + shuffled
+    from . import trained_encoders
     if base == OFFLINE_NAME:
         ident = OFFLINE_WEIGHTS_ID
+    elif trained_encoders.is_resolved(base):
+        ident = trained_encoders.weights_id_of(base)
     elif base.startswith("timm:"):
         model_name, _, weights_file = base[len("timm:"):].partition("@")
         if weights_file:
