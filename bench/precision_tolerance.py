@@ -11,14 +11,18 @@ the database's own reference (T and P_n re-embedded through the feature cache):
 - at the other precision (float32 for a bf16 database): the tolerance.
 
 The distance is attribution's (Euclidean over layers, C_T units, undefined C_T as 0;
-memlib.fingerprint_db.curve_distances). The report compares the largest and median distance
-per n with the database's open-set threshold at that n. With ``--write`` the other-precision
+memlib.fingerprint_db.curve_distances). The report gives per n the median, 95th percentile and
+largest distance next to the database's open-set threshold, how many curves have a layer whose
+C_T is defined at one precision only (a cell crossing Meehan's 20-point rule), and how many
+leave-one-model-out votes (attribution's rule against the other models) changed. The per-curve
+table goes beside the report (same stem, .csv). With ``--write`` the other-precision
 result (memlib.fingerprint_db.measure_precision_tolerance) is stored in the database's
 manifest as ``precision_tolerance``, which ``memlib attribute`` quotes when it accepts a query
 computed at the other precision (docs/api.md#precision). The curves are not touched.
 
 Cost: embeds T and P_n (7,000 images for the default profile) and the models' sets at both
-precisions: about 10 min on 2 cores of the AMD EPYC. KDE and GMM models train in about a minute
+precisions: 27 min on 2 busy cores of the AMD EPYC (other jobs running), a few minutes once the
+features are cached. KDE and GMM models train in about a minute
 each when the zoo cache is empty; the neural families take much longer.
 """
 from __future__ import annotations
@@ -51,7 +55,7 @@ def reference_sets(db, params, models):
     return out
 
 
-def report(db, control, other, tolerance, seconds, command) -> str:
+def report(db, control, curves, other, tolerance, seconds, command) -> str:
     """The text written to ``--out``."""
     from memlib.machine import cpu_flags, cpu_model
 
@@ -65,16 +69,24 @@ def report(db, control, other, tolerance, seconds, command) -> str:
              f"{tolerance['n_curves']} curves; {seconds / 60:.1f} min",
              "# distance = Euclidean over layers between a recomputed curve and the stored one "
              "(C_T units); threshold = the database's open-set threshold at n",
-             f"{'n':>5} {'control max':>12} {'control med':>12} {'other max':>10} "
-             f"{'other med':>10} {'threshold':>10} {'max/threshold':>14}"]
-    ctrl = control.groupby("n")["distance"]
+             f"{'n':>5} {'ctrl max':>9} {'ctrl votes':>10} {'median':>7} {'p95':>7} {'max':>7} "
+             f"{'threshold':>9} {'undef. flips':>12} {'votes changed':>13}"]
+    ctrl = control.groupby("n")
+    flips = curves.assign(flip=curves["undefined_differs"] > 0).groupby("n")["flip"].sum()
     for n in sorted(int(k) for k in tolerance["max_by_n"]):
-        mx, med = tolerance["max_by_n"][str(n)], tolerance["median_by_n"][str(n)]
-        thr = thresholds.get(str(n), float("nan"))
-        lines.append(f"{n:>5} {ctrl.max()[n]:>12.4f} {ctrl.median()[n]:>12.4f} {mx:>10.4f} "
-                     f"{med:>10.4f} {thr:>10.4f} {mx / thr:>14.3f}")
-    lines.append(f"# control = recomputed at {built} (the database's own precision); "
-                 f"other = recomputed at {other.precision}")
+        k = str(n)
+        changed, total = tolerance["votes_changed_by_n"][k]
+        c = ctrl.get_group(n)
+        lines.append(f"{n:>5} {c['distance'].max():>9.4f} "
+                     f"{int((c['vote'] != c['stored_vote']).sum()):>4} of {len(c):<3} "
+                     f"{tolerance['median_by_n'][k]:>7.3f} {tolerance['p95_by_n'][k]:>7.3f} "
+                     f"{tolerance['max_by_n'][k]:>7.3f} {thresholds.get(k, float('nan')):>9.3f} "
+                     f"{int(flips[n]):>5} of {total:<4} {changed:>5} of {total:<4}")
+    lines.append(f"# ctrl = recomputed at {built} (the database's own precision); median, p95, "
+                 f"max, flips, votes = recomputed at {other.precision}")
+    lines.append("# undef. flips = curves with a layer whose C_T is defined at one precision only "
+                 "(read as 0: a jump of |C_T| at that layer); votes = leave-one-model-out "
+                 "attribution of each curve, stored vs recomputed")
     return "\n".join(lines) + "\n"
 
 
@@ -107,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     n_draws = int(db.manifest["n_query_draws"])
     control = fdb.curve_distances(db, [r for s in sets for r in own.set_rows(s, db.sizes, n_draws)])
     other = fdb.scorer_for(db, {**params, "precision": other_precision})
-    tolerance = fdb.measure_precision_tolerance(db, other, sets)
+    tolerance, curves = fdb.measure_precision_tolerance(db, other, sets)
     tolerance["command"] = command
-    text = report(db, control, other, tolerance, time.perf_counter() - start, command)
+    text = report(db, control, curves, other, tolerance, time.perf_counter() - start, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
+    curves.to_csv(args.out.with_suffix(".csv"), index=False, float_format="%.5g")
     print(text, end="")
     if args.write:
         db.set_precision_tolerance(tolerance)

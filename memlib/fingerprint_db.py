@@ -408,16 +408,26 @@ def precision_note(db: Database, precision: str | None, n: int | None = None) ->
     by_n = tol["max_by_n"]
     key = str(n) if n is not None and str(n) in by_n else max(by_n, key=lambda k: by_n[k])
     threshold = db.manifest.get("open_set", {}).get("thresholds", {}).get(key)
-    against = f" against an open-set threshold of {threshold:.3g}" if threshold is not None else ""
-    return head + (f"; its reference curves move by at most {by_n[key]:.3g} C_T units between "
-                   f"the two at n = {key} ({tol['distance']} over layers, {tol['n_curves']} "
-                   f"curves of {len(tol['models'])} models, {tol['cpu']}){against}")
+    against = f"; open-set threshold {threshold:.3g}" if threshold is not None else ""
+    changed = tol.get("votes_changed_by_n", {}).get(key)
+    votes = (f"; {changed[0]} of {changed[1]} leave-one-model-out votes changed"
+             if changed is not None else "")
+    return head + (f"; between the two its reference curves move by a median of "
+                   f"{tol['median_by_n'][key]:.2g}, at most {by_n[key]:.3g} C_T units at n = "
+                   f"{key}{against}{votes} ({tol['distance']} over layers, "
+                   f"{len(tol['models'])} models, {tol['cpu']})")
 
 
 def curve_distances(db: Database, rows: Sequence[dict]) -> pd.DataFrame:
-    """Distance (:data:`DISTANCE` over layers, undefined C_T as 0) between each recomputed
-    curve in ``rows`` (:data:`CURVE_COLUMNS`, as :meth:`Scorer.set_rows` returns them) and the
-    database's stored curve of the same model, n and draw: columns model, n, draw, distance."""
+    """Each recomputed curve in ``rows`` (:data:`CURVE_COLUMNS`, as :meth:`Scorer.set_rows`
+    returns them) against the database's stored curve of the same model, n and draw.
+
+    Columns: model, n, draw; ``distance`` (:data:`DISTANCE` over layers, undefined C_T as 0,
+    C_T units); ``undefined_differs`` (layers where C_T is undefined in one curve only: a cell
+    crossing the 20-point rule); ``stored_vote`` and ``vote``, what each curve votes for among
+    the *other* models' reference curves at n (a family, or ``unknown`` beyond the open-set
+    threshold: attribution's rule with the curve's own model left out).
+    """
     new = pd.DataFrame(list(rows), columns=CURVE_COLUMNS)
     keys = ["model", "n", "draw"]
     stored = db.curves[db.curves["model"].isin(new["model"].unique())]
@@ -427,20 +437,41 @@ def curve_distances(db: Database, rows: Sequence[dict]) -> pd.DataFrame:
         raise InputError("recomputed curves do not cover the stored ones (other models, sizes, "
                          "draws or layers); recompute with the database's query_sizes and "
                          "n_query_draws")
-    diff = np.nan_to_num(a.to_numpy(float), nan=0.0) - np.nan_to_num(b.to_numpy(float), nan=0.0)
-    return a.index.to_frame(index=False).assign(distance=np.sqrt((diff ** 2).sum(axis=1)))
+    ours, theirs = a.to_numpy(float), b.to_numpy(float)
+    x, y = np.nan_to_num(ours, nan=0.0), np.nan_to_num(theirs, nan=0.0)
+    out = a.index.to_frame(index=False).assign(
+        distance=np.sqrt(((x - y) ** 2).sum(axis=1)),
+        undefined_differs=(np.isnan(ours) != np.isnan(theirs)).sum(axis=1))
+    out["stored_vote"], out["vote"] = _left_out_votes(db, out, y), _left_out_votes(db, out, x)
+    return out
+
+
+def _left_out_votes(db: Database, index: pd.DataFrame, curves: np.ndarray) -> list[str]:
+    """Each curve's vote among the other models' reference curves at its n (rows of index)."""
+    thresholds = db.manifest.get("open_set", {}).get("thresholds", {})
+    votes = []
+    for (model, n), rows in index.groupby(["model", "n"], sort=False).groups.items():
+        refs, families, models = db.reference_curves(int(n))
+        keep = models != model
+        res = fp.attribute(curves[np.asarray(rows)], refs[keep], families[keep],
+                           distance=DISTANCE, rule=RULE)
+        far = res.distances.min(axis=1) > thresholds.get(str(int(n)), np.inf)
+        votes += [(pos, UNKNOWN if f else str(label))
+                  for pos, f, label in zip(rows, far, res.labels)]
+    return [v for _, v in sorted(votes)]
 
 
 def measure_precision_tolerance(db: Database, other: "Scorer",
-                                sets: Sequence[ReferenceSet]) -> dict[str, Any]:
+                                sets: Sequence[ReferenceSet]) -> tuple[dict[str, Any], pd.DataFrame]:
     """How far the database's reference curves move at the other forward-pass precision.
 
     ``other`` scores at the other precision (same encoder and reference: :func:`scorer_for`);
     ``sets`` are some of the database's models (their own sample sets). Each set's curves are
     recomputed at every stored n and draw and compared with the stored ones
-    (:func:`curve_distances`). Returns the manifest's ``precision_tolerance``: the largest and
-    the median distance per n (C_T units), the models, the number of curves and the CPU.
-    Store it with :meth:`Database.set_precision_tolerance`.
+    (:func:`curve_distances`). Returns the manifest's ``precision_tolerance`` (per n: the
+    median, 95th percentile and largest distance in C_T units, and how many of the curves'
+    leave-one-model-out votes changed; the models, the number of curves, the CPU) and the
+    per-curve table. Store the first with :meth:`Database.set_precision_tolerance`.
     """
     from .machine import cpu_model
 
@@ -450,12 +481,17 @@ def measure_precision_tolerance(db: Database, other: "Scorer",
                          f"measure against the other one")
     rows = [r for s in sets for r in other.set_rows(s, db.sizes, int(db.manifest["n_query_draws"]))]
     d = curve_distances(db, rows)
-    by_n = d.groupby("n")["distance"]
-    return {"between": sorted([built, other.precision]), "distance": DISTANCE,
-            "max_by_n": {str(n): float(v) for n, v in by_n.max().items()},
-            "median_by_n": {str(n): float(v) for n, v in by_n.median().items()},
-            "models": sorted(d["model"].unique().tolist()), "n_curves": int(len(d)),
-            "cpu": cpu_model(), "memlib_version": _version()}
+    by_n = d.groupby("n")
+    per_n = lambda series: {str(n): float(v) for n, v in series.items()}
+    changed = by_n.apply(lambda g: [int((g["vote"] != g["stored_vote"]).sum()), int(len(g))],
+                         include_groups=False)
+    return ({"between": sorted([built, other.precision]), "distance": DISTANCE,
+             "median_by_n": per_n(by_n["distance"].median()),
+             "p95_by_n": per_n(by_n["distance"].quantile(0.95)),
+             "max_by_n": per_n(by_n["distance"].max()),
+             "votes_changed_by_n": {str(n): v for n, v in changed.items()},
+             "models": sorted(d["model"].unique().tolist()), "n_curves": int(len(d)),
+             "cpu": cpu_model(), "memlib_version": _version()}, d)
 
 
 def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:

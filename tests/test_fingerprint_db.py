@@ -126,6 +126,139 @@ def test_load_refuses_a_folder_without_a_database(tmp_path):
         fdb.Database.load(tmp_path)
 
 
+# --- precision: accepted with a note, measured tolerance --------------------------------------------
+
+def _tolerance(max_by_n):
+    return {"between": ["bfloat16-autocast", "float32"], "distance": "euclidean",
+            "max_by_n": max_by_n, "median_by_n": {k: v / 2 for k, v in max_by_n.items()},
+            "p95_by_n": max_by_n, "votes_changed_by_n": {k: [1, 6] for k in max_by_n},
+            "models": ["a-s0", "b-s0"], "n_curves": 12, "cpu": "AMD EPYC test"}
+
+
+def test_only_the_precision_is_tolerated(rng):
+    db = _db(rng)
+    db.manifest.update(precision="bfloat16-autocast", n_cells=3)
+    db.check({"precision": "float32"}, tolerate=fdb.TOLERATED_FIELDS)      # accepted
+    with pytest.raises(InputError, match="precision is 'bfloat16-autocast' there, 'float32' here"):
+        db.check({"precision": "float32"})                                 # strict (fingerprint add)
+    for key, value in (("image_size", 48), ("token", "mean"), ("n_cells", 5), ("encoder", "x")):
+        with pytest.raises(InputError, match=f"{key} is"):
+            db.check({"precision": "float32", key: value}, tolerate=fdb.TOLERATED_FIELDS)
+    assert fdb.TOLERATED_FIELDS == ("precision",)
+
+
+def test_precision_note_is_one_line_with_the_measured_tolerance(rng):
+    db = _db(rng)
+    db.manifest["precision"] = "bfloat16-autocast"
+    assert fdb.precision_note(db, "bfloat16-autocast", 20) is None
+    unmeasured = fdb.precision_note(db, "float32", 20)
+    assert "accepted" in unmeasured and "not measured" in unmeasured and "\n" not in unmeasured
+    db.set_precision_tolerance(_tolerance({"20": 0.25, "40": 0.5}))
+    threshold = db.manifest["open_set"]["thresholds"]["40"]
+    note = fdb.precision_note(db, "float32", 40)
+    assert "\n" not in note and "a median of 0.25, at most 0.5 C_T units at n = 40" in note
+    assert f"open-set threshold {threshold:.3g}" in note and "AMD EPYC test" in note
+    assert "1 of 6 leave-one-model-out votes changed" in note
+    assert "at most 0.25" in fdb.precision_note(db, "float32", 20)
+    assert "at most 0.5" in fdb.precision_note(db, "float32", None)        # the largest over n
+
+
+@pytest.mark.parametrize("native, note", [(False, True), (True, False)])
+def test_a_cpu_without_native_bf16_is_accepted_with_a_note(monkeypatch, rng, native, note):
+    """precision auto on a CPU without avx512_bf16/amx_bf16 (flags forced) computes float32;
+    a bf16 database then answers with the note instead of refusing."""
+    from memlib import encoders
+    from memlib.params import load_params
+
+    monkeypatch.setattr(encoders, "native_bf16_cpu", lambda flags=None: native)
+    params = load_params("smoke", overrides={"device": "cpu", "precision": "auto"})
+    current = fdb.comparable_settings(params)
+    assert current["precision"] == ("bfloat16-autocast" if native else "float32")
+    db = _db(rng)
+    db.manifest.update({**current, "precision": "bfloat16-autocast"})
+    db.set_precision_tolerance(_tolerance({"20": 0.3, "40": 0.4}))
+    db.check(current, tolerate=fdb.TOLERATED_FIELDS)
+    assert (fdb.precision_note(db, current["precision"], 20) is not None) == note
+
+
+def test_curve_distances_and_the_measured_tolerance(rng):
+    """Recomputed curves = stored ones + a known shift per model: the distances are that shift
+    times sqrt(layers), the tolerance their maximum and median per n."""
+    db = _db(rng, n_layers=4, sizes=(20, 40), draws=3)
+    db.manifest["precision"] = "bfloat16-autocast"
+    shift = {"a-s0": 0.1, "b-s0": 0.3}
+    db.manifest["open_set"]["thresholds"] = {"20": 10.0, "40": 10.0}   # no vote at the edge
+
+    class Other:     # a scorer at the other precision: the stored curves, shifted
+        precision = "float32"
+
+        def set_rows(self, s, sizes, n_draws):
+            assert list(sizes) == db.sizes and n_draws == 3
+            rows = db.curves[db.curves.model == s.model].to_dict("records")
+            return [dict(r, ct=r["ct"] + shift[s.model]) for r in rows]
+
+    sets = [fdb.ReferenceSet(m, m[0], m[0], 0, np.zeros((1, 2, 2), np.uint8)) for m in shift]
+    d = fdb.curve_distances(db, Other().set_rows(sets[0], db.sizes, 3))
+    np.testing.assert_allclose(d.distance, 0.1 * 2, rtol=1e-5)            # sqrt(4 layers) = 2
+    assert (d.undefined_differs == 0).all()
+    assert (d.stored_vote == "a").all() and (d.vote == "a").all()        # a-s1 is a's other model
+    tol, table = fdb.measure_precision_tolerance(db, Other(), sets)
+    assert tol["between"] == ["bfloat16-autocast", "float32"] and tol["n_curves"] == 12
+    assert tol["max_by_n"] == pytest.approx({"20": 0.6, "40": 0.6}, rel=1e-5)
+    assert tol["median_by_n"] == pytest.approx({"20": 0.4, "40": 0.4}, rel=1e-5)
+    assert tol["votes_changed_by_n"] == {"20": [0, 6], "40": [0, 6]}, table
+    assert tol["models"] == ["a-s0", "b-s0"] and len(table) == 12
+    # a shift that carries b-s0's curves onto family a's: its votes change
+    shift["b-s0"] = -5.0
+    tol, table = fdb.measure_precision_tolerance(db, Other(), sets)
+    assert tol["votes_changed_by_n"] == {"20": [3, 6], "40": [3, 6]}
+    assert set(table[table.model == "b-s0"].vote) == {"a"}
+    # a layer undefined at one precision only is counted (and read as 0)
+    rows = Other().set_rows(sets[0], db.sizes, 3)
+    rows[0] = dict(rows[0], ct=float("nan"))
+    assert fdb.curve_distances(db, rows).undefined_differs.sum() == 1
+    with pytest.raises(InputError, match="do not cover"):
+        fdb.curve_distances(db, [dict(r, n=99 if r["n"] == 20 else r["n"])
+                                 for r in Other().set_rows(sets[0], db.sizes, 3)])
+    Other.precision = "bfloat16-autocast"
+    with pytest.raises(InputError, match="the database's own precision"):
+        fdb.measure_precision_tolerance(db, Other(), sets)
+
+
+def test_the_shipped_database_takes_a_float32_query_with_its_tolerance():
+    """figures/fingerprint_db (built under bf16 on the AMD EPYC) accepts the default profile at
+    float32: only the precision differs, and its manifest holds the tolerance that
+    `python -m bench.precision_tolerance --write` measured (bench/amd-epyc/precision-tolerance.txt:
+    median curve shift 0.17-0.33 C_T units at every n against thresholds of 2.5-5.5; 2 of 40
+    leave-one-model-out votes changed at n = 50 and at n = 100, none from n = 250)."""
+    from memlib.params import load_params
+
+    db = fdb.Database.load(REPO / "figures" / "fingerprint_db")
+    assert db.manifest["precision"] == "bfloat16-autocast"
+    current = fdb.comparable_settings(load_params("default", overrides={"precision": "float32",
+                                                                         "device": "cpu"}))
+    assert current["precision"] == "float32"
+    db.check(current, tolerate=fdb.TOLERATED_FIELDS)
+    with pytest.raises(InputError, match="precision"):
+        db.check(current)
+    tol = db.manifest["precision_tolerance"]
+    assert set(tol["between"]) == {"bfloat16-autocast", "float32"}
+    assert tol["command"].startswith("python -m bench.precision_tolerance")
+    thresholds = db.manifest["open_set"]["thresholds"]
+    for key in ("median_by_n", "p95_by_n", "max_by_n", "votes_changed_by_n"):
+        assert set(tol[key]) == {str(n) for n in db.sizes}, key
+    for n in map(str, db.sizes):
+        assert 0 < tol["median_by_n"][n] <= tol["p95_by_n"][n] <= tol["max_by_n"][n]
+        assert tol["median_by_n"][n] < 0.1 * thresholds[n]      # the typical curve barely moves
+        changed, total = tol["votes_changed_by_n"][n]
+        assert changed <= 0.1 * total, (n, changed, total)
+    for n in (s for s in map(str, db.sizes) if int(s) >= 500):
+        assert tol["max_by_n"][n] < 0.1 * thresholds[n]         # large queries: every curve
+    note = fdb.precision_note(db, "float32", 100)
+    assert "accepted" in note and f"at most {tol['max_by_n']['100']:.3g}" in note
+    assert "\n" not in note
+
+
 # --- the smoke zoo, end to end ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -208,20 +341,66 @@ def test_a_family_left_out_is_unknown(smoke):
     assert known.answer == "kde", known.table
 
 
+# The margin of the CLI attribution test. A subset votes for its nearest family only when its
+# distance to the nearest reference curve is below the open-set threshold (else 'unknown'), so
+# the answer is the query's family as long as the median subset sits below the threshold. The
+# test asks for the median to sit below HALF the threshold. Measured on the AMD EPYC (smoke
+# database, n = 100, 4 subsets of kde-s2): median nearest distance 1.17 (bf16) and 1.14
+# (float32) against a threshold of 3.95, i.e. 0.30 of it; the threshold has been seen as low
+# as 3.11 on another run of the smoke zoo (issue 33), still 0.38. The earlier query, gmm-s2,
+# sits between gmm and vae-mlp on the random-init smoke ViT, 3.86 from its nearest curve once:
+# its answer flipped with the subsets drawn.
+MARGIN = 0.5
+
+
 @pytest.mark.slow
-def test_cli_attribute_on_a_folder_with_the_default_database(smoke):
-    # kde: the smoke family far from the others (gmm-s2 sits between gmm and vae-mlp on the
-    # random-init smoke ViT, so its answer flips with the subsets drawn)
-    folder = _png_folder(smoke["sets"]["kde-s2"].images, smoke["root"] / "kde-s2")
-    out = smoke["root"] / "attribution"
-    proc = _cli(smoke, "attribute", folder, "--out", out)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_cli_attribute_on_a_folder_with_the_default_database(smoke, precision):
+    """kde-s2 as a folder of PNGs, at each forced precision: answer kde, inside MARGIN; the
+    precision that differs from the database's is accepted with one note line."""
+    from memlib.encoders import compute_precision
+
+    folder = smoke["root"] / "kde-s2"
+    if not folder.exists():
+        _png_folder(smoke["sets"]["kde-s2"].images, folder)
+    out = smoke["root"] / f"attribution-{precision}"
+    proc = _cli(smoke, "attribute", folder, "--out", out, "--precision", precision,
+                "--device", "cpu", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "answer: kde" in proc.stdout, proc.stdout
+    doc = json.loads(proc.stdout)
+    assert doc["answer"] == "kde" and doc["n"] == 100 and doc["m"] == 300, doc["table"]
+    nearest = np.asarray(doc["nearest_per_subset"])
+    assert len(nearest) == doc["n_subsets"] == 4
+    assert np.median(nearest) <= MARGIN * doc["threshold"], (nearest, doc["threshold"])
+    assert doc["table"][0]["candidate"] == "kde" and doc["table"][0]["votes"] > 0.5
+    computed = compute_precision("cpu", precision)
+    assert doc["provenance"]["precision"] == computed
+    notes = [l for l in proc.stderr.splitlines() if l.startswith("memlib: note:")]
+    if computed == smoke["db"].manifest["precision"]:
+        assert notes == [] and doc["precision_note"] is None
+    else:
+        assert len(notes) == 1 and "accepted, only the precision differs" in notes[0]
+        assert notes[0] == f"memlib: note: {doc['precision_note']}"
     table = pd.read_csv(out / "attribution.csv")
     assert list(table.columns[:3]) == ["candidate", "distance", "votes"]
     assert table.candidate.iloc[0] == "kde" and set(table.candidate) == {"kde", "gmm", "vae", "vae-mlp",
                                                                           "unknown"}
     assert (out / "attribution.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_the_api_attributes_an_adm_npz(smoke, tmp_path):
+    """memlib.attribute on an ADM-style arr_0 .npz (NHWC uint8) and a database folder: the
+    same answer as the CLI, with the profile's settings passed as a dict."""
+    import memlib
+    from memlib.params import load_params
+
+    npz = tmp_path / "samples.npz"
+    np.savez(npz, arr_0=smoke["sets"]["kde-s2"].images.reshape(300, 28, 28, 1))
+    report = memlib.attribute(npz, smoke["study"].figures_dir / "fingerprint_db",
+                              params=load_params(path=smoke["params_file"]))
+    assert report.answer == "kde" and report.n == 100 and report.m == 300
+    assert np.median(report.nearest) <= MARGIN * report.threshold
 
 
 @pytest.mark.slow
