@@ -1,7 +1,7 @@
 """``python -m bench [--quick]`` (``make bench``): speed and memory benchmarks of issue 6.
 
-Runs ``bench.bench_embed`` (embedding pass, end-to-end timings) and ``bench.bench_ct`` (C_T
-engine) and writes ``bench/results.csv`` (one row per figure, with the machine and package
+Runs ``bench.bench_embed`` (embedding pass, end-to-end timings), ``bench.bench_ct`` (C_T
+engine) and ``bench.bench_rehearsal`` (the paper-scale rehearsal, issue 34) and writes ``bench/results.csv`` (one row per figure, with the machine and package
 versions on every row) and ``bench/results.md`` (a table with each figure, its anchor measured
 in the same run, the ratio, the goal and pass/fail). ``--quick`` is a fast smoke check of the
 benchmark itself (small inputs, one repeat): its numbers are not the ones to quote.
@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_embed", "bench_ct")
+BENCHMARKS = ("bench_embed", "bench_ct", "bench_rehearsal")
 COLUMNS = ["benchmark", "metric", "value", "unit", "anchor", "ratio", "goal", "status", "note"]
 MACHINE_COLUMNS = ["mode", "date", "cpu", "cores", "threads", "device", "python", "torch", "timm",
                    "faiss", "numpy", "sklearn", "host_os", "loadavg",
@@ -40,7 +40,10 @@ Goals (issue 6):
    than the dgm-eval algorithm (implemented in bench/ as the anchor).
 3. Scale: 100,000 train × 24 layers × 1,024-d: peak RSS ≤ 4 GB; seconds per layer reported.
 4. `make figures` (default profile) ≤ 45 min and `make smoke` ≤ 5 min on 2 cores.
-5. GPU: the same table when CUDA is present (never required in CI)."""
+5. GPU: the same table when CUDA is present (never required in CI).
+6. Paper scale (issue 34): 41 sets × 50,000 images × 24 layers × 1,024-d through the projected
+   store: peak RSS ≤ 8 GB, disk ≤ 10 GB, scoring time linear in the number of sets
+   (bench/rehearsal.py, docs/scale.md)."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,6 +148,8 @@ class PartialEntry:
         Returns True when the finished entry exists afterwards (made here or by another
         process), False when chunks are still missing."""
         if (self.final / "meta.json").exists():
+            # finished by another process; a partial folder made after that is stale
+            shutil.rmtree(self.folder, ignore_errors=True)
             return True
         if len(self.done()) < self.n_chunks:
             return False

@@ -233,6 +233,8 @@ class EmbedJob:
         sink = self.sink_factory(self.params, enc, len(self.images))
         entry = PartialEntry(self.folder, {**self.params, **sink.manifest}, sink.arrays,
                              chunk_rows).open()
+        if (self.folder / "meta.json").exists():    # finished by another process meanwhile
+            return entry.finish({})
         mine = [c for c in range(entry.n_chunks) if shard is None or c % shard[1] == shard[0]]
         todo = sorted(set(mine) - entry.done())
         if todo:
@@ -257,6 +259,7 @@ class FullSink:
         self.arrays = {f"{tok}/layer{l:02d}.npy": ((n, enc.dim), np.float16)
                        for tok in TOKENS for l in range(enc.n_layers)}
         self.manifest = {}
+        self.tokens = TOKENS            # the token kinds this sink stores
         self.meta = {"n_layers": enc.n_layers, "dim": enc.dim, "tokens": list(TOKENS)}
 
     def start_chunk(self, entry, chunk):
@@ -299,8 +302,8 @@ def _fill(images, enc: Encoder, entry: PartialEntry, chunks: list[int], sink, fi
                 sink.start_chunk(entry, chunk)
                 current = chunk
             tokens = enc.layer_tokens(batch, final_norm=final_norm)
-            half = {tok: [np.asarray(t, np.float16) for t in tokens[tok]] for tok in TOKENS}
-            if not all(np.isfinite(t).all() for tok in TOKENS for t in half[tok]):
+            half = {tok: [np.asarray(t, np.float16) for t in tokens[tok]] for tok in sink.tokens}
+            if not all(np.isfinite(t).all() for tok in sink.tokens for t in half[tok]):
                 raise InputError(f"encoder {enc.name} produced non-finite features for "
                                  f"{images.name} (float16 overflow?)")
             sink.add(entry, start, half)

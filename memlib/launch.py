@@ -63,7 +63,7 @@ def dask_client(spec: str) -> Iterator[Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise MemlibError("launcher {spec!r} needs Dask: pip install -e '.[cluster]' "
+        raise MemlibError(f"launcher {spec!r} needs Dask: pip install -e '.[cluster]' "
                           "(dask[distributed]; dask-jobqueue for slurm:N)") from exc
     if kind == "address":
         with Client(arg) as client:

@@ -80,6 +80,7 @@ class Basis:
     mean: np.ndarray
     components: np.ndarray
     meta: dict
+    folder: Path | None = None      # where it is cached (what memlib.launch's jobs load)
 
     @property
     def n_layers(self) -> int:
@@ -156,7 +157,7 @@ def load_basis(folder: str | os.PathLike) -> Basis:
     meta = read_json(folder / "meta.json")
     arrays = read_npz(folder / "basis.npz")
     return Basis(folder.name, arrays["mean"].astype(np.float32, copy=False),
-                 arrays["components"].astype(np.float32, copy=False), meta)
+                 arrays["components"].astype(np.float32, copy=False), meta, folder.resolve())
 
 
 def project(features: LayerFeatures, basis: Basis, *, dtype: str = "float16",
@@ -252,6 +253,7 @@ class ProjectedSink:
         self.arrays = {self.rel(l): ((self.n, basis.pca_dim), np.dtype(dtype))
                        for l in range(basis.n_layers)}
         self.manifest = {}
+        self.tokens = (basis.token,)
         self.meta = {"n_layers": basis.n_layers, "dim": basis.pca_dim, "tokens": [basis.token],
                      "store_dtype": dtype, "basis": basis.key}
         self.buffer = None
