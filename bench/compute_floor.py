@@ -37,7 +37,8 @@ from . import floor_flops, floor_images
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("amd", "intel")
-CPU_NAMES = {"amd": "AMD EPYC", "intel": "Intel Xeon"}
+CPU_NAMES = {"amd": "AMD EPYC", "intel": "Intel Xeon", "amd_scaled": "AMD EPYC (bf16 scaled to a quiet machine)"}
+RESULT_DIRS = {"amd": "amd-epyc", "intel": "intel-xeon"}
 # Quiet-machine 2-thread 2048² matmul rates (GFLOP/s) from committed bench results; None: measure.
 KNOWN_RATES = {
     "amd": {"fp32": (187.2, "bench/results.csv, 2026-12-03 (best of 10 after the in-process runs)"),
@@ -78,17 +79,41 @@ def measure_rates(rounds: int = 5, pause: float = 2.0) -> dict[str, Any]:
     return {"best": {k: max(v) for k, v in seen.items()}, "rounds": seen}
 
 
+def _committed_measurement(kind: str) -> dict[str, Any] | None:
+    """This bench's earlier measurement on a CPU kind (``bench/<cpu>/matmul-rates.json``)."""
+    path = REPO / "bench" / RESULT_DIRS[kind] / "matmul-rates.json"
+    return json.loads(path.read_text())["measured_here"] if path.exists() else None
+
+
+def merge_sessions(sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several :func:`measure_rates` sessions of one CPU as one: the best of each dtype over all
+    of them and every round (the rounds keep their bf16/fp32 pairing)."""
+    rounds = {d: [v for s in sessions for v in s["rounds"][d]] for d in ("bf16", "fp32")}
+    return {"best": {d: max(v) for d, v in rounds.items()}, "rounds": rounds, "sessions": len(sessions)}
+
+
 def rates_table(measured: dict[str, Any], here: str) -> dict[str, dict[str, float]]:
     """GFLOP/s per CPU kind and dtype: the committed quiet-machine value where there is one,
-    else this run's best (the CPU this runs on only)."""
+    else this run's best on this CPU (for another CPU: its committed ``matmul-rates.json``).
+
+    Where a kind's bf16 rate is only known from a shared machine (the AMD EPYC's), a second
+    kind ``<kind>_scaled`` gives the bf16 rate a quiet machine would reach if sharing slowed
+    bf16 and fp32 alike: the median over rounds of bf16/fp32 (same round) × the quiet fp32 rate.
+    The measured best is a lower bound of the rate (an upper bound of the floor), the scaled
+    value an estimate from above."""
     out: dict[str, dict[str, float]] = {}
     for kind in KINDS:
+        source = measured if kind == here else _committed_measurement(kind)
         out[kind] = {}
         for dtype in ("bf16", "fp32"):
             known = KNOWN_RATES[kind][dtype][0]
-            if known is None and kind != here:
+            if known is None and source is None:
                 raise RuntimeError(f"no {dtype} rate for {CPU_NAMES[kind]}: run this bench on that CPU")
-            out[kind][dtype] = known if known is not None else measured["best"][dtype]
+            out[kind][dtype] = known if known is not None else source["best"][dtype]
+        if KNOWN_RATES[kind]["bf16"][0] is None and KNOWN_RATES[kind]["fp32"][0] is not None:
+            ratios = sorted(b / f for b, f in zip(source["rounds"]["bf16"], source["rounds"]["fp32"]))
+            median = (ratios[(len(ratios) - 1) // 2] + ratios[len(ratios) // 2]) / 2
+            out[f"{kind}_scaled"] = {"bf16": median * out[kind]["fp32"], "fp32": out[kind]["fp32"]}
     return out
 
 
@@ -99,7 +124,7 @@ def vit_work(params: dict[str, Any], ledger_file: Path | None) -> pd.DataFrame:
         timings = pd.read_csv(REPO / params["figures_dir"] / "executed" / "timings.csv")
         split = ledger.by_window(ledger.read(ledger_file), list(zip(timings.notebook, timings.finished)))
         rows = [dict(notebook=nb, encoder=enc, image_size=size, n_images=int(t["n_images"]),
-                     how=f"ledger: {t['entries']} entries, {t['seconds']:.0f} s", source="ledger")
+                     seconds=float(t["seconds"]), how=f"ledger: {t['entries']} entries", source="ledger")
                 for nb, lines in split.items() for (enc, size, _), t in ledger.totals(lines).items()]
     else:
         rows = floor_images.estimate(params)
@@ -159,18 +184,21 @@ def zoo_work(params: dict[str, Any]) -> pd.DataFrame:
 
 
 def floor_table(vit: pd.DataFrame, zoo_t: pd.DataFrame, rates: dict[str, dict[str, float]],
-                timings: pd.DataFrame, zoo_cost: pd.DataFrame) -> pd.DataFrame:
+                timings: pd.DataFrame, zoo_cost: pd.DataFrame, here: str = "amd") -> pd.DataFrame:
     """The table of docs/performance.md#the-compute-floor: per part FLOPs, floor seconds at
     both dtypes' rates of both CPU kinds, the applicable floor (bf16 for the ViT, fp32 for the
-    zoo), the measured seconds and their ratio (AMD: the committed run; Intel: :data:`INTEL_RUN`)."""
+    zoo), the measured seconds and their ratio (AMD: the committed run; Intel: :data:`INTEL_RUN`;
+    a ViT row: the ledger's seconds, on the CPU ``here`` that ran it)."""
     rows = []
 
     def floors(flops: float) -> dict[str, float]:
-        return {f"{k}_floor_{d}_s": flops / (rates[k][d] * 1e9) for k in KINDS for d in ("bf16", "fp32")}
+        return {f"{k}_floor_{d}_s": flops / (rates[k][d] * 1e9) for k in rates for d in ("bf16", "fp32")}
 
     for r in vit.itertuples():
         rows.append(dict(part=f"vit {r.encoder} {r.image_size}px", notebook=r.notebook, n=r.n_images,
-                         flops=r.flops, applies="bf16", source=r.source, how=r.how, **floors(r.flops)))
+                         flops=r.flops, applies="bf16", source=r.source, how=r.how, **floors(r.flops),
+                         **({f"{here}_measured_s": r.seconds, "measured_what": "ledger seconds"}
+                            if "seconds" in vit.columns else {})))
     cost = zoo_cost.assign(cpu=zoo_cost.train_cpu_seconds).groupby("architecture")
     for r in zoo_t.itertuples():
         measured = (cost.cpu.sum() if r.stage == "train" else cost.sample_seconds.sum()).get(r.architecture)
@@ -179,7 +207,7 @@ def floor_table(vit: pd.DataFrame, zoo_t: pd.DataFrame, rates: dict[str, dict[st
                          amd_measured_s=None if measured is None else measured / 2,
                          measured_what="AMD: CPU-s of figures/zoo_cost.csv / 2 workers"))
     table = pd.DataFrame(rows)
-    for k in KINDS:
+    for k in rates:
         table[f"{k}_floor_s"] = [r[f"{k}_floor_{r.applies}_s"] for _, r in table.iterrows()]
     notebooks = []
     amd = dict(zip(timings.notebook, timings.seconds))
@@ -188,26 +216,27 @@ def floor_table(vit: pd.DataFrame, zoo_t: pd.DataFrame, rates: dict[str, dict[st
         row = dict(part=f"notebook {nb}", notebook=nb, flops=part.flops.sum(), source="sum",
                    how="ViT at bf16 + zoo at fp32", amd_measured_s=amd.get(nb),
                    intel_measured_s=INTEL_RUN.get(nb), measured_what="wall s of the notebook")
-        for k in KINDS:
+        for k in rates:
             row[f"{k}_floor_s"] = part[f"{k}_floor_s"].sum()
         notebooks.append(row)
     whole = dict(part="whole run", notebook="all", flops=table.flops.sum(), source="sum",
                  how="ViT at bf16 + zoo at fp32; measured: cold make figures, setup included",
                  amd_measured_s=AMD_WHOLE_RUN, intel_measured_s=INTEL_RUN["whole run"],
                  measured_what="wall s, setup included",
-                 **{f"{k}_floor_s": table[f"{k}_floor_s"].sum() for k in KINDS})
+                 **{f"{k}_floor_s": table[f"{k}_floor_s"].sum() for k in rates})
     out = pd.concat([table, pd.DataFrame(notebooks + [whole])], ignore_index=True)
     out = out.reindex(columns=list(dict.fromkeys([*out.columns, "amd_measured_s", "intel_measured_s"])))
     for k in KINDS:
         out[f"{k}_measured_s"] = out[f"{k}_measured_s"].astype(float)
-        out[f"{k}_ratio"] = out[f"{k}_measured_s"] / out[f"{k}_floor_s"]
+    for k in rates:   # amd_scaled: the AMD EPYC's measured seconds against the other AMD floor
+        out[f"{k}_ratio"] = out[f"{k.split('_')[0]}_measured_s"] / out[f"{k}_floor_s"]
     return out
 
 
 COLUMNS = ["part", "notebook", "n", "flops", "applies", "amd_floor_bf16_s", "amd_floor_fp32_s",
-           "intel_floor_bf16_s", "intel_floor_fp32_s", "amd_floor_s", "intel_floor_s",
-           "amd_measured_s", "intel_measured_s", "amd_ratio", "intel_ratio", "measured_what",
-           "source", "how"]
+           "amd_scaled_floor_bf16_s", "intel_floor_bf16_s", "intel_floor_fp32_s", "amd_floor_s",
+           "amd_scaled_floor_s", "intel_floor_s", "amd_measured_s", "intel_measured_s", "amd_ratio",
+           "amd_scaled_ratio", "intel_ratio", "measured_what", "source", "how"]
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -217,6 +246,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                     help="a cold run's <cache>/ledger/embed.jsonl: exact image counts instead of the estimate")
     ap.add_argument("--rounds", type=int, default=5, help="matmul rate rounds (best is kept)")
     ap.add_argument("--out", type=Path, default=None, help="CSV (default bench/<cpu>/compute-floor.csv)")
+    ap.add_argument("--new-sessions", action="store_true",
+                    help="forget the rate sessions in <out dir>/matmul-rates.json (default: add this one to them)")
     args = ap.parse_args(argv)
 
     from memlib.machine import cpu_model
@@ -224,21 +255,24 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     params = load_params(args.profile)
     model = cpu_model()
     here = cpu_kind(model)
-    measured = measure_rates(args.rounds)
+    out = args.out or REPO / "bench" / RESULT_DIRS[here] / "compute-floor.csv"
+    rates_out = out.with_name("matmul-rates.json")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sessions = [] if args.new_sessions or not rates_out.exists() else json.loads(rates_out.read_text()).get("sessions", [])
+    sessions.append({"date": stamp, **measure_rates(args.rounds)})
+    measured = merge_sessions(sessions)
     rates = rates_table(measured, here)
     figures = REPO / params["figures_dir"]
     vit = vit_work(params, args.ledger)
     table = floor_table(vit, zoo_work(params), rates, pd.read_csv(figures / "executed" / "timings.csv"),
-                        pd.read_csv(figures / "zoo_cost.csv"))
-    out = args.out or REPO / "bench" / ("intel-xeon" if here == "intel" else "amd-epyc") / "compute-floor.csv"
+                        pd.read_csv(figures / "zoo_cost.csv"), here)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.reindex(columns=COLUMNS).to_csv(out, index=False, float_format="%.4g")
-    rates_out = out.with_name("matmul-rates.json")
     rates_out.write_text(json.dumps({"cpu": model, "measured_here": measured, "used": rates,
                                      "known": {k: {d: list(v) for d, v in r.items()} for k, r in KNOWN_RATES.items()},
-                                     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
+                                     "date": stamp, "sessions": sessions}) + "\n")
     print(summary(table, rates, measured, model, vit))
-    print(f"\nwrote {out.relative_to(REPO)} and {rates_out.relative_to(REPO)}")
+    print(f"\nwrote {out} and {rates_out}")
     return table
 
 
@@ -248,15 +282,16 @@ def summary(table: pd.DataFrame, rates: dict, measured: dict, model: str, vit: p
              f"bf16 {measured['best']['bf16']:.0f}, fp32 {measured['best']['fp32']:.0f} GFLOP/s "
              f"(rounds bf16 {measured['rounds']['bf16']}, fp32 {measured['rounds']['fp32']})",
              "rates used (GFLOP/s): " + "; ".join(f"{CPU_NAMES[k]} bf16 {rates[k]['bf16']:.0f}, fp32 {rates[k]['fp32']:.0f}"
-                                                   for k in KINDS),
+                                                   for k in rates),
              f"ViT images: {int(vit.n_images.sum()):,} ({vit.source.iloc[0]}); ViT FLOPs {vit.flops.sum() / 1e12:.1f} T; "
              f"zoo FLOPs {table[table.part.str.startswith('zoo')].flops.sum() / 1e12:.1f} T", ""]
     show = table[table.part.str.startswith(("notebook", "whole"))]
-    lines.append(f"{'part':<28}{'TFLOP':>8}{'AMD floor s':>13}{'AMD meas s':>12}{'ratio':>7}"
-                 f"{'Intel floor s':>15}{'Intel meas s':>14}{'ratio':>7}")
+    lines.append(f"{'part':<34}{'TFLOP':>7}" + "".join(f"{k + ' floor s':>20}{'ratio':>7}" for k in rates)
+                 + f"{'AMD meas s':>12}{'Intel meas s':>14}")
     for r in show.itertuples():
-        lines.append(f"{r.part:<28}{r.flops / 1e12:>8.1f}{r.amd_floor_s:>13.0f}{r.amd_measured_s:>12.0f}"
-                     f"{r.amd_ratio:>7.1f}{r.intel_floor_s:>15.0f}{r.intel_measured_s:>14.0f}{r.intel_ratio:>7.1f}")
+        lines.append(f"{r.part:<34}{r.flops / 1e12:>7.1f}"
+                     + "".join(f"{getattr(r, k + '_floor_s'):>20.0f}{getattr(r, k + '_ratio'):>7.2f}" for k in rates)
+                     + f"{r.amd_measured_s:>12.0f}{r.intel_measured_s:>14.0f}")
     return "\n".join(lines)
 
 

@@ -77,3 +77,22 @@ def test_the_estimate_follows_the_profile():
     n_sets = len(params["zoo_families"]) * len(params["zoo_seeds"]) + len(params["zoo_memorize_families"])
     diff = {k: more[k] - base[k] for k in base if more[k] != base[k]}
     assert diff == {("03_layer_trends", params["encoder"], params["image_size"]): n_sets * params["zoo_n_samples"]}
+
+
+def test_floor_table_adds_the_parts_and_divides():
+    """ViT FLOPs over the bf16 rate, zoo FLOPs over the fp32 rate, summed per notebook and over
+    the run; the ratio is the measured seconds over that floor (AMD: zoo CPU-s over 2 workers)."""
+    import pandas as pd
+    rates = {"amd": {"bf16": 100.0, "fp32": 50.0}, "intel": {"bf16": 1000.0, "fp32": 200.0}}
+    vit = pd.DataFrame([dict(notebook="03_layer_trends", encoder="e", image_size=112, n_images=10,
+                             flops=1e12, how="", source="estimate")])
+    zoo_t = pd.DataFrame([dict(architecture="vae", stage="train", models=3, flops=1e12, how="")])
+    timings = pd.DataFrame({"notebook": ["03_layer_trends"], "seconds": [120.0]})
+    cost = pd.DataFrame({"architecture": ["vae", "vae"], "train_cpu_seconds": [30.0, 50.0], "sample_seconds": [1.0, 1.0]})
+    t = compute_floor.floor_table(vit, zoo_t, rates, timings, cost).set_index("part")
+    nb = t.loc["notebook 03_layer_trends"]
+    assert nb.amd_floor_s == pytest.approx(10 + 20) and nb.intel_floor_s == pytest.approx(1 + 5)
+    assert nb.amd_ratio == pytest.approx(120 / 30)
+    assert t.loc["zoo vae train", "amd_measured_s"] == 40 and t.loc["zoo vae train", "amd_ratio"] == pytest.approx(2.0)
+    assert t.loc["whole run", "amd_floor_s"] == pytest.approx(30)
+    assert t.loc["whole run", "intel_ratio"] == pytest.approx(compute_floor.INTEL_RUN["whole run"] / 6)
