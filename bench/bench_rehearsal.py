@@ -5,8 +5,8 @@
 params/full.yaml; 24 layers × 1,024-d; projected store float16), each point in its own process,
 fits time, peak RSS and disk as ``a + b × images`` and extrapolates to the paper's 41 × 50,000.
 A measured full-size point (``python -m bench.rehearsal point --sets 41 --n 50000 --json
-bench/rehearsal-full.json``, ~30 min on 2 cores) is reported beside the extrapolation when its
-JSON exists.
+bench/rehearsal-full.json``, ~45 min on one shared core) is reported beside the extrapolation
+when its JSON exists, and so are larger points saved as ``bench/rehearsal-41x<N>.json``.
 
 ``python -m bench.bench_rehearsal --scaling bench/rehearsal-scaling.json`` turns already
 measured points into rows and writes them into ``bench/results.md`` (its own section, replaced
@@ -39,7 +39,9 @@ def run(quick: bool = False) -> list[dict]:
     out = HERE / ("rehearsal-scaling-quick.json" if quick else "rehearsal-scaling.json")
     out.write_text(json.dumps({"points": points}, indent=2) + "\n")
     full = HERE / "rehearsal-full.json"
-    return rows(points, json.loads(full.read_text()) if full.exists() and not quick else None)
+    extra = [json.loads(f.read_text()) for f in sorted(HERE.glob("rehearsal-41x*.json"))]
+    return rows(points, json.loads(full.read_text()) if full.exists() and not quick else None,
+                [] if quick else extra)
 
 
 def _fit(x, y):
@@ -48,10 +50,11 @@ def _fit(x, y):
     return float(a), float(b)
 
 
-def rows(points: list[dict], full: dict | None = None) -> list[dict]:
-    """Benchmark rows of the measured points, the fitted growth and the 41 × 50,000 estimate."""
+def rows(points: list[dict], full: dict | None = None, extra: list[dict] = ()) -> list[dict]:
+    """Benchmark rows of the measured points (the series, then ``extra`` larger ones), the
+    fitted growth and the 41 × 50,000 estimate (and the measured full point if given)."""
     out = []
-    for p in points:
+    for p in [*points, *extra]:
         label = f"{p['sets']} sets x {p['n']:,} (T {p['ref_n']:,}, P {p['test_n']:,})"
         out += [dict(benchmark="rehearsal", metric=f"{label}: write (store) wall", value=p["write_s"], unit="s"),
                 dict(benchmark="rehearsal", metric=f"{label}: score (C_T ref + curves + attribution) wall",
@@ -70,21 +73,22 @@ def rows(points: list[dict], full: dict | None = None) -> list[dict]:
                         f"({', '.join(str(p['sets']) for p in by_sets)}): largest deviation from a line",
                         value=worst, unit="fraction", goal="value <= 0.2",
                         note=f"curves_s = {a:.2f} + {b:.2f} x sets at {by_sets[0]['n']:,} images a set"))
-    images = [p["sets"] * p["n"] for p in points]
-    total = [p["sets"] * p["n"] + p["ref_n"] + p["test_n"] for p in points]
+    measured = [*points, *extra]           # every measured point enters the extrapolation
+    images = [p["sets"] * p["n"] for p in measured]
+    total = [p["sets"] * p["n"] + p["ref_n"] + p["test_n"] for p in measured]
     est = {}
     for key, xs, target in (("write_s", total, FULL[0] * FULL[1] + points[0]["ref_n"] + points[0]["test_n"]),
                             ("score_s", images, FULL[0] * FULL[1]),
                             ("disk_bytes", total, FULL[0] * FULL[1] + points[0]["ref_n"] + points[0]["test_n"])):
-        a, b = _fit(xs, [p[key] for p in points])
+        a, b = _fit(xs, [p[key] for p in measured])
         est[key] = a + b * target
     # Peak RSS is not linear in the images: the write phase holds one chunk (at most 8,192
     # images × layers × dim float16) whatever the set size; what grows is the curves step, which
     # holds one layer of every set's projections (float32) with their distances and cells.
-    top = max(points, key=lambda p: p["peak_rss_bytes"])
+    top = max(measured, key=lambda p: p["peak_rss_bytes"])
     est["peak_rss_bytes"] = top["peak_rss_bytes"] + 3 * 4 * top["pca_dim"] * (
         FULL[0] * FULL[1] - top["sets"] * top["n"])
-    note = ("EXTRAPOLATED (a + b x images fitted to the points above), not measured"
+    note = ("EXTRAPOLATED (a + b x images, least squares over every point above), not measured"
             if full is None else "extrapolated; the measured full-size point is the next rows")
     out += [dict(benchmark="rehearsal", metric="41 x 50,000 estimate: write wall", value=est["write_s"], unit="s", note=note),
             dict(benchmark="rehearsal", metric="41 x 50,000 estimate: score wall", value=est["score_s"], unit="s"),
@@ -160,7 +164,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     points = json.loads(args.scaling.read_text())["points"]
     full = json.loads(args.full.read_text()) if args.full.exists() else None
-    new = rows(points, full)
+    extra = [json.loads(f.read_text()) for f in sorted(HERE.glob("rehearsal-41x*.json"))]
+    new = rows(points, full, extra)
     merge(new)
     for r in new:
         print(r["metric"], f"{r['value']:.4g}", r.get("unit", ""), r.get("status", ""))

@@ -25,9 +25,11 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_parity")
     parser.add_argument("--out", help="JSON results file")
+    parser.add_argument("--quick", action="store_true", help="one small size (a check of the script)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    sizes = [(3_334, 1_700, 64), (16_667, 16_667, 64), (50_000, 50_000, 64)]
+    sizes = ([(2_000, 500, 64)] if args.quick else
+             [(3_334, 1_700, 64), (16_667, 16_667, 64), (50_000, 50_000, 64)])
     rows, ok = [], True
     for n_base, n_query, d in sizes:
         base = rng.standard_normal((n_base, d)).astype(np.float32)
