@@ -70,6 +70,7 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     from jupyter_client.kernelspec import KernelSpecManager
 
     params = load_params(profile, path=params_file)
+    paths = notebook_paths(names)      # before anything is written: no notebooks, no figures/
     parameters = {"profile": profile}
     if params_file is not None:
         parameters["params_file"] = str(Path(params_file).resolve())
@@ -78,7 +79,6 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     if kernel is None:
         kernel = "memlib" if "memlib" in KernelSpecManager().find_kernel_specs() else "python3"
-    paths = notebook_paths(names)
     if paths == notebook_paths():
         from .claims import CLAIMS_TABLE
         (REPO / params["figures_dir"] / CLAIMS_TABLE).unlink(missing_ok=True)

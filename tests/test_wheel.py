@@ -138,3 +138,15 @@ def test_ct_runs_on_folders_outside_the_checkout(installed):
     assert max(abs(c) for c in fresh["ct"]) < 3, fresh["ct"]
     assert not (work / "figures").exists()            # nothing written besides the cache
     assert np.isfinite(copies["ct_lo"]).all()
+
+
+def test_run_notebooks_outside_the_checkout_says_what_is_missing(installed, tmp_path):
+    """The notebook runner is the one command that needs the checkout: one line, exit 2,
+    nothing written."""
+    proc = subprocess.run([str(installed["bin"] / "memlib"), "run-notebooks", "--profile", "smoke"],
+                          cwd=tmp_path, env=_env(installed), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("memlib: error: no notebooks in ") and "checkout" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
