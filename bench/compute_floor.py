@@ -122,7 +122,9 @@ def vit_work(params: dict[str, Any], ledger_file: Path | None) -> pd.DataFrame:
     apart). From the ledger when given (exact), else :func:`bench.floor_images.estimate`."""
     if ledger_file is not None:
         timings = pd.read_csv(REPO / params["figures_dir"] / "executed" / "timings.csv")
-        split = ledger.by_window(ledger.read(ledger_file), list(zip(timings.notebook, timings.finished)))
+        start = (pd.Timestamp(timings.finished.iloc[0]) - pd.Timedelta(seconds=float(timings.seconds.iloc[0]))).isoformat()
+        split = ledger.by_window(ledger.read(ledger_file), list(zip(timings.notebook, timings.finished)), start)
+        split = {nb: lines for nb, lines in split.items() if nb not in ("earlier", "later")}   # other runs
         rows = [dict(notebook=nb, encoder=enc, image_size=size, n_images=int(t["n_images"]),
                      seconds=float(t["seconds"]), how=f"ledger: {t['entries']} entries", source="ledger")
                 for nb, lines in split.items() for (enc, size, _), t in ledger.totals(lines).items()]

@@ -108,14 +108,18 @@ def totals(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, f
     return out
 
 
-def by_window(rows: list[dict[str, Any]], ends: list[tuple[str, str]]) -> dict[str, list[dict]]:
+def by_window(rows: list[dict[str, Any]], ends: list[tuple[str, str]],
+              start: str | None = None) -> dict[str, list[dict]]:
     """Split ledger rows by the notebook that wrote them: ``ends`` are (notebook, finished ISO
     time) in run order (``figures/executed/timings.csv``); a row belongs to the first notebook
-    that finished at or after it. Rows after the last end go to ``"later"``."""
+    that finished at or after it. Rows before ``start`` (the run's start, ISO time; a cache used
+    by earlier runs keeps their lines) go to ``"earlier"``, rows after the last end to ``"later"``."""
     parsed = [(name, datetime.datetime.fromisoformat(t)) for name, t in ends]
+    begin = datetime.datetime.fromisoformat(start) if start else None
     out: dict[str, list[dict]] = {name: [] for name, _ in parsed}
     for r in rows:
         t = datetime.datetime.fromisoformat(r["finished"])
-        name = next((n for n, end in parsed if t <= end), "later")
+        name = ("earlier" if begin is not None and t < begin
+                else next((n for n, end in parsed if t <= end), "later"))
         out.setdefault(name, []).append(r)
     return out

@@ -53,17 +53,18 @@ def test_vae_training_step_is_forward_plus_backward_by_hand():
 
 
 def test_the_ledger_gives_exact_counts_per_notebook(tmp_path):
-    """A ledger's lines are attributed to notebooks by the committed timings and counted."""
+    """A ledger's lines are attributed to notebooks by the committed timings and counted; a line
+    of an earlier run in the same cache is left out."""
     params = load_params("default")
     lines = [dict(encoder="dinov2-s-offline", image_size=112, precision="bfloat16-autocast", n_images=n,
                   n_entry=n, seconds=1.0, kind="features", key=f"k{i}", finished=t, pid=1)
              for i, (n, t) in enumerate([(5000, "2026-12-05T13:27:00+00:00"), (2000, "2026-12-05T13:28:00+00:00"),
-                                         (500, "2026-12-05T13:30:00+00:00")])]
+                                         (500, "2026-12-05T13:30:00+00:00"), (999, "2026-12-04T10:00:00+00:00")])]
     path = tmp_path / "embed.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     table = compute_floor.vit_work(params, path).set_index("notebook")
     assert table.loc["01_ct_sanity", "n_images"] == 7000 and table.loc["02_memorization_levels", "n_images"] == 500
-    assert set(table.source) == {"ledger"}
+    assert set(table.source) == {"ledger"} and set(table.index) == {"01_ct_sanity", "02_memorization_levels"}
     assert table.loc["01_ct_sanity", "flops"] == pytest.approx(7000 * 2.867e9, rel=1e-3)
 
 

@@ -88,3 +88,5 @@ def test_read_skips_a_truncated_last_line_and_rows_split_by_notebook(tmp_path):
     split = ledger.by_window(rows, ends)
     assert [r["n"] for r in split["00"]] == [1] and split["01"] == []
     assert [r["n"] for r in split["02"]] == [2, 3] and [r["n"] for r in split["later"]] == [4]
+    split = ledger.by_window(rows, ends, start="2026-12-05T13:26:00+00:00")   # an earlier run's line
+    assert [r["n"] for r in split["earlier"]] == [1] and split["00"] == []
