@@ -481,6 +481,7 @@ def describe(params: Mapping[str, Any], cache_dir: str | os.PathLike | None = No
             continue
         lines.append(f"{head}: test accuracy {m['test_accuracy']:.3f} on {r['eval']}, "
                      f"{m['n_params']:,} parameters, trained in {m['train_seconds']:.0f} s "
-                     f"({m['train_cpu_seconds']:.0f} CPU-s, {m['torch_threads']} threads) on "
+                     f"({m['train_cpu_seconds']:.0f} CPU-s, {m['torch_threads']} torch thread"
+                     f"{'' if m['torch_threads'] == 1 else 's'}) on "
                      f"{m['cpu']}; registry name {full}")
     return lines

@@ -307,3 +307,17 @@ def test_encoders_table(smoke, trained, tmp_path):
         assert json.loads(row["recipe"])["seed"] == 0
     assert table["test_accuracy"].between(0, 1).all()
 
+
+def test_committed_amd_epyc_table_matches_the_default_recipes():
+    """bench/amd-epyc/encoders.csv: the default recipes as they are in the profile, trained once
+    on the AMD EPYC (docs/design.md#trained-encoders quotes these numbers)."""
+    table = pd.read_csv(REPO / "bench" / "amd-epyc" / "encoders.csv")
+    params = load_params("default")
+    recipes = te.recipes(params)
+    assert list(table["name"]) == list(recipes)
+    for _, row in table.iterrows():
+        r = recipes[row["name"]]
+        assert json.loads(row["recipe"]) == {k: v for k, v in r.items() if k not in ("kind", "train", "eval")}
+        assert row["train_window"] == r["train"] and row["eval_window"] == r["eval"]
+        assert row["n_train"] == 15000 and row["n_eval"] == 8000
+        assert row["test_accuracy"] > 0.8 and "EPYC" in row["cpu"]
