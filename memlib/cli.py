@@ -270,7 +270,16 @@ def cmd_embed(args: argparse.Namespace, params: dict) -> None:
     settings = _encoder_settings(args, params)
     if args.shard is not None and not _embed_shard(args, settings, params):
         return
-    images, feats = layer_features_for(args.images, settings, params["seed"])
+    if settings["encoder"] == "pixels":
+        images, feats = layer_features_for(args.images, settings, params["seed"])
+    else:   # folders and .npz are streamed in batches (memlib.data.ImageStream)
+        from .data import open_images
+        from .features import embed
+        images = open_images(args.images, seed=params["seed"])
+        feats = embed(images, settings["encoder"], image_size=settings["image_size"],
+                      token=settings["token"], final_norm=settings["final_norm"],
+                      batch_size=settings["batch_size"], device=settings["device"],
+                      precision=settings["precision"])
     out = args.out / settings["token"]
     out.mkdir(parents=True, exist_ok=True)
     for layer in range(len(feats)):
