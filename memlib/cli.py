@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient", action="store_true",
                    help="the memorization gradient instead of the zoo: variants n<size>, trained "
                    "on the first size images of the seed's window of zoo_train (gradient_* parameters)")
+    p.add_argument("--launcher", help="run the models as Dask jobs: local:N, slurm:N (SLURM jobs "
+                   "from ~/.config/dask/jobqueue.yaml) or tcp://host:port (docs/scale.md); default: "
+                   "zoo_workers subprocesses")
 
     p = sub.add_parser("run-notebooks", parents=[profile_flag],
                        help="execute the numbered notebooks (make figures)")
@@ -518,10 +521,11 @@ def cmd_zoo(args: argparse.Namespace, params: dict) -> None:
         return
     models = zoo.select_models(params, args.family, args.seeds, None, gradient=args.gradient)
     if args.action == "train":
-        zoo.zoo_train(params, models=models)
+        zoo.zoo_train(params, models=models, launcher=args.launcher)
     else:
         n_samples = params["gradient_n_samples"] if args.gradient else None
-        zoo.zoo_sample(params, models=models, n_samples=n_samples, out=args.out)
+        zoo.zoo_sample(params, models=models, n_samples=n_samples, out=args.out,
+                       launcher=args.launcher)
 
 
 def main(argv: list[str] | None = None) -> int:
