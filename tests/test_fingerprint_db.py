@@ -286,9 +286,9 @@ def smoke(cache_dir, tmp_path_factory):
                 no_vae=no_vae, scorer=fdb.Scorer(study))
 
 
-def _cli(smoke, *args):
+def _cli(smoke, *args, env: dict | None = None):
     env = {**os.environ, "MEMLIB_CACHE": os.environ["MEMLIB_CACHE"], "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1"}
+           "MKL_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "memlib", "--params", str(smoke["params_file"]),
                            *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -354,18 +354,20 @@ MARGIN = 0.5
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_cli_attribute_on_a_folder_with_the_default_database(smoke, precision):
-    """kde-s2 as a folder of PNGs, at each forced precision: answer kde, inside MARGIN; the
-    precision that differs from the database's is accepted with one note line."""
-    from memlib.encoders import compute_precision
-
+@pytest.mark.parametrize("precision, native, computed", [
+    ("float32", None, "float32"), ("bfloat16", None, "bfloat16-autocast"),
+    ("auto", "0", "float32")],            # auto on a CPU without avx512_bf16 / amx_bf16
+    ids=["float32", "bfloat16", "auto-without-native-bf16"])
+def test_cli_attribute_on_a_folder_with_the_default_database(smoke, precision, native, computed):
+    """kde-s2 as a folder of PNGs, at each precision: answer kde, inside MARGIN; the precision
+    that differs from the database's is accepted with one note line. The CPU flags are forced
+    through $MEMLIB_NATIVE_BF16 (memlib.encoders.native_bf16_cpu)."""
     folder = smoke["root"] / "kde-s2"
     if not folder.exists():
         _png_folder(smoke["sets"]["kde-s2"].images, folder)
     out = smoke["root"] / f"attribution-{precision}"
     proc = _cli(smoke, "attribute", folder, "--out", out, "--precision", precision,
-                "--device", "cpu", "--json")
+                "--device", "cpu", "--json", env=None if native is None else {"MEMLIB_NATIVE_BF16": native})
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
     assert doc["answer"] == "kde" and doc["n"] == 100 and doc["m"] == 300, doc["table"]
@@ -373,7 +375,6 @@ def test_cli_attribute_on_a_folder_with_the_default_database(smoke, precision):
     assert len(nearest) == doc["n_subsets"] == 4
     assert np.median(nearest) <= MARGIN * doc["threshold"], (nearest, doc["threshold"])
     assert doc["table"][0]["candidate"] == "kde" and doc["table"][0]["votes"] > 0.5
-    computed = compute_precision("cpu", precision)
     assert doc["provenance"]["precision"] == computed
     notes = [l for l in proc.stderr.splitlines() if l.startswith("memlib: note:")]
     if computed == smoke["db"].manifest["precision"]:
