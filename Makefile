@@ -7,10 +7,10 @@ STAMP   := .stamps/setup
 export MEMLIB_CACHE ?= $(CURDIR)/.cache/memlib
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup figures smoke test test-float32 test-float32-encoders bench notebooks clean clean-figures
+.PHONY: help setup figures smoke test test-float32 bench notebooks clean clean-figures
 
 help:            ## list the targets
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 setup: $(STAMP)  ## venv, packages, Fashion-MNIST, offline weights, Jupyter kernel (idempotent)
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -23,16 +23,15 @@ figures: setup   ## run every notebook on params/$(PROFILE).yaml → figures/ (d
 smoke: setup     ## every notebook on the tiny smoke profile (< 5 min) → smoke-out/
 	$(PY) -m memlib run-notebooks --profile smoke
 
-test: setup      ## the test suite (pytest; includes the smoke notebooks); prints the CPU and precision
+test: setup      ## the test suite (pytest; includes the smoke notebooks), then the encoder tests on the float32 path
 	@$(PY) -m memlib.machine --precision
 	$(PY) -m pytest -q
+	@MEMLIB_NATIVE_BF16=0 $(PY) -m memlib.machine --precision
+	MEMLIB_NATIVE_BF16=0 $(PY) -m pytest -q tests/test_encoders.py tests/test_features.py
 
 test-float32: setup  ## the whole suite on the float32 path of a CPU without native bf16 (about 2x as long)
-	MEMLIB_NATIVE_BF16=0 $(MAKE) --no-print-directory test
-
-test-float32-encoders: setup  ## encoder, feature and CLI tests on the float32 path (CI runs it after test)
 	@MEMLIB_NATIVE_BF16=0 $(PY) -m memlib.machine --precision
-	MEMLIB_NATIVE_BF16=0 $(PY) -m pytest -q tests/test_encoders.py tests/test_features.py tests/test_cli.py
+	MEMLIB_NATIVE_BF16=0 $(PY) -m pytest -q
 
 bench: setup     ## speed and memory benchmarks → bench/results.md + bench/results.csv
 	$(PY) -m bench
