@@ -1,5 +1,7 @@
 # memlib study — `make figures` runs the whole study, `make test` the tests. Both set up first.
 PROFILE ?= default
+NB      ?=
+PARAMS  ?=
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -17,8 +19,8 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 	@mkdir -p $(@D) && touch $@
 
-figures: setup   ## run every notebook on params/$(PROFILE).yaml → figures/ (default: 30-60 min on 2 cores)
-	$(PY) -m memlib run-notebooks --profile $(PROFILE)
+figures: setup   ## every notebook on params/$(PROFILE).yaml → figures/; NB=03 PARAMS=my.yaml: one notebook, your values → out/ (docs/tweaking.md)
+	$(PY) -m memlib run-notebooks --profile $(PROFILE) $(if $(PARAMS),--params $(PARAMS)) $(NB)
 
 smoke: setup     ## every notebook on the tiny smoke profile (< 5 min) → smoke-out/
 	$(PY) -m memlib run-notebooks --profile smoke

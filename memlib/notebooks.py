@@ -24,7 +24,7 @@ from .errors import InputError
 from .locations import checkout_root
 from . import provenance
 from .machine import cpu_model
-from .params import load_params
+from .params import away_from_committed_figures, check_cells_fit, load_params
 
 # The runner (make figures) is the one part of memlib that needs the source checkout: the
 # notebooks live there and it writes <checkout>/<figures_dir>. An installed wheel has no
@@ -70,6 +70,8 @@ def run_notebooks(profile: str = "default", names: list[str] | None = None,
     from jupyter_client.kernelspec import KernelSpecManager
 
     params = load_params(profile, path=params_file)
+    check_cells_fit(params)            # a cell count the set sizes rule out fails before any notebook
+    params = away_from_committed_figures(params)
     paths = notebook_paths(names)      # before anything is written: no notebooks, no figures/
     parameters = {"profile": profile}
     if params_file is not None:

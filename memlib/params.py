@@ -149,4 +149,80 @@ def notebook_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
             unknown.append(name)
     if unknown:
         check_keys({unknown[0]: None}, known, "notebook parameters")
-    return load_params(profile, path=params_file, overrides=overrides)
+    params = load_params(profile, path=params_file, overrides=overrides)
+    check_cells_fit(params)          # before the notebook's first expensive cell
+    return away_from_committed_figures(params)
+
+
+# Keys that never change a number (docs/reproducibility.md: threads and workers), so a run that
+# changes only these is still on its profile; every other key is part of what a figure shows.
+NUMBER_NEUTRAL_KEYS = ("figures_dir", "torch_threads", "zoo_workers")
+# Where a run off its profile writes when it names no figures_dir of its own (docs/tweaking.md).
+OFF_PROFILE_ROOT = "out"
+
+
+def off_profile_keys(params: Mapping[str, Any]) -> list[str]:
+    """Keys whose values differ from the profile that ``params["profile"]`` names (sorted);
+    empty for a run on its profile, and for a profile that is not one of :data:`PROFILES`."""
+    if params.get("profile") not in PROFILES:
+        return []
+    base = load_params(params["profile"])
+    return sorted(k for k in params if k not in NUMBER_NEUTRAL_KEYS and params[k] != base.get(k))
+
+
+def away_from_committed_figures(params: dict[str, Any]) -> dict[str, Any]:
+    """A run off its profile never writes the profile's own ``figures_dir`` (the committed
+    ``figures/`` for ``default``): if any key differs from the profile (:func:`off_profile_keys`)
+    while ``figures_dir`` is still the profile's, it becomes ``out/<profile>-<key>-<value>…``
+    (one folder per change, the name cut to 60 characters plus a hash when long) and a line says
+    so. A ``figures_dir`` of your own is kept. Returns ``params`` (changed in place)."""
+    changed = off_profile_keys(params)
+    if not changed or params["figures_dir"] != load_params(params["profile"])["figures_dir"]:
+        return params
+    import hashlib
+    import re
+
+    slug = "-".join(f"{k}-{params[k]}" for k in changed)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", slug)
+    if len(slug) > 60:
+        digest = hashlib.sha256(repr([(k, params[k]) for k in changed]).encode()).hexdigest()[:8]
+        slug = f"{slug[:51]}-{digest}"
+    params["figures_dir"] = f"{OFF_PROFILE_ROOT}/{params['profile']}-{slug}"
+    print(f"memlib: {', '.join(changed)} off the {params['profile']} profile: writing to "
+          f"{params['figures_dir']}/, not {load_params(params['profile'])['figures_dir']}/ "
+          f"(set figures_dir to choose; docs/tweaking.md)")
+    return params
+
+
+# Sizes the notebooks fit cells on (T) and score (generated sets), by profile key; the arithmetic
+# of check_cells_fit (docs/tweaking.md#values-known-not-to-work).
+T_SIZE_KEYS = ("control_n_train", "own_reference_n")        # + gradient_sizes when gradients run
+M_SIZE_KEYS = ("copy_m", "control_m", "mixture_m", "zoo_n_samples", "gradient_n_samples",
+               "sensitivity_m")
+
+
+def check_cells_fit(params: Mapping[str, Any]) -> None:
+    """Refuse, before any expensive cell, a cell count that the profile's own set sizes make
+    impossible: k-means cannot fit ``n_cells`` cells on a T of fewer points, and no cell can be
+    kept (it needs more than :data:`memlib.ct.MIN_CELL_POINTS` generated points) in a generated
+    set of at most that many. Data-dependent failures (a cell without test points, cells too
+    small on one layer) are only known after embedding; docs/tweaking.md lists the measured ones.
+    Raises ParameterError naming the keys to change."""
+    from .ct import MIN_CELL_POINTS
+
+    k = int(params["n_cells"])
+    t_sizes = {key: int(params[key]) for key in T_SIZE_KEYS}
+    if params.get("gradient_families"):
+        t_sizes["gradient_sizes"] = min(int(v) for v in params["gradient_sizes"])
+    small_t = {key: v for key, v in t_sizes.items() if v < k}
+    if small_t:
+        named = ", ".join(f"{key} = {v}" for key, v in small_t.items())
+        raise ParameterError(f"n_cells = {k} cannot be fitted: a T of {named} point(s) has fewer "
+                             f"points than cells; use n_cells <= {min(small_t.values())} or larger sets "
+                             f"(docs/tweaking.md)")
+    small_m = {key: int(params[key]) for key in M_SIZE_KEYS if int(params[key]) <= MIN_CELL_POINTS}
+    if small_m:
+        named = ", ".join(f"{key} = {v}" for key, v in small_m.items())
+        raise ParameterError(f"{named}: a generated set of at most {MIN_CELL_POINTS} points keeps no "
+                             f"cell (each needs more than {MIN_CELL_POINTS}, memlib.ct.MIN_CELL_POINTS), "
+                             f"so C_T is undefined; use more samples (docs/tweaking.md)")
