@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import types
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -127,31 +126,70 @@ def write_params(path: str | os.PathLike, profile: str = "default",
     return path
 
 
+# What papermill can inject (``-p`` gives str, int, float, bool or None; ``-y``/``-f`` YAML gives
+# lists and mappings of them): only globals holding one of these can be parameters.
+INJECTABLE_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
+# The global names each namespace held when notebook_params first succeeded in it, by id(namespace);
+# the namespace itself is kept too, so that its id cannot be reused by another (a kernel has one).
+_SEEN_NAMES: dict[int, tuple[Mapping[str, Any], frozenset[str]]] = {}
+_SEEN_MAX = 16
+
+
+def _is_resolved_params(value: Any, known: Mapping[str, Any]) -> bool:
+    """A dict holding every known key: a parameter dict that notebook_params returned (``P``)."""
+    return isinstance(value, dict) and set(known) <= set(value)
+
+
 def notebook_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve a notebook's parameters from its global namespace.
 
     Call it in the cell after the ``parameters`` cell (and papermill's injected cell). It reads
     ``profile`` (and optional ``params_file``), takes every known key that papermill injected as
     an override, and rejects any other injected name, so ``-p encodr ...`` fails loudly.
+
+    Which globals count (so that re-running the setup cell by hand works, docs/lab.md):
+
+    * papermill injects plain values only (:data:`INJECTABLE_TYPES`), so a global holding
+      anything else — a module, function, class, numpy array, DataFrame, a ``Study`` — is
+      never a parameter, known name or not (notebook 00's array ``test`` is not the ``test``
+      spec);
+    * a dict holding every known key is a resolved parameter dict (``P`` of an earlier run of
+      the cell) and is skipped;
+    * a known key holding a plain value is an override (also one typed into the parameters
+      cell by hand);
+    * an unknown name holding a plain value is an error (``-p tokn mean``), unless it was first
+      defined after notebook_params first succeeded in this namespace: papermill injects before
+      that first call, so such a name (``FLAG``, ``m``, …) comes from the notebook's own cells.
+      The names seen at the first successful call are remembered for that namespace object (a copy of
+      it starts afresh). A typo typed into the parameters cell after the first run is
+      therefore not caught: restart the kernel to have it checked.
     """
     known = schema()
     profile = namespace.get("profile", "default")
     params_file = namespace.get("params_file")
+    entry = _SEEN_NAMES.get(id(namespace))
+    seen = entry[1] if entry is not None and entry[0] is namespace else None
     overrides, unknown = {}, []
     for name, value in namespace.items():
         if name.startswith("_") or name in _IPYTHON_NAMES or name in NOTEBOOK_CONTROL_KEYS:
             continue
-        if isinstance(value, (types.ModuleType, types.FunctionType, type)) or callable(value):
+        if not isinstance(value, INJECTABLE_TYPES) or _is_resolved_params(value, known):
             continue
         if name in known:
             overrides[name] = value
-        else:
+        elif seen is None or name in seen:
             unknown.append(name)
     if unknown:
         check_keys({unknown[0]: None}, known, "notebook parameters")
     params = load_params(profile, path=params_file, overrides=overrides)
     check_cells_fit(params)          # before the notebook's first expensive cell
-    return away_from_committed_figures(params)
+    params = away_from_committed_figures(params)
+    if seen is None:                 # the first success in this namespace: what papermill injected
+        _SEEN_NAMES.pop(id(namespace), None)
+        while len(_SEEN_NAMES) >= _SEEN_MAX:
+            _SEEN_NAMES.pop(next(iter(_SEEN_NAMES)))
+        _SEEN_NAMES[id(namespace)] = (namespace, frozenset(namespace))
+    return params
 
 
 # Keys that never change a number (docs/reproducibility.md: threads and workers), so a run that
