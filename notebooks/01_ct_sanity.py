@@ -26,8 +26,13 @@
 # **Reading it:** $C_T \ll 0$ — generated samples sit *closer* to the training set than fresh
 # real data does: **data copying**. $C_T \gg 0$ — farther: **under-fitting**. $C_T \approx 0$ —
 # neither. Under the null each $Z_U$ is roughly $N(0,1)$, so $|C_T| \lesssim 2$ is noise.
-# Its scale depends on the set sizes: exact copies reach a floor of about
-# $-\sqrt{3nm/(n+m+1)}$ (≈ −26 for $m=1000$, $n=2000$), so compare C_T only at fixed sizes.
+# Its scale depends on the set sizes. Exact copies have $L = 0$, so every generated point of a
+# cell is nearer to $T$ than every test point, $U = 0$, and each kept cell sits at its floor
+# $Z_U(\pi) = -(n_\pi m_\pi/2 - 0.5)/\sqrt{n_\pi m_\pi (n_\pi+m_\pi+1)/12}
+# \approx -\sqrt{3 n_\pi m_\pi/(n_\pi+m_\pi+1)}$; C_T's floor is the $P_n(\pi)$-weighted mean of
+# these. With $k$ even cells ($n_\pi = n/k$, $m_\pi = m/k$) it is about $-\sqrt{3nm/(k(n+m+k))}$:
+# ≈ −25.8 for $n=2000$, $m=1000$, $k=3$, and ≈ −20.0 for this notebook's $n=2000$, $m=500$. So
+# compare C_T only at fixed sizes.
 #
 # **Meehan's own check.** A Gaussian kernel density estimate on the training set — a sample is a
 # training image plus $N(0,\sigma^2)$ noise — copies at small bandwidth $\sigma$ and under-fits at
@@ -135,7 +140,10 @@ study.save(fig, table, "ct_sanity_kde")
 # %% [markdown]
 # ## What to look for
 # * **fresh** should be within ±2 in every space (the null is calibrated);
-# * **exact** copies should sit at the floor (≈ −26 at these sizes) in every space — they cannot
+# * **exact** copies should sit at the floor in every space: ≈ −20.0 at these sizes (even cells,
+#   $n = 2000$ test images, $m$ = `copy_m` = 500 copies, $k$ = `n_cells` = 3, the formula above;
+#   uneven cells move it a little: −20.0 to −21.4 over the spaces of the committed
+#   `ct_sanity_kde.csv`) — they cannot
 #   separate layers, because a copy is at distance 0 from its source in *any* deterministic encoder;
 # * the **KDE curve** should rise monotonically with σ, from the floor to large positive values.
 #   Where the curve crosses 0 depends on the space: a layer that is more invariant to pixel noise

@@ -27,7 +27,7 @@
 # * **high-level** — keeps shape, pose and class but changes pixel-level detail (affine jitter,
 #   gamma/contrast, blur).
 #
-# **Sensitivity, not invariance (Study v2).** A layer can score transformed copies as
+# **Sensitivity, not invariance.** A layer can score transformed copies as
 # "not copied" simply because the transform moves *any* image in that layer's space. So we apply
 # the *same* transform, with the same random parameters row by row, to m **fresh** held-out
 # images too, and measure the layer's **copy sensitivity**
@@ -38,11 +38,9 @@
 # 0 = the null; the same scale for every layer). $S < 0$: the layer still sees that the copies
 # come from $T$. Every layer is compared with two references scored the same way on the same
 # images at the same sizes: **raw pixels** and the **shuffled-weights** encoder (same
-# architecture, no learned features). Version 1 of this notebook scored C_T of the copies alone;
-# that measured invariance as much as sensitivity, so its figures are gone: the heatmap of C_T
-# by kind and strength (`memorization_levels_heatmap`, replaced by `copy_sensitivity` below) and
-# the copy-fraction (ρ) sweep (`memorization_levels_rho`): mixtures of real samples with copies
-# now test claim 1 in notebook 03.
+# architecture, no learned features). C_T of the transformed copies alone would measure the
+# layer's invariance to the transform as much as its sensitivity to copying; the fresh images
+# cancel the invariance. Mixtures of real samples with copies belong to claim 1, in notebook 03.
 
 # %% tags=["parameters"]
 profile = "default"   # params/<profile>.yaml supplies every default
@@ -90,6 +88,8 @@ study.save(fig, pd.DataFrame([dict(kind=k, strength=s, source_index=int(i)) for 
 
 # %% [markdown]
 # ## The rule for claim 2, fixed before the computation
+# (amended once after its first numbers, which can only make the verdict stricter:
+# `memlib.claims.RULE_HISTORY`, docs/history.md)
 # A strength of a kind is **seen** when at least one layer of the trained encoder has a copy
 # sensitivity whose bootstrap CI (level `ci_level`, 95 % in every profile) lies below 0
 # (`memlib.copy_sensitivity.seen_strengths`).

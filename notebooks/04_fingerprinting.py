@@ -20,7 +20,7 @@
 # identification accuracy over existing baseline methods", without access to the model's
 # training data.
 #
-# **Protocol (Study v2, fixed before looking at results; docs/design.md).**
+# **Protocol (docs/design.md; when each rule was fixed: docs/history.md).**
 # * *Sets:* every standard zoo model: each architecture × each seed. **Seeds are independent
 #   training runs on disjoint data**: seed $s$ trains on its own slice of Fashion-MNIST
 #   (`figures/zoo_quality.csv`, column `train_data`), and the public $T$ and the fresh images
@@ -28,9 +28,9 @@
 #   (e.g. a VAE with a conv or an MLP decoder), so attribution is scored at two **grains**:
 #   *family* (vae) and *architecture* (vae-mlp), the latter being the paper's "which model".
 # * *Leave one seed out:* for each seed $s$ the references are all sets of the other seeds and
-#   the queries are random subsets of size $n$ of the seed-$s$ sets. A query is thus made by a
+#   the queries are random subsets of size $m$ of the seed-$s$ sets. A query is thus made by a
 #   training run, on data, that the references never saw (checked below: `fold_leaks`).
-# * *Sizes:* $n$ ∈ `query_sizes` (20 … all samples). C_T is a $z$-score whose magnitude grows
+# * *Sizes:* the query size $m$ ∈ `query_sizes` (20 … all samples; $n$ stays the size of $P_n$). C_T is a $z$-score whose magnitude grows
 #   with the set sizes, so every reference curve is computed from subsets of the query's size
 #   ($\,$`n_query_draws` subsets per reference set).
 # * *Equal information:* every method sees the same query subsets and, of each reference set,
@@ -109,8 +109,8 @@ pd.DataFrame({"architecture": architectures, "family": families, "seed": seeds,
 # layer (the final LayerNorm applied to the cached raw CLS token, which equals embedding with
 # the norm: `memlib.study.Study.final_norm_features`). Then the curves of `n_query_draws`
 # random subsets of every set at every query size, and every method on every query of every
-# fold, at both grains (`memlib.attribution_eval.query_predictions`). At $n \le 20$ no cell
-# of C_T can hold more than τ·n = 20 of the query's points (Meehan's cell threshold), so every
+# fold, at both grains (`memlib.attribution_eval.query_predictions`). At $m \le 20$ no cell
+# of C_T can hold more than τ·m = 20 of the query's points (Meehan's cell threshold), so every
 # C_T is undefined and the C_T methods see only zeros: the feature baselines still work there.
 #
 # **Corrupted queries.** The first `robust_n` samples of every set are corrupted (JPEG,
@@ -334,13 +334,14 @@ open_roc.groupby("left_out", sort=False).auc.first().round(2)
 
 # %% [markdown]
 # ## Verdicts on claims 3 and 4
-# Rules fixed before looking (`memlib.claims`), read at the architecture grain, clean queries,
+# Rules in `memlib.claims`, written after the first protocol's numbers had been seen
+# (`memlib.claims.RULE_HISTORY`, docs/history.md), read at the architecture grain, clean queries,
 # public reference. **3** *reproduced* if every architecture's independent seeds are nearer
 # each other than any other architecture (Euclidean) and the full-size accuracy CI lies above
 # 0.9; *partly* if at least half are separated. **4a** (up to 100 % on full datasets):
-# *reproduced* if the accuracy CI at the largest $n$ reaches 0.95 and lies above 0.8, *partly*
+# *reproduced* if the accuracy CI at the largest $m$ reaches 0.95 and lies above 0.8, *partly*
 # if it lies above chance. **4b**, split by baseline group (C_T baselines; feature baselines),
-# "30 %" read as absolute accuracy points (the relative reading is in the metric): at the $n$ of
+# "30 %" read as absolute accuracy points (the relative reading is in the metric): at the $m$ of
 # the largest gap, *reproduced* if the paired CI lies above 0 and reaches +0.30, *partly* if it
 # lies above 0, else *not reproduced*. Implemented by `memlib.claims.fingerprint_claims`
 # (verdicts: `signature_verdict`, `full_set_verdict`, `paired_gap_verdict`).
