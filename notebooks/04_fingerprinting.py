@@ -334,7 +334,7 @@ open_roc.groupby("left_out", sort=False).auc.first().round(2)
 
 # %% [markdown]
 # ## Verdicts on claims 3 and 4
-# Rules in `memlib.claims`, written after the first protocol's numbers had been seen
+# Rules in `memlib.claims`, revised after earlier numbers had been seen
 # (`memlib.claims.RULE_HISTORY`, docs/history.md), read at the architecture grain, clean queries,
 # public reference. **3** *reproduced* if every architecture's independent seeds are nearer
 # each other than any other architecture (Euclidean) and the full-size accuracy CI lies above

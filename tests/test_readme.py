@@ -85,3 +85,36 @@ def test_design_module_map_matches_the_tree():
     tree = {p.stem for p in pkg.glob("*.py") if p.stem not in ("__init__", "__main__")}
     tree |= {p.name + "/" for p in pkg.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert listed == tree, f"missing from the map: {sorted(tree - listed)}; not in memlib/: {sorted(listed - tree)}"
+
+
+# The README and the notebooks describe the current protocol in the present tense; how the
+# protocols changed (v1 -> v2 -> v3) lives in docs/history.md only.
+HISTORY_WORDING = re.compile(r"\bv[0-9]\b(?!\.[0-9])|\bversion [0-9]\b|what changed|first protocol|earlier protocol",
+                             flags=re.I)
+
+
+def history_wording(text: str) -> list[str]:
+    return [m.group(0) for m in HISTORY_WORDING.finditer(text)]
+
+
+def notebook_markdown(path: Path) -> str:
+    import json
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_history_wording_is_found():
+    assert history_wording("What changed in v2. Study v3, version 1, the first protocol") == [
+        "What changed", "v2", "v3", "version 1", "first protocol"]
+    assert history_wording("DINOv2-S/14, ViT-L/14, 2U/(nm) - 1, memlib v0.1.1x") == []
+
+
+def test_readme_and_notebooks_speak_in_the_present_tense():
+    """No protocol history ("v2", "what changed", ...) in the README or any notebook's markdown
+    (the .ipynb and its jupytext twin's markdown cells are the same text); docs/history.md holds it."""
+    found = {"README.md": history_wording(README)}
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        found[f"notebooks/{path.name}"] = history_wording(notebook_markdown(path))
+    found = {k: v for k, v in found.items() if v}
+    assert not found, f"history wording (move it to docs/history.md): {found}"
+    assert history_wording((REPO / "docs" / "history.md").read_text()), "docs/history.md tells the history"
