@@ -125,8 +125,9 @@ def merge(rows_: list[dict], out: Path = HERE) -> None:
     lines = ["", SECTION, "",
              f"Reproduce: `python -m bench` (all) or `python -m bench.rehearsal scaling` then "
              f"`python -m bench.bench_rehearsal --scaling bench/rehearsal-scaling.json`. "
-             f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores shared "
-             f"with other jobs: load average {machine['loadavg']}); one BLAS thread per point. "
+             f"Rows written {machine['date']} from points measured on {machine['cpu']} "
+             f"({machine['cores']} cores shared with other jobs; each point's load average at its "
+             f"end is in bench/rehearsal-*.json and docs/scale.md); one BLAS thread per point. "
              f"docs/scale.md reads these numbers.", "",
              "| benchmark | metric | value | unit | goal | result |", "|---|---|---:|---|---|---|"]
     notes = []
