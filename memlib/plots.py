@@ -49,6 +49,14 @@ def curve(ax, ct, lo=None, hi=None, *, label=None, color=None, x=None, **kwargs)
     return line
 
 
+def toy_footer() -> str:
+    """The footer of a figure that used no encoder and no image (notebook 00's 2-D toy), for
+    :meth:`memlib.study.Study.save`: what it did use, in place of the ViT footer."""
+    from .machine import cpu_model
+    return (f"2-D toy points, no encoder and no images: numpy and scikit-learn "
+            f"(float32 points, float64 k-means) on cpu ({cpu_model()})")
+
+
 def zero_line(ax, flag: float | None = FLAG_THRESHOLD) -> None:
     """Mark C_T = 0 and (dashed) the copying flag threshold (:data:`memlib.claims.FLAG_THRESHOLD`;
     ``None``: no flag line)."""

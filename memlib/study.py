@@ -148,12 +148,14 @@ class Study:
         return (f"encoder {self.params['encoder']}, "
                 f"{compute_precision(device, self.params['precision'])} on {where}")
 
-    def save(self, fig, table: pd.DataFrame, stem: str, dpi: int = 130) -> Path:
-        """Write ``<figures_dir>/<stem>.png`` (footnoted with :meth:`compute_label`) and
+    def save(self, fig, table: pd.DataFrame, stem: str, dpi: int = 130, *, footer: str | None = None) -> Path:
+        """Write ``<figures_dir>/<stem>.png`` (footnoted with :meth:`compute_label`, or with
+        ``footer`` for a figure that used no encoder, e.g. :func:`memlib.plots.toy_footer`) and
         ``<stem>.csv`` (floats to 4 decimals)."""
         png = self.figures_dir / f"{stem}.png"
         box = fig.get_tightbbox(fig.canvas.get_renderer())   # inches, everything drawn so far
-        fig.text(box.x1 / fig.get_figwidth(), (box.y0 - 0.04) / fig.get_figheight(), self.compute_label(),
+        fig.text(box.x1 / fig.get_figwidth(), (box.y0 - 0.04) / fig.get_figheight(),
+                 self.compute_label() if footer is None else footer,
                  ha="right", va="top", fontsize=6, color="0.45")   # below all of it, legends included
         with atomic_path(png, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})

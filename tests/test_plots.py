@@ -54,3 +54,22 @@ def test_grid_array_tiles_images_row_by_row():
     assert plots.grid_array(images[..., None], ncol=3).shape == g.shape  # (n, H, W, 1) as grey
     with pytest.raises(InputError, match="uint8"):
         plots.grid_array(images.astype(float), ncol=3)
+
+
+def test_toy_figures_name_what_they_used_not_an_encoder(tmp_path):
+    """Notebook 00's figures are footnoted with plots.toy_footer() (no encoder, no images); every
+    other figure keeps Study.compute_label() (the encoder and precision)."""
+    from memlib.params import load_params
+    from memlib.study import Study
+    study = Study({**load_params("smoke"), "figures_dir": str(tmp_path)})
+    footers = {}
+    for name, footer in (("toy", plots.toy_footer()), ("vit", None)):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        study.save(fig, pd.DataFrame({"x": [0.0]}), name, footer=footer)
+        footers[name] = fig.texts[-1].get_text()
+        plt.close(fig)
+        assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.csv").exists()
+    assert footers["vit"] == study.compute_label() and study.params["encoder"] in footers["vit"]
+    assert footers["toy"] == plots.toy_footer()
+    assert "no encoder" in footers["toy"] and study.params["encoder"] not in footers["toy"]
