@@ -116,3 +116,11 @@ def test_cli_shard_flag(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "out" / "meta.json").exists()
     assert np.load(tmp_path / "out" / "cls" / "layer11.npy").shape == (24, 192)
     assert cli_main(["embed", *common, "--shard", "2/2"]) != 0
+
+
+def test_local_launcher_makes_and_closes_its_own_cluster():
+    """``local:2`` (the launcher string users pass) starts a LocalCluster, runs the jobs on it in
+    job order, and closes it."""
+    jobs = [{"spec": "slurm:3"}, {"spec": "inline"}, {"spec": "local:5"}]
+    assert run_jobs(parse_launcher, jobs, "local:2", progress=False) == \
+        [("slurm", 3), ("inline", None), ("local", 5)]
