@@ -45,7 +45,9 @@
 #
 # **Setup (5 min).** Run the next two cells. The first is papermill's parameters cell; the second
 # reads the profile (`params/default.yaml`) and may be re-run at any time (`memlib.params.
-# notebook_params` ignores the notebook's own variables, such as `P` or the arrays below).
+# notebook_params` ignores the notebook's own variables, such as `P` or the arrays below). In a
+# lab, add `figures_dir = "lab-out"` to the parameters cell first: the default profile otherwise
+# writes the study's own `figures/` folder.
 
 # %% tags=["parameters"]
 profile = "default"   # params/<profile>.yaml supplies every default
@@ -318,7 +320,7 @@ study.save(fig, per_cell.merge(scores, on="generator"), "ct_by_hand_scores", foo
 scores[["generator", "ct_by_hand", "ct_score", "effect_by_hand", "effect_memlib"]].round(4)
 
 # %% [markdown]
-# ### Exercise: $C_T$ grows like $\sqrt m$ while $E$ stays put
+# ### Exercise: $C_T$ grows like $\sqrt m$ while $E$ stays put (10 min)
 # Keep $T$ and the cells, and draw sets of $m_s$ generated and $n_s = 2 m_s$ held-out points for
 # a few sizes $m_s$ (five draws each). Predict before running: for a generator with a fixed
 # behaviour, how should $C_T$ and $E$ change when $m_s$ is multiplied by 4?

@@ -284,6 +284,18 @@ def test_notebook_00_runs_without_the_dataset_or_the_weights(tmp_path):
         assert 0.3 < slope_ct < 0.8 and abs(slope_e) < 0.2, (g, slope_ct, slope_e)
 
 
+def test_notebook_00_is_a_90_minute_lab_with_hints_and_solutions():
+    """docs/lab.md: every section of notebook 00 states its minutes, and they add up to 90; the
+    hints and solutions are folded (<details>), each one closed."""
+    text = NOTEBOOKS[0].with_suffix(".py").read_text()
+    minutes = [int(x) for x in re.findall(r"^# (?:##+ .*|\*\*Setup) \((\d+) min", text, flags=re.M)]
+    assert len(minutes) >= 10 and sum(minutes) == 90, minutes
+    assert re.search(r"^# # 00 .*\(90 min\)$", text, flags=re.M)
+    opened, closed = text.count("<details>"), text.count("</details>")
+    assert opened == closed and opened >= 12
+    assert text.count("<summary>Solution</summary>") >= 7 and text.count("<summary>Hint") >= 7
+
+
 def test_drop_progress_lines_keeps_other_lines():
     from memlib.notebooks import drop_progress_lines
     text = ("zoo sample (2 workers):  95%|█████████▌| 19/20 [13:56<00:11, 11.51s/it, kde-s0]\n"
