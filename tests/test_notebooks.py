@@ -170,10 +170,18 @@ def test_unknown_notebook_parameter_is_rejected(tmp_path):
 
 def test_notebook_00_alone_writes_figures_and_no_claims(tmp_path):
     """Notebook 00 on its own (another cell count and size than the profiles'): its by-hand
-    C_T agrees with the library (the notebook asserts it), it writes its figures, no claims."""
+    C_T agrees with the library (the notebook asserts it), it writes its figures, no claims.
+    Its setup cell is then run once more, as a student re-running it by hand after the whole
+    notebook: the same parameters come out (issue 35: it used to fail on 'P')."""
     import papermill
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    setup = next(c for c in nb.cells if c.cell_type == "code" and "notebook_params(globals())" in c.source)
+    nb.cells += [nbformat.v4.new_code_cell("_P_first = dict(P)"), nbformat.v4.new_code_cell(setup.source),
+                 nbformat.v4.new_code_cell("assert P == _P_first, (P, _P_first)")]
+    rerun = tmp_path / "00_rerun.ipynb"
+    nbformat.write(nb, str(rerun))
     out = tmp_path / "figures"
-    papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "00.ipynb"),
+    papermill.execute_notebook(str(rerun), str(tmp_path / "00.ipynb"),
                                parameters={"profile": "smoke", "figures_dir": str(out), "n_cells": 4,
                                            "copy_m": 300}, cwd=str(REPO), progress_bar=False,
                                kernel_name="python3")
