@@ -26,7 +26,8 @@ KW = dict(image_size=32, batch_size=8, progress=False)
 
 @pytest.fixture(scope="module")
 def encoder():
-    return build_encoder(TINY, 32, "cpu")
+    """float32: entries are compared byte for byte, which bf16 never is (docs/reproducibility.md)."""
+    return build_encoder(TINY, 32, "cpu", precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ import sys, time
 from memlib.data import ImageStream
 from memlib.encoders import build_encoder
 from memlib.features import embed
-enc = build_encoder("{tiny}", 32, "cpu")
+enc = build_encoder("{tiny}", 32, "cpu", precision="float32")
 forward = enc.layer_tokens
 def slow(batch, **kw):
     time.sleep(0.25)
@@ -136,7 +137,7 @@ def test_sigkill_resumes_at_last_complete_chunk(sources, encoder, tmp_path):
     n_done = len(list((partial / "done").iterdir()))
     assert 2 <= n_done < 6                                  # 48 images = 6 chunks of 8
     folder, _ = entry_job(ImageStream(root / "set.npz"), encoder, image_size=32, final_norm=False,
-                          batch_size=8, device="cpu", precision="auto", cache_dir=cache)
+                          batch_size=8, device="cpu", precision="float32", cache_dir=cache)
     assert not folder.exists()                              # nothing finished to trust
 
     embedded = []
@@ -162,7 +163,7 @@ import sys
 from memlib.data import ImageStream
 from memlib.features import embed
 f = embed(ImageStream(sys.argv[1]), "{tiny}", image_size=32, batch_size=8, chunk_rows=8,
-          device="cpu", cache_dir=sys.argv[2], progress=False)
+          device="cpu", precision="float32", cache_dir=sys.argv[2], progress=False)
 print(f.meta["key"])
 """
 
