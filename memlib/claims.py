@@ -532,9 +532,9 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
         metric=(f"share of {k_arch} architectures whose independently trained seeds' full-set curves are nearer each "
                 f"other than any other architecture's (Euclidean, level and shape); shape only (z-normalised, "
                 f"secondary): {shape.separated.mean():.2f}; family grain: {fam_sig.separated.mean():.2f} of {k_fam}; "
-                f"leave-one-seed-out accuracy at n={full_n}: {arch.accuracy:.2f} [{arch.acc_lo:.2f}, {arch.acc_hi:.2f}]; "
+                f"leave-one-seed-out accuracy at query size m={full_n}: {arch.accuracy:.2f} [{arch.acc_lo:.2f}, {arch.acc_hi:.2f}]; "
                 f"architecture right when the family is right: {arch.accuracy / fam.accuracy if fam.accuracy else float('nan'):.2f}"),
-        rule=(f"reproduced if every architecture is separated and the accuracy CI at the largest n lies above "
+        rule=(f"reproduced if every architecture is separated and the accuracy CI at the largest query size m lies above "
               f"{SIGNATURE_ACCURACY_MIN}, partly if >= {SIGNATURE_SHARE_PARTLY:.0%} are separated; CI: bootstrap "
               f"over architectures"),
         value=share, ci_low=s_lo, ci_high=s_hi, paper_value="qualitative (unique per architecture)",
@@ -542,7 +542,7 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
     rows.append(dict(
         claim="4a-fingerprint-full",
         statement="The C_T-layer curve identifies the generating model with up to 100% accuracy on full datasets",
-        metric=(f"leave-one-seed-out accuracy of the nearest size-matched reference curve at the largest query size n={full_n}, "
+        metric=(f"leave-one-seed-out accuracy of the nearest size-matched reference curve at the largest query size m={full_n}, "
                 f"{k_arch} architectures (chance {1 / k_arch:.2f}); family grain: {fam.accuracy:.2f} "
                 f"[{fam.acc_lo:.2f}, {fam.acc_hi:.2f}] (chance {1 / k_fam:.2f})"),
         rule=(f"reproduced if the accuracy CI (cluster bootstrap over query sets) reaches {FULL_ACCURACY_REPRODUCED} "
@@ -563,13 +563,13 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
         rows.append(dict(
             claim=claim,
             statement="C_T-layer curves improve identification accuracy by 30% over baseline methods",
-            metric=(f"curve minus the best of {what}, architecture grain, at the n of the largest gap (n={n_best}: "
-                    f"{best.curve:.2f} vs {best.best_baseline} {best.baseline:.2f}, relative {best.relative:+.0%}); per n: "
-                    + "; ".join(f"n={n}: {r.gap:+.2f} [{r.gap_lo:+.2f}, {r.gap_hi:+.2f}] vs {r.best_baseline}"
+            metric=(f"curve minus the best of {what}, architecture grain, at the query size m of the largest gap (m={n_best}: "
+                    f"{best.curve:.2f} vs {best.best_baseline} {best.baseline:.2f}, relative {best.relative:+.0%}); per m: "
+                    + "; ".join(f"m={n}: {r.gap:+.2f} [{r.gap_lo:+.2f}, {r.gap_hi:+.2f}] vs {r.best_baseline}"
                                 for n, r in d.iterrows())),
             rule=(f"'30 %' read as absolute accuracy points: reproduced if the paired CI (cluster bootstrap over query "
-                  f"sets) at the n of the largest gap lies above 0 and reaches +{BASELINE_GAP_REPRODUCED}, partly if it "
-                  f"lies above 0; the n is chosen after looking (favours the claim)"),
+                  f"sets) at the query size m of the largest gap lies above 0 and reaches +{BASELINE_GAP_REPRODUCED}, partly if it "
+                  f"lies above 0; that m is chosen after looking (favours the claim)"),
             value=float(best.gap), ci_low=float(best.gap_lo), ci_high=float(best.gap_hi), paper_value="+0.30",
             verdict=paired_gap_verdict(best.gap_lo, best.gap_hi)))
     return rows

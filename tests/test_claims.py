@@ -197,9 +197,9 @@ def test_fingerprint_claims_known_rows():
     assert "family grain: 0.75 of 4" in c3["metric"] and "family is right: 0.90" in c3["metric"]
     assert (c4a["value"], c4a["ci_low"], c4a["ci_high"], c4a["verdict"]) == (0.9, 0.8, 1.0, "reproduced")
     assert "chance 0.17" in c4a["metric"] and "family grain: 1.00 [1.00, 1.00] (chance 0.25)" in c4a["metric"]
-    assert (ct["value"], ct["verdict"]) == (0.35, "reproduced")          # n=50: CI [0.25, 0.45]
-    assert ct["ci_low"] == pytest.approx(0.25) and "n=50: 0.50 vs final-layer C_T" in ct["metric"]
-    assert (feat["value"], feat["verdict"]) == (0.0, "not reproduced")   # largest gap 0 at n=100
+    assert (ct["value"], ct["verdict"]) == (0.35, "reproduced")          # m=50: CI [0.25, 0.45]
+    assert ct["ci_low"] == pytest.approx(0.25) and "m=50: 0.50 vs final-layer C_T" in ct["metric"]
+    assert (feat["value"], feat["verdict"]) == (0.0, "not reproduced")   # largest gap 0 at m=100
     assert "relative +0%" in feat["metric"]
 
 
