@@ -91,3 +91,98 @@ def image_grid(ax, images: np.ndarray, ncol: int = 10, title: str | None = None)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
+
+
+def distinct_colors(n: int) -> list:
+    """``n`` colours, no two alike, for figures with more lines than tab10 has colours: tab10,
+    then black, then Dark2 (19 in all); more lines than that need another encoding."""
+    colors = [plt.cm.tab10(i) for i in range(10)] + ["black"] + [plt.cm.Dark2(i) for i in range(8)]
+    if n > len(colors):
+        raise InputError(f"distinct_colors: {n} lines, at most {len(colors)} distinct colours; "
+                         f"split the figure or add a line style")
+    return colors[:n]
+
+
+def ct_undefined_note(size_symbol: str = "m") -> str:
+    """The line a figure carries where it leaves out C_T at small sets: a set of at most
+    :data:`memlib.ct.MIN_CELL_POINTS` points keeps no cell, so its C_T is undefined."""
+    from .ct import MIN_CELL_POINTS
+    return (f"C_T-based methods not drawn at {size_symbol} ≤ {MIN_CELL_POINTS}: no cell keeps ≤ {MIN_CELL_POINTS} "
+            f"generated points, so C_T is undefined there (memlib.ct.MIN_CELL_POINTS)")
+
+
+def ct_defined_rows(table, *, size: str = "query_size", method: str = "method"):
+    """The rows of an attribution table (``fingerprint_accuracy.csv``'s columns) whose method is
+    defined at its query size: the C_T-based methods (the curve and the C_T baselines of
+    :data:`memlib.attribution_eval.BASELINE_GROUPS`) only above :data:`memlib.ct.MIN_CELL_POINTS`
+    points; the feature baselines at every size."""
+    from .attribution_eval import BASELINE_GROUPS, CURVE_METHOD
+    from .ct import MIN_CELL_POINTS
+    ct_methods = (CURVE_METHOD, *BASELINE_GROUPS["C_T"])
+    return table[~table[method].isin(ct_methods) | (table[size] > MIN_CELL_POINTS)]
+
+
+def subset_note(subset: dict, large_subset: dict | None = None, large_image_size: int | None = None) -> str:
+    """One line stating notebook 05's subset (the profile's ``sensitivity_subset`` and, at the
+    large image size, ``sensitivity_large_subset``), for a figure's foot."""
+    def keys(d):
+        return ", ".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in d.items())
+    text = f"On a stated subset, not the full study (sensitivity_subset: {keys(subset)})"
+    if large_subset:
+        text += f"; at image_size {large_image_size}: {keys(large_subset)}"
+    return text + ". The verdict at the defaults is the subset's and may differ from claims.csv."
+
+
+SENSITIVITY_MARKERS = (  # (label, marker, edge colour, face colour) of sensitivity_figure's legend
+    ("default setting", "o", "C0", "C0"),
+    ("verdict kept", "o", "C0", "white"),
+    ("verdict flipped", "o", "crimson", "white"),
+    ("not run (cost, see note)", "x", "0.6", "0.6"),
+    ("C_T undefined", "x", "darkorange", "darkorange"),
+)
+
+
+def sensitivity_figure(d, choices, *, metric_label: str, thresholds=(), ci_level: float,
+                       footnote: str):
+    """One claim's rows of ``sensitivity.csv`` (notebook 05): its number with its CI at every value
+    of every choice, grouped by choice, with a legend of what each marker means and ``footnote``
+    (the subset, :func:`subset_note`) under the axes. ``thresholds``: (y, label) of the claim's
+    rule. Returns the figure."""
+    from matplotlib.lines import Line2D
+
+    from .sensitivity_eval import NOT_RUN, UNDEFINED
+    fig, ax = plt.subplots(figsize=(13, 4.2))
+    x, ticks = 0, []
+    for choice in choices:
+        g = d[d.choice == choice]
+        ax.text(x + (len(g) - 1) / 2, -0.16, choice, transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=8, fontweight="bold")
+        for _, r in g.iterrows():
+            if r.verdict not in (NOT_RUN, UNDEFINED):
+                yerr = ([[max(r.metric - r.ci_low, 0)], [max(r.ci_high - r.metric, 0)]]
+                        if np.isfinite(r.ci_low) else None)
+                ax.errorbar(x, r.metric, yerr=yerr, fmt="o", capsize=3, color="crimson" if r.flips else "C0",
+                            mfc="C0" if r.is_default else "white")
+            else:
+                ax.plot(x, 0, "x", color="0.6" if r.verdict == NOT_RUN else "darkorange")
+            ticks.append((x, str(r.value).removeprefix("fashion-mnist:").replace("[", "\n[")))
+            x += 1
+        ax.axvline(x - 0.5, color="0.85", lw=0.8)
+    for y, label in thresholds:
+        ax.axhline(y, color="0.4", ls="--", lw=0.8)
+        ax.text(x - 0.4, y, label, fontsize=7, va="bottom", ha="right", color="0.3")
+    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=7)
+    ax.set_ylabel(metric_label)
+    claim = d.claim.iloc[0]
+    n_flips = int(d.flips.sum())
+    ax.set_title(f"Claim {claim}, on the subset stated below: verdict at the defaults '{d[d.is_default].verdict.iloc[0]}'; "
+                 f"{n_flips} flip{'s' if n_flips != 1 else ''}; {ci_level:.0%} CIs where the rule has one; "
+                 f"crosses drawn at 0 have no number", fontsize=9)
+    handles = [Line2D([], [], ls="", marker=mk, color=edge, mfc=face, mec=edge, label=label)
+               for label, mk, edge, face in SENSITIVITY_MARKERS]
+    handles += [Line2D([], [], color="0.4", ls="--", lw=0.8, label="the rule's thresholds")] if len(thresholds) else []
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False,
+              title="marker", title_fontsize=7)
+    fig.tight_layout()
+    fig.text(0.01, -0.01, footnote, fontsize=7, color="0.25", ha="left", va="top", wrap=True)
+    return fig

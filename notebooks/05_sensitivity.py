@@ -52,10 +52,6 @@ profile = "default"   # params/<profile>.yaml supplies every default
 params_file = None    # or your own YAML with the same keys; single keys: papermill -p KEY VALUE
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-
 from memlib import claims, plots, sensitivity_eval
 from memlib.params import notebook_params
 from memlib.study import Study
@@ -92,9 +88,10 @@ flips[["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict"]].ro
 
 # %% [markdown]
 # ## One figure per claim
-# The claim's number with its CI at every value of every choice (filled: the default; red: the
-# verdict flips; grey cross: not run at that setting; orange cross: C_T undefined there).
-# Dashed lines: the thresholds of the claim's rule.
+# The claim's number with its CI at every value of every choice (`memlib.plots.sensitivity_figure`;
+# filled: the default; red: the verdict flips; grey cross: not run at that setting; orange cross:
+# C_T undefined there; the legend says the same). Dashed lines: the thresholds of the claim's rule.
+# Each figure states the subset it ran on under its axes (`memlib.plots.subset_note`).
 
 # %%
 THRESHOLDS = {"1-depth-trend": [(0, "0: no depth trend")],
@@ -107,33 +104,10 @@ METRICS = {"1-depth-trend": "late − early effect size", "2-memorization-levels
            "3-architecture-signature": "share of architectures separated", "4a-fingerprint-full": "accuracy",
            "4b-vs-ct-baselines": "curve − best C_T baseline", "4b-vs-feature-baselines": "curve − best feature baseline"}
 choices = list(P["sensitivity_grid"])
+SUBSET = plots.subset_note(P["sensitivity_subset"], P["sensitivity_large_subset"], P["sensitivity_large_image_size"])
 for claim, d in table.groupby("claim", sort=False):
-    fig, ax = plt.subplots(figsize=(13, 3.8))
-    x, ticks = 0, []
-    for choice in choices:
-        g = d[d.choice == choice]
-        ax.text(x + (len(g) - 1) / 2, -0.16, choice, transform=ax.get_xaxis_transform(), ha="center",
-                va="top", fontsize=8, fontweight="bold")
-        for _, r in g.iterrows():
-            if r.verdict not in (sensitivity_eval.NOT_RUN, sensitivity_eval.UNDEFINED):
-                ax.errorbar(x, r.metric, yerr=[[max(r.metric - r.ci_low, 0)], [max(r.ci_high - r.metric, 0)]]
-                            if np.isfinite(r.ci_low) else None, fmt="o", capsize=3,
-                            color="crimson" if r.flips else "C0", mfc="C0" if r.is_default else "white")
-            else:   # grey cross: not run; orange cross: C_T undefined there
-                ax.plot(x, 0, "x", color="0.6" if r.verdict == sensitivity_eval.NOT_RUN else "darkorange")
-            ticks.append((x, str(r.value).removeprefix("fashion-mnist:").replace("[", "\n[")))
-            x += 1
-        ax.axvline(x - 0.5, color="0.85", lw=0.8)
-    for y, label in THRESHOLDS.get(claim, []):
-        ax.axhline(y, color="0.4", ls="--", lw=0.8)
-        ax.text(x - 0.4, y, label, fontsize=7, va="bottom", ha="right", color="0.3")
-    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=7)
-    ax.set_ylabel(METRICS.get(claim, "metric"))
-    n_flips = int(d.flips.sum())
-    ax.set_title(f"Claim {claim}: verdict at the defaults '{d[d.is_default].verdict.iloc[0]}'; "
-                 f"{n_flips} flip{'s' if n_flips != 1 else ''} (red); {P['ci_level']:.0%} CIs where the rule has one",
-                 fontsize=9)
-    fig.tight_layout()
+    fig = plots.sensitivity_figure(d, choices, metric_label=METRICS.get(claim, "metric"), thresholds=THRESHOLDS.get(claim, []),
+                                   ci_level=P["ci_level"], footnote=SUBSET)
     study.save(fig, d, f"sensitivity_{claim}")
 
 # %% [markdown]

@@ -73,3 +73,47 @@ def test_toy_figures_name_what_they_used_not_an_encoder(tmp_path):
     assert footers["vit"] == study.compute_label() and study.params["encoder"] in footers["vit"]
     assert footers["toy"] == plots.toy_footer()
     assert "no encoder" in footers["toy"] and study.params["encoder"] not in footers["toy"]
+
+
+def test_distinct_colors_never_repeat_and_refuse_too_many_lines():
+    import matplotlib.colors as mcolors
+    colors = [mcolors.to_hex(c) for c in plots.distinct_colors(19)]
+    assert len(set(colors)) == 19
+    with pytest.raises(InputError, match="20 lines"):
+        plots.distinct_colors(20)
+
+
+def test_ct_defined_rows_drop_only_ct_methods_at_small_query_sizes():
+    from memlib import attribution_eval as ae
+    from memlib.ct import MIN_CELL_POINTS
+    methods = [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.FINAL_NORM_METHOD, ae.BEST_LAYER_METHOD,
+               ae.FD_METHOD, ae.KNN_METHOD]
+    table = pd.DataFrame([dict(method=m, query_size=s) for m in methods for s in (MIN_CELL_POINTS, MIN_CELL_POINTS + 1)])
+    kept = plots.ct_defined_rows(table)
+    assert set(kept[kept.query_size == MIN_CELL_POINTS].method) == {ae.FD_METHOD, ae.KNN_METHOD}
+    assert set(kept[kept.query_size > MIN_CELL_POINTS].method) == set(methods)
+    assert f"m ≤ {MIN_CELL_POINTS}" in plots.ct_undefined_note()
+
+
+def test_sensitivity_figure_has_a_marker_legend_and_states_its_subset():
+    from memlib import sensitivity_eval
+    d = pd.DataFrame([
+        dict(claim="1-depth-trend", choice="n_cells", value=3, metric=0.05, ci_low=0.04, ci_high=0.06,
+             verdict="partly", flips=False, is_default=True),
+        dict(claim="1-depth-trend", choice="n_cells", value=50, metric=np.nan, ci_low=np.nan, ci_high=np.nan,
+             verdict=sensitivity_eval.UNDEFINED, flips=False, is_default=False),
+        dict(claim="1-depth-trend", choice="image_size", value=224, metric=np.nan, ci_low=np.nan, ci_high=np.nan,
+             verdict=sensitivity_eval.NOT_RUN, flips=False, is_default=False),
+        dict(claim="1-depth-trend", choice="pca_dim", value=16, metric=0.09, ci_low=0.08, ci_high=0.1,
+             verdict="reproduced", flips=True, is_default=False)])
+    note = plots.subset_note({"n_bootstrap": 20, "mixture_families": ["diffusion"]}, {"m": 60}, 224)
+    assert "sensitivity_subset: n_bootstrap=20, mixture_families=diffusion" in note and "image_size 224: m=60" in note
+    fig = plots.sensitivity_figure(d, ["n_cells", "pca_dim", "image_size"], metric_label="late − early",
+                                   thresholds=[(0, "0")], ci_level=0.95, footnote=note)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[:5] == [label for label, *_ in plots.SENSITIVITY_MARKERS]
+    assert any("kept" in t for t in legend) and any("flipped" in t for t in legend)
+    assert any("not run" in t for t in legend) and any("undefined" in t for t in legend)
+    assert note in [t.get_text() for t in fig.texts]
+    assert "subset" in fig.axes[0].get_title()
+    plt.close(fig)
