@@ -51,6 +51,7 @@ params_file = None    # or your own YAML with the same keys; single keys: paperm
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from tqdm.auto import tqdm
 
 from memlib import claims, copies, depth_signal, metrics, plots, zoo
@@ -339,7 +340,7 @@ for j, (ref_name, color) in enumerate(zip(sorted(d.reference.unique()), ["C0", "
         x = np.array([families.index(a) for a in d.architecture[sel]]) + (j - 0.5) * 0.35 + jitter[sel]
         ax.scatter(x, d.spearman[sel], color=color, marker=marker, s=36 if marker == "o" else 60,
                    label=f"{ref_name} reference, {variant}")
-ax.set_xticks(range(len(families)), families)
+ax.set_xticks(range(len(families)), families, rotation=30, ha="right", rotation_mode="anchor")   # long names must not overlap
 ax.axhline(0, color="0.3", lw=0.8)
 ax.set_ylim(-1.05, 1.05)
 ax.set_xlabel("architecture (one point per seed)")
@@ -391,20 +392,25 @@ control_depth.pivot_table(index=["architecture", "variant"], columns="encoder", 
 # ## CLS vs mean token, public vs own-training reference
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+lines = [k for k in dict.fromkeys(zip(trends.architecture, trends.variant)) if k[1] != "external"]
+color = dict(zip(lines, plots.distinct_colors(len(lines))))   # one colour per model, none shared
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
 for ax, (column, values, fixed) in zip(axes, [("token", ["cls", "mean"], ("reference", "public")),
                                               ("reference", ["public", "own-train"], ("token", P["token"]))]):
     d = trends[(trends[fixed[0]] == fixed[1]) & (trends.variant != "external")]
     mean_curves = d.groupby([column, "architecture", "variant", "layer"], as_index=False).ct.mean()
     for (value, family, variant), g in mean_curves.groupby([column, "architecture", "variant"], sort=False):
-        ax.plot(g.layer, g.ct, ls="-" if value == values[0] else ":", marker=".",
-                color=plt.cm.tab10(families.index(family) % 10) if family in families else "k",
-                label=f"{family}{' mem' if variant == 'memorize' else ''} · {value}")
+        ax.plot(g.layer, g.ct, ls="-" if value == values[0] else ":", marker=".", color=color[family, variant])
     plots.zero_line(ax)
-    ax.set_title(f"{column}: solid = {values[0]}, dotted = {values[1]} (mean over seeds)", fontsize=9)
+    ax.set_title(f"{column}: solid = {values[0]}, dotted = {values[1]}\n({fixed[0]} {fixed[1]}; mean over seeds)", fontsize=9)
     ax.set_xlabel("ViT layer")
-    ax.set_ylabel("C_T")
-axes[1].legend(fontsize=6, ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
+axes[0].set_ylabel("C_T")
+handles = [Line2D([], [], color=color[k], marker=".", label=f"{k[0]}{' (memorize)' if k[1] == 'memorize' else ''}") for k in lines]
+handles += [Line2D([], [], color="0.3", lw=0.8, label="C_T = 0"),
+            Line2D([], [], color="crimson", ls="--", lw=0.8, label=f"copying flag (C_T = {claims.FLAG_THRESHOLD:g})")]
+axes[1].legend(handles=handles, fontsize=7, title="model (colour)", title_fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+fig.suptitle(f"Mean C_T-layer curves of every zoo model: CLS vs mean token, public vs own-training reference · {plots.SIGN_NOTE}",
+             fontsize=10)
 fig.tight_layout()
 study.save(fig, trends[trends.variant != "external"].groupby(["token", "reference", "architecture", "variant", "layer"],
                                                           as_index=False).ct.mean(), "layer_trends_token_reference")
