@@ -51,6 +51,11 @@ samples-or-loads one model. Running a whole profile's zoo: :func:`zoo_models` li
 and samples them in ``params["zoo_workers"]`` processes, so call it once before looping over
 :func:`zoo_samples`, which then only loads.
 
+Training recipes (:mod:`~memlib.zoo.recipes`, Study v3 groundwork): ``params["zoo_recipes"]``
+names other hyper-parameters for an architecture; :func:`recipe_models` lists their
+(architecture, ``recipe-<name>``, seed) triples, which :func:`zoo_sample` (``models=``) trains
+and samples like any other. Every manifest records its ``recipe`` (``default`` for the rest).
+
 Cheap quality / copying numbers in every manifest (pixel space, no encoder): ``copy_rate`` and
 ``nn_ratio`` (:func:`memlib.metrics.copy_metrics`) and ``pixel_fd`` vs ``pixel_fd_ref``
 (:func:`memlib.metrics.pixel_fd`).
@@ -61,6 +66,8 @@ from .cache import (VARIANTS, ZOO_VERSION, ZooSamples, cache_folder, check_seed_
                     gradient_size, load_or_train, load_spec_images, loss_summary, seed_train_spec,
                     select_models, train_spec, zoo_hparams, zoo_list, zoo_models, zoo_root, zoo_samples)
 from .families import FAMILIES, Family, TorchFamily, family_of
+from .recipes import (DEFAULT_RECIPE, is_recipe_variant, recipe_models, recipe_of, recipe_table,
+                      recipe_variant)
 from .train import TrainedModel, check_hparams, derive_seed, train_model
 from .workers import zoo_sample, zoo_train
 
@@ -71,4 +78,5 @@ __all__ = [
     "load_or_train", "load_spec_images",
     "loss_summary", "select_models", "train_model", "train_spec", "zoo_hparams", "zoo_list",
     "zoo_models", "zoo_root", "zoo_sample", "zoo_samples", "zoo_train",
+    "DEFAULT_RECIPE", "is_recipe_variant", "recipe_models", "recipe_of", "recipe_table", "recipe_variant",
 ]

@@ -29,10 +29,12 @@ from ..errors import ParameterError
 from ..metrics import copy_metrics, pixel_fd
 from .families import FAMILIES
 from .families.base import as_images, pick_device
+from .recipes import is_recipe_variant, recipe_of, recipe_overrides
 from .train import TrainedModel, check_hparams, train_model
 
 ZOO_VERSION = 1  # bump when a family's code changes its numbers: it is part of every cache key
 VARIANTS = ("standard", "memorize")   # plus the memorization gradient's "n<size>" (gradient_models)
+# and the training recipes' "recipe-<name>" (memlib.zoo.recipes, recipe_models)
 _GRADIENT_VARIANT = re.compile(r"n([1-9][0-9]*)")
 
 
@@ -64,11 +66,12 @@ def gradient_size(variant: str) -> int | None:
 
 def zoo_hparams(family: str, variant: str, params: dict[str, Any]) -> dict[str, Any]:
     """A family's hyper-parameters for a variant: ``zoo_hparams[family]`` updated by
-    ``zoo_memorize_hparams[family]`` for ``memorize`` and by ``gradient_hparams[family]`` for a
-    gradient variant ``n<size>`` (when the family has overrides there)."""
-    if variant not in VARIANTS and gradient_size(variant) is None:
-        raise ParameterError(f"unknown zoo variant {variant!r}; known: {', '.join(VARIANTS)} and "
-                             f"n<size> (the memorization gradient, e.g. n16)")
+    ``zoo_memorize_hparams[family]`` for ``memorize``, by ``gradient_hparams[family]`` for a
+    gradient variant ``n<size>`` (when the family has overrides there) and by
+    ``zoo_recipes[family][name]`` for a recipe variant ``recipe-<name>`` (:mod:`memlib.zoo.recipes`)."""
+    if variant not in VARIANTS and gradient_size(variant) is None and not is_recipe_variant(variant):
+        raise ParameterError(f"unknown zoo variant {variant!r}; known: {', '.join(VARIANTS)}, "
+                             f"n<size> (the memorization gradient, e.g. n16) and recipe-<name> (zoo_recipes)")
     table = params["zoo_hparams"]
     if not isinstance(table, dict) or family not in table:
         raise ParameterError(f"zoo_hparams has no entry for family {family!r} "
@@ -78,6 +81,8 @@ def zoo_hparams(family: str, variant: str, params: dict[str, Any]) -> dict[str, 
         hp.update((params["zoo_memorize_hparams"] or {}).get(family) or {})
     elif gradient_size(variant) is not None:
         hp.update((params["gradient_hparams"] or {}).get(family) or {})
+    elif is_recipe_variant(variant):
+        hp.update(recipe_overrides(family, variant, params))
     return check_hparams(family, hp)
 
 
@@ -92,7 +97,8 @@ def seed_train_spec(params: dict[str, Any], seed: int) -> str:
 def train_spec(variant: str, params: dict[str, Any], seed: int = 0) -> str:
     """The image spec a variant of seed ``seed`` trains on: its own window of ``zoo_train``
     (:func:`seed_train_spec`), ``zoo_memorize_train``, or for ``n<size>`` the first ``size``
-    images of that seed's window (:func:`memlib.data.head_spec`)."""
+    images of that seed's window (:func:`memlib.data.head_spec`). A recipe variant
+    ``recipe-<name>`` trains on its seed's window, as the default recipe does."""
     size = gradient_size(variant)
     if variant == "memorize":
         return params["zoo_memorize_train"]
@@ -138,12 +144,18 @@ def zoo_root(cache_dir: str | Path | None) -> Path:
 
 def cache_folder(family: str, variant: str, seed: int, params: dict[str, Any],
                  cache_dir: str | Path | None = None, *, data_hash: str | None = None) -> Path:
-    """The cache entry of one (family, variant, seed) under ``cache_dir`` (default $MEMLIB_CACHE)."""
+    """The cache entry of one (family, variant, seed) under ``cache_dir`` (default $MEMLIB_CACHE).
+
+    The key of a recipe variant also holds ``"recipe": <name>``; every other variant's key is
+    the one it had before recipes existed (no ``recipe`` field), so its cache entries stay valid."""
     hp = zoo_hparams(family, variant, params)
     if data_hash is None:
         data_hash = store.hash_arrays(load_spec_images(train_spec(variant, params, seed)))
-    key = store.hash_params({"zoo_version": ZOO_VERSION, "family": family, "variant": variant,
-                             "seed": int(seed), "hparams": hp, "data_hash": data_hash})
+    fields = {"zoo_version": ZOO_VERSION, "family": family, "variant": variant,
+              "seed": int(seed), "hparams": hp, "data_hash": data_hash}
+    if is_recipe_variant(variant):
+        fields["recipe"] = recipe_of(variant)
+    key = store.hash_params(fields)
     return zoo_root(cache_dir) / f"{family}-{variant}-s{int(seed)}-{key}"
 
 
@@ -174,7 +186,7 @@ def load_or_train(family: str, variant: str, seed: int, params: dict[str, Any],
     with store.atomic_path(weights_path, suffix=".safetensors") as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in trained.model.state().items()}, str(tmp))
     store.write_json(info_path, {
-        "family": family, "variant": variant, "seed": int(seed), "hparams": hp,
+        "family": family, "variant": variant, "recipe": recipe_of(variant), "seed": int(seed), "hparams": hp,
         "train_spec": train_spec(variant, params, seed), "data_hash": data_hash, "n_train": len(images),
         "zoo_version": ZOO_VERSION, "train_seconds": trained.train_seconds,
         "train_cpu_seconds": trained.train_cpu_seconds, "losses": trained.losses, "device": str(dev),
@@ -191,7 +203,7 @@ def zoo_samples(family: str, seed: int, variant: str, params: dict[str, Any],
 
     Args:
         family: a key of :data:`~memlib.zoo.FAMILIES`; seed: model seed (training and sampling);
-        variant: ``standard``, ``memorize`` or ``n<size>``; params: a profile's parameters (keys ``zoo_*``,
+        variant: ``standard``, ``memorize``, ``n<size>`` or ``recipe-<name>``; params: a profile's parameters (keys ``zoo_*``,
         ``test``, ``device``); cache_dir: cache root (default ``$MEMLIB_CACHE``);
         n_samples: default ``params["zoo_n_samples"]``; device: default ``params["device"]``.
     """
@@ -210,7 +222,8 @@ def zoo_samples(family: str, seed: int, variant: str, params: dict[str, Any],
     metrics = copy_metrics(samples, images, test, quantile=params["zoo_copy_quantile"])
     metrics.update(pixel_fd(samples, images, test))
     manifest = {
-        "family": family, "variant": variant, "seed": int(seed), "hparams": trained.hparams,
+        "family": family, "variant": variant, "recipe": recipe_of(variant), "seed": int(seed),
+        "hparams": trained.hparams,
         "train_spec": train_spec(variant, params, seed), "data_hash": store.hash_arrays(images),
         "n_train": len(images), "test_spec": params["test"], "zoo_version": ZOO_VERSION,
         "n_samples": n, "train_seconds": round(trained.train_seconds, 3),
@@ -277,19 +290,23 @@ def select_models(params: dict[str, Any], families: list[str] | None, seeds: lis
 
 
 def zoo_list(params: dict[str, Any], cache_dir: str | Path | None = None, *,
-             gradient: bool = False) -> list[dict[str, Any]]:
+             gradient: bool = False, models: list[tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
     """One row per zoo model (with ``gradient``: per model of :func:`gradient_models`, sampled
     meaning ``gradient_n_samples`` drawn): family (the architecture), variant, seed, train_spec
-    (that seed's training data, :func:`train_spec`), folder, trained?, sampled?, and
-    timings/metrics from its manifest when sampled."""
+    (that seed's training data, :func:`train_spec`), recipe (``default`` but for
+    ``recipe-<name>`` variants), folder, trained?, sampled?, and timings/metrics from its
+    manifest when sampled. ``models``: list these (e.g. :func:`memlib.zoo.recipe_models`) instead."""
     rows, hashes = [], {}
     n = int(params["gradient_n_samples" if gradient else "zoo_n_samples"])
-    for family, variant, seed in (gradient_models(params) if gradient else zoo_models(params)):
+    if models is None:
+        models = gradient_models(params) if gradient else zoo_models(params)
+    for family, variant, seed in models:
         spec = train_spec(variant, params, seed)
         if spec not in hashes:
             hashes[spec] = store.hash_arrays(load_spec_images(spec))
         folder = cache_folder(family, variant, seed, params, cache_dir, data_hash=hashes[spec])
-        row = {"family": family, "variant": variant, "seed": seed, "train_spec": spec, "folder": str(folder),
+        row = {"family": family, "variant": variant, "recipe": recipe_of(variant), "seed": seed,
+               "train_spec": spec, "folder": str(folder),
                "trained": (folder / "train.json").exists(),
                "sampled": (folder / f"manifest-n{n}.json").exists()}
         if row["sampled"]:
