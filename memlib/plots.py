@@ -107,8 +107,8 @@ def ct_undefined_note(size_symbol: str = "m") -> str:
     """The line a figure carries where it leaves out C_T at small sets: a set of at most
     :data:`memlib.ct.MIN_CELL_POINTS` points keeps no cell, so its C_T is undefined."""
     from .ct import MIN_CELL_POINTS
-    return (f"C_T-based methods not drawn at {size_symbol} ≤ {MIN_CELL_POINTS}: no cell keeps ≤ {MIN_CELL_POINTS} "
-            f"generated points, so C_T is undefined there (memlib.ct.MIN_CELL_POINTS)")
+    return (f"C_T-based methods not drawn at {size_symbol} ≤ {MIN_CELL_POINTS}: a cell is kept only with more than "
+            f"{MIN_CELL_POINTS} generated points, so a set that small has no C_T (memlib.ct.MIN_CELL_POINTS)")
 
 
 def ct_defined_rows(table, *, size: str = "query_size", method: str = "method"):

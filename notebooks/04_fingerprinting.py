@@ -67,6 +67,7 @@ from tqdm.auto import tqdm
 from memlib import attribution_eval as ae
 from memlib import claims, fingerprint_study, metrics, plots, zoo
 from memlib import fingerprint as fp
+from memlib.ct import MIN_CELL_POINTS
 from memlib.data import load_images
 from memlib.params import notebook_params
 from memlib.study import Study
@@ -112,6 +113,8 @@ pd.DataFrame({"architecture": architectures, "family": families, "seed": seeds,
 # fold, at both grains (`memlib.attribution_eval.query_predictions`). At $m \le 20$ no cell
 # of C_T can hold more than τ·m = 20 of the query's points (Meehan's cell threshold), so every
 # C_T is undefined and the C_T methods see only zeros: the feature baselines still work there.
+# The tables keep those rows (at chance, by tie-breaking); the figures do not draw them
+# (`memlib.plots.ct_defined_rows`) and say so.
 #
 # **Corrupted queries.** The first `robust_n` samples of every set are corrupted (JPEG,
 # resizing to a fraction and back, grey-level noise), embedded again and queried in subsets of
@@ -141,23 +144,25 @@ accuracy[accuracy.corruption == "none"].pivot_table(index=["grain", "method"], c
 def chance(grain):
     return 1 / len(set(labels[grain]))
 
+method_color = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(accuracy.method))}   # one colour per method, every figure
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
 for ax, grain in zip(axes, ae.GRAINS):
-    d = accuracy[(accuracy.grain == grain) & (accuracy.corruption == "none")]
+    d = plots.ct_defined_rows(accuracy[(accuracy.grain == grain) & (accuracy.corruption == "none")])
     for method, g in d.groupby("method", sort=False):
         ax.errorbar(g.query_size, g.accuracy, yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy],
-                    marker="o", ms=4, capsize=3, label=method, lw=2.4 if method == ae.CURVE_METHOD else 1.1)
+                    marker="o", ms=4, capsize=3, label=method, color=method_color[method], lw=2.4 if method == ae.CURVE_METHOD else 1.1)
     ax.axhline(chance(grain), color="0.5", ls=":", label="chance")
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("query size n (samples" + ("; the largest is the whole set)" if sizes[-1] == m_total else ")"))
+    ax.set_xlabel("query size m (samples" + ("; the largest is the whole set)" if sizes[-1] == m_total else ")"))
     ax.set_title(f"grain: {grain} ({len(set(labels[grain]))} classes, chance {chance(grain):.2f})", fontsize=9)
 axes[0].set_ylabel(f"attribution accuracy ({P['ci_level']:.0%} cluster-bootstrap CI)")
 handles, names = axes[0].get_legend_handles_labels()
 fig.legend(handles, names, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
+undefined_note = ("\n" + plots.ct_undefined_note()) if min(sizes) <= MIN_CELL_POINTS else ""
 fig.suptitle(f"Which model made this set? Leave-one-seed-out attribution, {len(set(seeds))} independent seeds, "
-             f"public reference T", fontsize=10)
+             f"public reference T{undefined_note}", fontsize=10)
 fig.tight_layout()
 study.save(fig, accuracy[accuracy.corruption == "none"], "fingerprint_accuracy_vs_n")
 
@@ -171,7 +176,7 @@ study.save(fig, accuracy[accuracy.corruption == "none"], "fingerprint_accuracy_v
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
 for ax, grain in zip(axes, ae.GRAINS):
-    d = gaps[(gaps.grain == grain) & (gaps.corruption == "none")]
+    d = gaps[(gaps.grain == grain) & (gaps.corruption == "none") & (gaps.query_size > MIN_CELL_POINTS)]   # the curve is C_T
     for i, (group, g) in enumerate(d.groupby("baselines", sort=False)):
         x = np.arange(len(g)) + (i - 0.5) * 0.2
         ax.errorbar(x, g.gap, yerr=[g.gap - g.gap_lo, g.gap_hi - g.gap], fmt="o", capsize=3,
@@ -179,11 +184,14 @@ for ax, grain in zip(axes, ae.GRAINS):
         ax.set_xticks(np.arange(len(g)), [str(n) for n in g.query_size])
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axhline(claims.BASELINE_GAP_REPRODUCED, color="crimson", ls="--", lw=0.9, label="paper: +0.30")
-    ax.set_xlabel("query size n (samples)")
+    ax.set_xlabel("query size m (samples)")
     ax.set_title(f"grain: {grain}", fontsize=9)
 axes[0].set_ylabel(f"accuracy gap (points, paired {P['ci_level']:.0%} CI)")
-axes[0].legend(fontsize=7, loc="lower right")
-fig.suptitle("Claim 4b: does the curve beat the baselines given the same information?", fontsize=10)
+handles, names = axes[0].get_legend_handles_labels()
+fig.legend(handles, names, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
+fig.suptitle("Claim 4b: does the curve beat the baselines given the same information?"
+             + (f"\nNot drawn at m ≤ {MIN_CELL_POINTS}: the curve is C_T, undefined there (memlib.ct.MIN_CELL_POINTS)"
+                if min(sizes) <= MIN_CELL_POINTS else ""), fontsize=10)
 fig.tight_layout()
 study.save(fig, gaps, "fingerprint_gaps")
 gaps[gaps.corruption == "none"].round(2)
@@ -226,7 +234,7 @@ pair_table.pivot_table(index=["pair", "method"], columns="query_size", values="a
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
-rob = accuracy[accuracy.query_size == n_rob]
+rob = plots.ct_defined_rows(accuracy[accuracy.query_size == n_rob])
 for ax, grain in zip(axes, ae.GRAINS):
     d = rob[rob.grain == grain]
     conds = list(dict.fromkeys(zip(d.corruption, d.level)))
@@ -235,12 +243,12 @@ for ax, grain in zip(axes, ae.GRAINS):
     for j, method in enumerate(methods):
         g = d[d.method == method].set_index(["corruption", "level"]).loc[conds]
         ax.bar(np.arange(len(conds)) + (j - len(methods) / 2 + 0.5) * w, g.accuracy, w,
-               yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy], capsize=2, label=method,
+               yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy], capsize=2, label=method, color=method_color[method],
                error_kw={"lw": 0.8, "ecolor": "0.25"})
     ax.set_xticks(np.arange(len(conds)), ["clean" if c == "none" else f"{c} {l:g}" for c, l in conds])
     ax.axhline(chance(grain), color="0.5", ls=":", label="chance")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"grain: {grain}, queries of n = {n_rob}", fontsize=9)
+    ax.set_title(f"grain: {grain}, queries of m = {n_rob} samples", fontsize=9)
 axes[0].set_ylabel("accuracy (cluster-bootstrap CI)")
 handles, names = axes[0].get_legend_handles_labels()
 fig.legend(handles, names, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
@@ -270,7 +278,7 @@ for ax, method in zip(axes, show):
     conf_rows += [dict(method=method, true=arch_labels[i], predicted=arch_labels[j], count=int(cm[i, j]))
                   for i in range(len(arch_labels)) for j in range(len(arch_labels))]
 axes[0].set_ylabel("true architecture")
-fig.suptitle(f"Confusion at n = {sizes[-1]} (all samples): counts of query sets, one per held-out seed", fontsize=9)
+fig.suptitle(f"Confusion at query size m = {sizes[-1]} (all samples): counts of query sets, one per held-out seed", fontsize=9)
 fig.tight_layout()
 study.save(fig, pd.DataFrame(conf_rows), "fingerprint_confusion")
 
@@ -326,7 +334,7 @@ for name, d in [("all folds", open_scores)] + list(open_scores.groupby("left_out
 ax.plot([0, 1], [0, 1], color="0.5", ls=":", label="chance (AUC 0.5)")
 ax.set_xlabel("known queries rejected (false alarms)")
 ax.set_ylabel("unknown-family queries rejected")
-ax.set_title(f"Open set at n = {sizes[-1]}: ROC of the nearest-reference distance", fontsize=9)
+ax.set_title(f"Open set at query size m = {sizes[-1]}: ROC of the nearest-reference distance", fontsize=9)
 ax.legend(fontsize=6.5, title="family left out", title_fontsize=7)
 open_roc = pd.concat(roc_rows, ignore_index=True)
 study.save(fig, open_roc, "fingerprint_open_set")
