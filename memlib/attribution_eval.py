@@ -116,7 +116,7 @@ def leave_one_seed_out(labels, seeds) -> list[fp.Fold]:
 
 
 def query_predictions(labels, seeds, refs: SizeInputs, queries: SizeInputs | None = None, *,
-                      k: int = 5) -> pd.DataFrame:
+                      k: int = 5, folds: Sequence[fp.Fold] | None = None) -> pd.DataFrame:
     """Every method's attribution of every query subset, leave one seed out.
 
     labels (N,): each set's class at the grain being tested (family or architecture); seeds
@@ -129,13 +129,15 @@ def query_predictions(labels, seeds, refs: SizeInputs, queries: SizeInputs | Non
     final-layer C_T on the final-norm embedding, with ``features`` the Fréchet distance of each
     query subset to each reference set's pooled :func:`reference_rows` and the majority vote of
     a ``k``-NN probe trained on those rows.
+    ``folds``: other folds over the same table instead of leave-one-seed-out (e.g.
+    :func:`memlib.recipe_eval.cross_recipe_folds`); ``fold`` is then each fold's ``held_out``.
     Returns one row per (fold, set, draw, method): fold, set (index into the table), draw,
     method, true, pred.
     """
     labels, seeds = np.asarray(labels), np.asarray(seeds)
     q = queries or refs
     rows = []
-    for fold in leave_one_seed_out(labels, seeds):
+    for fold in (leave_one_seed_out(labels, seeds) if folds is None else folds):
         rc, rl, rg = fold_curves(refs.curves, labels, fold.refs)
         qc, ql, qg = fold_curves(q.curves, labels, fold.queries)
         draw = np.concatenate([np.arange(len(q.curves[i])) for i in fold.queries])
