@@ -14,6 +14,8 @@ claim                       notebook rule (row builder / verdict function)
 4a fingerprint, full sets   04       :func:`fingerprint_claims` / :func:`full_set_verdict`
 4b vs C_T / feature         04       :func:`fingerprint_claims` / :func:`paired_gap_verdict`
 baselines (two rows)
+3-recipe (Study v3,         (04)     :func:`claim_3_recipe_claim` / :func:`claim_3_recipe_verdict`
+groundwork, issue 31)                (written before any number; not yet called by a notebook)
 =========================== ======== ==========================================================
 
 Claims 1 and 2 follow the Study v2 protocol (``docs/design.md``): scores on the effect-size
@@ -573,3 +575,80 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
             value=float(best.gap), ci_low=float(best.gap_lo), ci_high=float(best.gap_hi), paper_value="+0.30",
             verdict=paired_gap_verdict(best.gap_lo, best.gap_hi)))
     return rows
+
+
+# --------------------------------------------------------------------------- claim 3-recipe (v3)
+# Issue 31: is the curve a property of the architecture, or of one training recipe? Rule fixed
+# before any recipe model was trained or any number of it computed (docs/design.md, "Study v3
+# groundwork: claims 3-4"). Its statistic: memlib.recipe_eval.recipe_separation.
+
+CLAIM_3_RECIPE = "3-recipe"
+RECIPE_RATIO_MAX = 1.0          # across-recipe distance / nearest-other-architecture distance must be below this
+RECIPE_SHARE_PARTLY = 0.5       # partly: at least this share of architectures separated (point values)
+RECIPE_MIN_ARCHITECTURES = 3    # testable only with >= 3 architectures ...
+RECIPE_MIN_FAMILIES = 2         # ... from >= 2 families ...
+RECIPE_MIN_RECIPES = 3          # ... each with >= 3 recipes (default included) ...
+RECIPE_MIN_SEEDS = 2            # ... of >= 2 seeds each (issue 31, "Done when")
+RULE_3_RECIPE = (
+    f"for each architecture with other recipes, ratio = mean curve distance between its sets of different "
+    f"recipe and different seed / mean distance of its sets to the nearest set of another architecture "
+    f"(Euclidean, full-set curves); reproduced if the {{level:.0%}} CI of the largest ratio over architectures "
+    f"(cluster bootstrap over training runs, each architecture's runs redrawn among themselves, a draw "
+    f"without a pair of different recipe and seed drawn again) lies below "
+    f"{RECIPE_RATIO_MAX:g}, partly if >= {RECIPE_SHARE_PARTLY:.0%} of the architectures have a point ratio below "
+    f"{RECIPE_RATIO_MAX:g}, else not reproduced; untestable with fewer than {RECIPE_MIN_ARCHITECTURES} "
+    f"architectures of >= {RECIPE_MIN_RECIPES} recipes x >= {RECIPE_MIN_SEEDS} seeds from "
+    f">= {RECIPE_MIN_FAMILIES} families")
+
+
+def claim_3_recipe_verdict(worst_ci_high: float, separated_share: float, n_architectures: int,
+                           n_families: int) -> str:
+    """Claim 3-recipe (:data:`RULE_3_RECIPE`).
+
+    worst_ci_high: upper end of the CI of the largest across-recipe / nearest-other ratio over
+    the architectures (:class:`memlib.recipe_eval.RecipeSeparation` ``worst_hi``, unitless);
+    separated_share: share of those architectures whose point ratio is below 1;
+    n_architectures / n_families: how many architectures (and their families) have
+    >= :data:`RECIPE_MIN_RECIPES` recipes of >= :data:`RECIPE_MIN_SEEDS` seeds each.
+    *untestable here* below :data:`RECIPE_MIN_ARCHITECTURES` architectures or
+    :data:`RECIPE_MIN_FAMILIES` families; *reproduced* if worst_ci_high < :data:`RECIPE_RATIO_MAX`
+    (every architecture's recipes nearer each other than any other architecture, jointly, at
+    the CI's level); *partly* if separated_share >= :data:`RECIPE_SHARE_PARTLY`; else (also NaN)
+    *not reproduced*.
+    """
+    if n_architectures < RECIPE_MIN_ARCHITECTURES or n_families < RECIPE_MIN_FAMILIES:
+        return "untestable here"
+    if worst_ci_high < RECIPE_RATIO_MAX:
+        return "reproduced"
+    return "partly" if separated_share >= RECIPE_SHARE_PARTLY else "not reproduced"
+
+
+def claim_3_recipe_claim(architecture, family_of, *, family=None, level: float = 0.95) -> dict:
+    """The claims.csv row of claim 3-recipe (columns :data:`CLAIM_COLUMNS`).
+
+    architecture: :func:`memlib.recipe_eval.recipe_separation` at the architecture grain (the
+    verdict's); family_of: architecture -> family (e.g. :func:`memlib.zoo.family_of`); family:
+    the same at the family grain (labels = families, recipes = ``architecture/recipe``),
+    reported in the metric only. value / ci_low / ci_high: the largest ratio and its CI.
+    """
+    t = architecture.table
+    eligible = t[(t.n_recipes >= RECIPE_MIN_RECIPES) & (t.min_seeds >= RECIPE_MIN_SEEDS)]
+    n_fam = len({family_of(a) for a in eligible.label})
+    share = float(t.separated.mean())
+    per = "; ".join(f"{r.label} ({r.n_recipes} recipes, {r.n_runs} runs): {r.ratio:.2f} [{r.ratio_lo:.2f}, "
+                    f"{r.ratio_hi:.2f}]" for r in t.itertuples())
+    fam = ""
+    if family is not None:
+        fam = (f"; family grain: largest ratio {family.worst:.2f} [{family.worst_lo:.2f}, {family.worst_hi:.2f}], "
+               f"{family.table.separated.mean():.0%} of {len(family.table)} families separated")
+    return dict(
+        claim=CLAIM_3_RECIPE,
+        statement="A generative architecture's C_T-layer curve is an inherent property of the architecture, "
+                  "not of one training recipe",
+        rule=RULE_3_RECIPE.format(level=level),
+        metric=(f"across-recipe / nearest-other-architecture curve distance per architecture: {per}; "
+                f"{share:.0%} separated; {len(eligible)} architectures of >= {RECIPE_MIN_RECIPES} recipes x "
+                f">= {RECIPE_MIN_SEEDS} seeds from {n_fam} families" + fam),
+        value=architecture.worst, ci_low=architecture.worst_lo, ci_high=architecture.worst_hi,
+        paper_value="qualitative (inherent to the architecture)",
+        verdict=claim_3_recipe_verdict(architecture.worst_hi, share, len(eligible), n_fam))

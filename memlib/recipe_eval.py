@@ -127,15 +127,17 @@ def recipe_fold_leaks(fold: fp.Fold, architectures, recipes, seeds, train_data) 
 class RecipeSeparation:
     """Claim 3-recipe's numbers at one grain.
 
-    table: one row per label with >= 2 recipes: label, n_recipes, n_runs, across (mean curve
+    table: one row per label with >= 2 recipes: label, n_recipes, n_runs, min_seeds (the fewest
+        seeds of one of its recipes), across (mean curve
         distance between two of its sets of different recipe *and* different seed, curve units),
         nearest_other (mean over its sets of the distance to the nearest set of another label),
         ratio (across / nearest_other; < 1: its recipes are nearer each other than any other
         label), ratio_lo, ratio_hi (CI), separated (ratio < 1).
     worst, worst_lo, worst_hi: the largest ratio over the labels and its CI (each replicate's
         largest ratio): below 1 with its CI means every label is separated at once.
-    boot: (n_boot, K) replicate ratios, columns in ``table`` order (NaN-free: a replicate in which a
-        label has no valid pair counts as +inf, i.e. not separated).
+    boot: (n_boot, K) replicate ratios, columns in ``table`` order.
+    redrawn: replicates drawn again because some label had no pair of different recipe and
+        seed in them (with two seeds per recipe, a label's draw can hold one seed only).
     """
 
     table: pd.DataFrame
@@ -143,6 +145,7 @@ class RecipeSeparation:
     worst_lo: float
     worst_hi: float
     boot: np.ndarray
+    redrawn: int = 0
 
 
 def _ratios(d, labels, recipes, seeds, pick, targets) -> np.ndarray:
@@ -176,9 +179,11 @@ def recipe_separation(curves, labels, recipes, seeds, *, distance: str = "euclid
     The across-recipe distance uses only pairs of different recipe and different seed (two
     recipes of one seed share the data window, which would make them look alike). The CI is a
     cluster bootstrap whose unit is the training run: each replicate redraws, with replacement,
-    the sets of every (label, recipe) stratum (so every recipe stays present) and recomputes
-    both distances; percentile interval at ``level``.
-    Returns :class:`RecipeSeparation`. Raises InputError when no label has 2 recipes.
+    as many sets of every label as it has (one set = one training run) and recomputes both
+    distances; a replicate in which some label has no pair of different recipe and seed is
+    drawn again (counted in ``redrawn``); percentile interval at ``level``.
+    Returns :class:`RecipeSeparation`. Raises InputError with one label only, when no label has 2 recipes, or a label
+    with 2 recipes has no pair of different recipe and seed.
     """
     labels, recipes, seeds = _columns(labels, recipes, seeds)
     curves = np.asarray(curves, float)
@@ -188,28 +193,42 @@ def recipe_separation(curves, labels, recipes, seeds, *, distance: str = "euclid
                if len(set(recipes[labels == lab].tolist())) >= 2]
     if not targets:
         raise InputError("recipe_separation: no label has sets of two recipes")
+    if len(set(labels.tolist())) < 2:
+        raise InputError("recipe_separation: needs sets of >= 2 labels (a nearest other label)")
     d = fp.curve_distances(curves, curves, distance)
     everything = np.arange(len(labels))
     point = _ratios(d, labels, recipes, seeds, everything, targets)
-    strata = [np.flatnonzero((labels == lab) & (recipes == r))
-              for lab in np.unique(labels) for r in np.unique(recipes[labels == lab])]
+    if not np.isfinite(point).all():
+        bad = [lab for lab, v in zip(targets, point) if not np.isfinite(v)]
+        raise InputError(f"recipe_separation: {bad} have no two sets of different recipe and different seed")
+    strata = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
     rng = np.random.default_rng(seed)
     boot = np.empty((n_boot, len(targets)))
-    for b in range(n_boot):
+    b = redrawn = 0
+    while b < n_boot:
         pick = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
         boot[b] = _ratios(d, labels, recipes, seeds, pick, targets)
+        if np.isfinite(boot[b]).all():
+            b += 1
+        else:
+            redrawn += 1
+            if redrawn > 10 * n_boot:
+                raise InputError("recipe_separation: most replicates lack a pair of different recipe and seed "
+                                 "for some label; give every recipe more seeds")
     q = [(1 - level) / 2, (1 + level) / 2]
-    lo, hi = np.quantile(boot, q, axis=0, method="inverted_cdf")   # +inf-safe percentiles
+    lo, hi = np.quantile(boot, q, axis=0)
     rows = []
     for t, lab in enumerate(targets):
         own = labels == lab
         pairs = own[:, None] & own[None, :] & (recipes[:, None] != recipes[None, :]) & (seeds[:, None] != seeds[None, :])
-        rows.append(dict(label=lab, n_recipes=len(set(recipes[own].tolist())), n_runs=int(own.sum()),
+        per_recipe = pd.Series(seeds[own]).groupby(recipes[own]).nunique()
+        rows.append(dict(label=lab, n_recipes=len(per_recipe), n_runs=int(own.sum()),
+                         min_seeds=int(per_recipe.min()),
                          across=float(d[pairs].mean()) if pairs.any() else float("nan"),
                          nearest_other=float(d[np.ix_(own, ~own)].min(axis=1).mean()),
                          ratio=float(point[t]), ratio_lo=float(lo[t]), ratio_hi=float(hi[t])))
     table = pd.DataFrame(rows)
     table["separated"] = table.ratio < 1
     worst_boot = boot.max(axis=1)
-    w_lo, w_hi = np.quantile(worst_boot, q, method="inverted_cdf")
-    return RecipeSeparation(table, float(point.max()), float(w_lo), float(w_hi), boot)
+    w_lo, w_hi = np.quantile(worst_boot, q)
+    return RecipeSeparation(table, float(point.max()), float(w_lo), float(w_hi), boot, redrawn)

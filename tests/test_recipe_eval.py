@@ -139,6 +139,11 @@ def test_across_pairs_skip_same_seed_pairs():
     curves = np.stack([np.full(3, base[a] + s) for a, s in zip(t.arch, t.seed)])
     sep = re_.recipe_separation(curves, t.arch, t.recipe, t.seed, n_boot=50)
     assert np.allclose(sep.table.across, np.sqrt(3))     # only seed-0 vs seed-1 pairs: |1| on 3 layers
+    with pytest.raises(InputError, match=">= 2 labels"):
+        re_.recipe_separation(curves[t.arch == "a"], t.arch[t.arch == "a"], t.recipe[t.arch == "a"], t.seed[t.arch == "a"])
+    same_seed = (t.seed == 0).to_numpy()                  # two recipes, but only of one seed
+    with pytest.raises(InputError, match="different recipe and different seed"):
+        re_.recipe_separation(curves[same_seed], t.arch[same_seed], t.recipe[same_seed], t.seed[same_seed])
     with pytest.raises(InputError, match="two recipes"):
         re_.recipe_separation(curves[t.recipe == "default"], t.arch[t.recipe == "default"],
                               t.recipe[t.recipe == "default"], t.seed[t.recipe == "default"])
