@@ -95,6 +95,12 @@ RULE_HISTORY = {
         "before", "f925b53", "",
         "written before any copy-rows-only number was computed (issue 30 had read only the net "
         "contrasts of whole copying sets, which motivated the split)"),
+    # Study v3 (issue 31): claim 3 asked of the architecture across training recipes
+    "3-recipe": (
+        "before", "8637873", "",
+        "written before any recipe model was trained or any across-recipe distance computed; the "
+        "same-recipe claim 3 had been seen (separated share, 4b1f87b onwards), which motivated "
+        "asking it across recipes"),
 }
 CLAIM_1A, CLAIM_1B = "1a-depth-rise", "1b-copy-signal-depth"   # the claims.csv ids of RULE_1A/1B
 

@@ -69,3 +69,9 @@ def test_too_few_recipes_is_untestable():
     t, curves = synthetic(0.02, seeds=(0, 1))
     keep = ~(t.arch.isin(["b", "c"]))                                    # family f1 only
     assert row_of(t[keep].reset_index(drop=True), curves[keep.to_numpy()])["verdict"] == "untestable here"
+
+
+def test_rule_history_says_before():
+    out = claims.with_rule_history(pd.DataFrame({"claim": [claims.CLAIM_3_RECIPE]}))
+    assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == [""]
+    assert out.rule_commit.tolist() == ["8637873"]
