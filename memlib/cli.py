@@ -63,7 +63,7 @@ See docs/own-samples.md."""
 ATTRIBUTE_DOC = """\
 Which known generative model does the sample set GEN look like? Its C_T-layer curve is
 computed against the fingerprint database's own reference (re-embedded through the feature
-cache) on random subsets of the largest size n the database holds (≤ the set's size); each
+cache) on random subsets of the largest size s the database holds (≤ the set's size m); each
 subset votes for the family of its nearest reference curve, or 'unknown' when even that is
 farther than the database's open-set threshold. Prints the ranked table (candidate, distance
 in C_T units, share of votes). A database built with other settings (encoder, image size,
@@ -461,13 +461,13 @@ def cmd_attribute(args: argparse.Namespace, params: dict) -> None:
         print(f"memlib: note: {report.precision_note}", file=sys.stderr)
     if report.warning:
         print(f"memlib: warning: {report.warning}", file=sys.stderr)
-    say(f"Which known model made {args.gen}? {report.m} samples, compared at n = {report.n} "
+    say(f"Which known model made {args.gen}? m = {report.m} samples, compared on subsets of s = {report.n} "
         f"({len(report.query_curves)} random subsets; {report.distance} distance over "
         f"{report.query_curves.shape[1]} layers) with {db.curves['model'].nunique()} models "
         f"of {db.curves['family'].nunique()} families in {db.folder}:")
     say(report.table.round(3).to_string(index=False))
     say(f"answer: {report.answer}  ('unknown' = the nearest reference curve is farther than "
-        f"the open-set threshold, {report.threshold:.3g} at n = {report.n})")
+        f"the open-set threshold, {report.threshold:.3g} at s = {report.n})")
     if args.out is not None:
         with atomic_path(args.out / "attribution.csv", suffix=".csv") as tmp:
             report.table.assign(n=report.n, m=report.m, distance_kind=report.distance,
@@ -507,7 +507,7 @@ def cmd_fingerprint(args: argparse.Namespace, params: dict) -> None:
     db.add(scorer.set_rows(new, db.manifest["query_sizes"], db.manifest["n_query_draws"]))
     db.save(folder)
     sizes = sorted(set(db.curves.loc[db.curves["model"] == args.name, "n"]))
-    print(f"added {args.name} (family {family}) at n = {', '.join(map(str, sizes))}; "
+    print(f"added {args.name} (family {family}) at subset sizes s = {', '.join(map(str, sizes))}; "
           f"{folder} now holds {db.curves['model'].nunique()} models of "
           f"{db.curves['family'].nunique()} families; open-set thresholds recalibrated")
 

@@ -26,14 +26,15 @@ does it for a built database; docs/api.md#precision). ``fingerprint add`` still 
 manifest's precision, so a database never mixes the two.
 
 Curves are only comparable at equal set sizes (C_T is a z-score that grows with the sizes;
-:mod:`memlib.fingerprint`), so a query of m samples is compared at the largest stored
-``n ≤ m``: ``n_query_draws`` random subsets of size n of the query, each attributed to the
-family of its nearest reference curve (Euclidean over layers, notebook 04's rule). A draw
-whose nearest distance is above the open-set threshold of that n votes ``unknown``; the
-threshold is the 95th percentile of the leave-one-model-out nearest distances among the
-reference curves at that n (notebook 04's open-set rule), recomputed whenever a model is added.
-A query smaller than every stored n is compared with the smallest n by curve shape (cosine
-distance, which removes the common size factor), with a warning.
+:mod:`memlib.fingerprint`), so a query of m samples is compared at the largest stored subset
+size ``s ≤ m`` (the ``n`` column of ``curves.csv``; n in C_T is the size of P_n):
+``n_query_draws`` random subsets of size s of the query, each attributed to the family of its
+nearest reference curve (Euclidean over layers, notebook 04's rule). A draw whose nearest
+distance is above the open-set threshold of that s votes ``unknown``; the threshold is the 95th
+percentile of the leave-one-model-out nearest distances among the reference curves at that s
+(notebook 04's open-set rule), recomputed whenever a model is added. A query smaller than every
+stored s is compared with the smallest s by curve shape (cosine distance, which removes the
+common size factor), with a warning.
 """
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ class Database:
         """(R, L) curves at size n (undefined C_T read as 0), (R,) family, (R,) model."""
         at = self.curves[self.curves["n"] == n]
         if at.empty:
-            raise InputError(f"the database has no curves at n = {n} (sizes: {self.sizes})")
+            raise InputError(f"the database has no curves at subset size s = {n} (sizes: {self.sizes})")
         wide = at.pivot(index=["model", "draw"], columns="layer", values="ct").sort_index()
         family = at.groupby("model")["family"].first()
         models = wide.index.get_level_values("model").to_numpy()
@@ -413,7 +414,7 @@ def precision_note(db: Database, precision: str | None, n: int | None = None) ->
     votes = (f"; {changed[0]} of {changed[1]} leave-one-model-out votes changed"
              if changed is not None else "")
     return head + (f"; between the two its reference curves move by a median of "
-                   f"{tol['median_by_n'][key]:.2g}, at most {by_n[key]:.3g} C_T units at n = "
+                   f"{tol['median_by_n'][key]:.2g}, at most {by_n[key]:.3g} C_T units at s = "
                    f"{key}{against}{votes} ({tol['distance']} over layers, "
                    f"{len(tol['models'])} models, {tol['cpu']})")
 
@@ -496,10 +497,10 @@ def measure_precision_tolerance(db: Database, other: "Scorer",
 
 def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:
     head = (f"the query has {m} samples, fewer than the smallest size the database holds "
-            f"({n_min}); comparing curve shapes ({SHAPE_DISTANCE} distance) with the n = "
+            f"({n_min}); comparing curve shapes ({SHAPE_DISTANCE} distance) with the s = "
             f"{n_min} references. ")
     if accuracy_csv is None or not Path(accuracy_csv).exists():
-        return head + (f"Expected accuracy at n = {m}: not measured (no "
+        return head + (f"Expected accuracy at m = {m}: not measured (no "
                        f"fingerprint_accuracy.csv; run notebook 04)")
     acc = pd.read_csv(accuracy_csv)
     for column, value in (("reference", "public"), ("grain", "architecture"), ("corruption", "none")):
@@ -507,15 +508,15 @@ def _small_query_warning(m: int, n_min: int, accuracy_csv: Path | None) -> str:
             acc = acc[acc[column] == value]
     acc = acc[acc["method"] == ACCURACY_METHOD].sort_values("query_size")
     if acc.empty:
-        return head + f"Expected accuracy at n = {m}: not in {accuracy_csv}"
+        return head + f"Expected accuracy at m = {m}: not in {accuracy_csv}"
     at = acc[acc["query_size"] <= m]
     if not at.empty:
         row = at.iloc[-1]
-        return head + (f"Expected accuracy at n = {m}: about {row.accuracy:.2f} (measured at "
-                       f"n = {int(row.query_size)}, {accuracy_csv})")
+        return head + (f"Expected accuracy at m = {m}: about {row.accuracy:.2f} (measured at "
+                       f"query size m = {int(row.query_size)}, {accuracy_csv})")
     row = acc.iloc[0]
-    return head + (f"Expected accuracy at n = {m}: below {row.accuracy:.2f}, the accuracy "
-                   f"measured at n = {int(row.query_size)} ({accuracy_csv})")
+    return head + (f"Expected accuracy at m = {m}: below {row.accuracy:.2f}, the accuracy "
+                   f"measured at query size m = {int(row.query_size)} ({accuracy_csv})")
 
 
 def plot_attribution(report: AttributionReport, *, top: int = 3, title: str = "query"):
@@ -543,8 +544,8 @@ def plot_attribution(report: AttributionReport, *, top: int = 3, title: str = "q
     plots.zero_line(ax, flag=None)
     ax.set_xlabel("encoder layer (block)")
     ax.set_ylabel("C_T (z-score; < 0 copying, > 0 under-fitting)")
-    ax.set_title(f"Query curve over its nearest reference curves (n = {report.n} of "
-                 f"{report.m} samples, {report.distance} distance)", fontsize=9)
+    ax.set_title(f"Query curve over its nearest reference curves (subsets of s = {report.n} of its "
+                 f"m = {report.m} samples, {report.distance} distance)", fontsize=9)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig

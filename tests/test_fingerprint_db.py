@@ -60,7 +60,7 @@ def test_files_round_trip_and_undefined_ct_reads_as_zero(rng, tmp_path):
     assert list(models[:3]) == ["a-s0"] * 3 and list(families[-3:]) == ["b"] * 3
     assert curves[0, 3] == 0.0
     np.testing.assert_allclose(curves[1], db.curves.ct[4:8], rtol=1e-5)
-    with pytest.raises(InputError, match="no curves at n = 30"):
+    with pytest.raises(InputError, match="no curves at subset size s = 30"):
         back.reference_curves(30)
 
 
@@ -112,7 +112,7 @@ def test_small_query_warning_reads_the_measured_accuracy(tmp_path):
                   dict(reference="public", method="final-layer C_T", query_size=50, accuracy=0.3)]
                  ).to_csv(csv, index=False)
     text = fdb._small_query_warning(30, 50, csv)
-    assert "30 samples" in text and "below 0.62" in text and "n = 50" in text
+    assert "30 samples" in text and "below 0.62" in text and "query size m = 50" in text and "the s = 50 references" in text
     v2 = tmp_path / "v2.csv"     # Study v2's table: the architecture grain on clean queries applies
     pd.DataFrame([dict(grain=g, corruption=c, method="C_T-layer curve", query_size=50, accuracy=a)
                   for g, c, a in [("family", "none", 0.9), ("architecture", "jpeg", 0.2),
@@ -156,7 +156,7 @@ def test_precision_note_is_one_line_with_the_measured_tolerance(rng):
     db.set_precision_tolerance(_tolerance({"20": 0.25, "40": 0.5}))
     threshold = db.manifest["open_set"]["thresholds"]["40"]
     note = fdb.precision_note(db, "float32", 40)
-    assert "\n" not in note and "a median of 0.25, at most 0.5 C_T units at n = 40" in note
+    assert "\n" not in note and "a median of 0.25, at most 0.5 C_T units at s = 40" in note
     assert f"open-set threshold {threshold:.3g}" in note and "AMD EPYC test" in note
     assert "1 of 6 leave-one-model-out votes changed" in note
     assert "at most 0.25" in fdb.precision_note(db, "float32", 20)
@@ -429,7 +429,7 @@ def test_cli_fingerprint_add_teaches_a_new_family(smoke, tmp_path):
     folder = _png_folder(smoke["sets"]["vae-s1"].images, tmp_path / "vae-s1")
     proc = _cli(smoke, "fingerprint", "add", "my-vae", folder, "--family", "vae", "--db", db_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "added my-vae (family vae) at n = 50, 100" in proc.stdout
+    assert "added my-vae (family vae) at subset sizes s = 50, 100" in proc.stdout
     db = fdb.Database.load(db_dir)
     assert set(db.curves.family) == {"kde", "gmm", "vae"}
     assert db.manifest["open_set"] != smoke["no_vae"].manifest["open_set"]
