@@ -147,3 +147,23 @@ def test_across_pairs_skip_same_seed_pairs():
     with pytest.raises(InputError, match="two recipes"):
         re_.recipe_separation(curves[t.recipe == "default"], t.arch[t.recipe == "default"],
                               t.recipe[t.recipe == "default"], t.seed[t.recipe == "default"])
+
+
+def test_folds_over_a_profiles_recipe_models_have_no_leaks():
+    """The table a notebook will build: every training run of zoo.recipe_models (defaults
+    included), its recipe and its seed window from zoo.train_spec; every fold of every
+    direction and of the recipe task is leak-free, and a default model of seed s trains on the
+    same window as its recipes of seed s (so the leak check must, and does, hold seeds apart)."""
+    from memlib import zoo
+    from memlib.params import load_params
+    p = load_params("smoke", overrides={"zoo_recipes": {"vae": {"half-steps": {"steps": 150}, "lr-x2": {"lr": 0.004}},
+                                                        "gmm": {"fewer-components": {"n_components": 5}}}})
+    runs = zoo.recipe_models(p, include_default=True)
+    t = pd.DataFrame([(a, zoo.recipe_of(v), s, zoo.train_spec(v, p, s)) for a, v, s in runs],
+                     columns=["arch", "recipe", "seed", "data"])
+    assert len(t) == (3 + 2) * 2 and t.groupby("seed").data.nunique().eq(1).all()
+    folds = [f for ref, q in re_.recipe_pairs(t.recipe) for f in re_.cross_recipe_folds(t.arch, t.recipe, t.seed, ref, q)]
+    folds += [f for a in ("vae", "gmm") for f in re_.recipe_task_folds(t.arch, t.recipe, t.seed, a)]
+    assert len(folds) == 3 * 2 * 2 + 2 * 2
+    assert all(f.queries.size and f.refs.size for f in folds)
+    assert all(re_.recipe_fold_leaks(f, t.arch, t.recipe, t.seed, t.data) == [] for f in folds)
