@@ -137,8 +137,8 @@ SENSITIVITY_MARKERS = (  # (label, marker, edge colour, face colour) of sensitiv
     ("default setting", "o", "C0", "C0"),
     ("verdict kept", "o", "C0", "white"),
     ("verdict flipped", "o", "crimson", "white"),
-    ("not run (cost, see note)", "x", "0.6", "0.6"),
-    ("C_T undefined", "x", "darkorange", "darkorange"),
+    ("not run (images to embed again; sensitivity.csv: note)", "x", "0.6", "0.6"),
+    ("C_T undefined (too few points per cell)", "x", "darkorange", "darkorange"),
 )
 
 
