@@ -66,8 +66,8 @@ from tqdm.auto import tqdm
 
 from memlib import attribution_eval as ae
 from memlib import claims, fingerprint_study, metrics, plots, zoo
+from memlib import ct
 from memlib import fingerprint as fp
-from memlib.ct import MIN_CELL_POINTS
 from memlib.data import load_images
 from memlib.params import notebook_params
 from memlib.study import Study
@@ -160,7 +160,7 @@ for ax, grain in zip(axes, ae.GRAINS):
 axes[0].set_ylabel(f"attribution accuracy ({P['ci_level']:.0%} cluster-bootstrap CI)")
 handles, names = axes[0].get_legend_handles_labels()
 fig.legend(handles, names, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
-undefined_note = ("\n" + plots.ct_undefined_note()) if min(sizes) <= MIN_CELL_POINTS else ""
+undefined_note = ("\n" + plots.ct_undefined_note()) if min(sizes) <= ct.MIN_CELL_POINTS else ""
 fig.suptitle(f"Which model made this set? Leave-one-seed-out attribution, {len(set(seeds))} independent seeds, "
              f"public reference T{undefined_note}", fontsize=10)
 fig.tight_layout()
@@ -176,7 +176,7 @@ study.save(fig, accuracy[accuracy.corruption == "none"], "fingerprint_accuracy_v
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
 for ax, grain in zip(axes, ae.GRAINS):
-    d = gaps[(gaps.grain == grain) & (gaps.corruption == "none") & (gaps.query_size > MIN_CELL_POINTS)]   # the curve is C_T
+    d = gaps[(gaps.grain == grain) & (gaps.corruption == "none") & (gaps.query_size > ct.MIN_CELL_POINTS)]   # the curve is C_T
     for i, (group, g) in enumerate(d.groupby("baselines", sort=False)):
         x = np.arange(len(g)) + (i - 0.5) * 0.2
         ax.errorbar(x, g.gap, yerr=[g.gap - g.gap_lo, g.gap_hi - g.gap], fmt="o", capsize=3,
@@ -190,8 +190,8 @@ axes[0].set_ylabel(f"accuracy gap (points, paired {P['ci_level']:.0%} CI)")
 handles, names = axes[0].get_legend_handles_labels()
 fig.legend(handles, names, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
 fig.suptitle("Claim 4b: does the curve beat the baselines given the same information?"
-             + (f"\nNot drawn at m ≤ {MIN_CELL_POINTS}: the curve is C_T, undefined there (memlib.ct.MIN_CELL_POINTS)"
-                if min(sizes) <= MIN_CELL_POINTS else ""), fontsize=10)
+             + (f"\nNot drawn at m ≤ {ct.MIN_CELL_POINTS}: the curve is C_T, undefined there (memlib.ct.MIN_CELL_POINTS)"
+                if min(sizes) <= ct.MIN_CELL_POINTS else ""), fontsize=10)
 fig.tight_layout()
 study.save(fig, gaps, "fingerprint_gaps")
 gaps[gaps.corruption == "none"].round(2)
