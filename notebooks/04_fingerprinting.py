@@ -278,7 +278,9 @@ for ax, method in zip(axes, show):
     conf_rows += [dict(method=method, true=arch_labels[i], predicted=arch_labels[j], count=int(cm[i, j]))
                   for i in range(len(arch_labels)) for j in range(len(arch_labels))]
 axes[0].set_ylabel("true architecture")
-fig.suptitle(f"Confusion at query size m = {sizes[-1]} (all samples): counts of query sets, one per held-out seed", fontsize=9)
+whole = sizes[-1] == m_total   # the whole set: one query per held-out seed; else several random subsets of each
+fig.suptitle(f"Confusion at query size m = {sizes[-1]}" + (" (all samples): counts of query sets, one per held-out seed" if whole
+             else f" (of {m_total} samples): counts of queries, random subsets of each held-out seed's set"), fontsize=9)
 fig.tight_layout()
 study.save(fig, pd.DataFrame(conf_rows), "fingerprint_confusion")
 
