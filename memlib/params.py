@@ -140,6 +140,20 @@ def _is_resolved_params(value: Any, known: Mapping[str, Any]) -> bool:
     return isinstance(value, dict) and set(known) <= set(value)
 
 
+def check_exact_keys(values: Mapping[str, Any], doc: Mapping[str, str], where: str,
+                     noun: str, listing: str) -> None:
+    """Refuse a mapping whose keys are not exactly ``doc``'s (a recipe, a family's
+    hyper-parameters): one ParameterError naming what is missing and what is unknown, then
+    ``(<listing>: key = what it means, …)``. ``noun`` names the keys (``keys``,
+    ``hyper-parameters``)."""
+    missing, unknown = sorted(set(doc) - set(values)), sorted(set(values) - set(doc))
+    if missing or unknown:
+        raise ParameterError(f"{where}: " + "; ".join(
+            p for p in (f"missing {noun} {missing}" if missing else "",
+                        f"unknown {noun} {unknown}" if unknown else "") if p)
+            + f" ({listing}: {', '.join(f'{k} = {v}' for k, v in doc.items())})")
+
+
 def notebook_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve a notebook's parameters from its global namespace.
 

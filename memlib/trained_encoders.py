@@ -39,6 +39,7 @@ from . import store
 from .encoders import (CONTROL_SEED, Encoder, _init_random, _shuffle_weights, _split_control,
                        cache_root, compute_precision, pick_device)
 from .errors import CacheError, EncoderError, ParameterError
+from .params import check_exact_keys
 
 TRAINED_VERSION = 1   # bump when training code changes the weights a recipe gives: part of every key
 KINDS = ("vit", "cnn")
@@ -86,12 +87,7 @@ def check_recipe(name: str, recipe: Any) -> dict[str, Any]:
     if kind not in KINDS:
         raise ParameterError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     doc = {**RECIPE_DOC["common"], **RECIPE_DOC[kind]}
-    missing, unknown = sorted(set(doc) - set(recipe)), sorted(set(recipe) - set(doc))
-    if missing or unknown:
-        raise ParameterError(f"{where}: " + "; ".join(
-            p for p in (f"missing keys {missing}" if missing else "",
-                        f"unknown keys {unknown}" if unknown else "") if p)
-            + f" (a {kind} recipe has: {', '.join(f'{k} = {v}' for k, v in doc.items())})")
+    check_exact_keys(recipe, doc, where, "keys", f"a {kind} recipe has")
     r = dict(recipe)
 
     def need(key: str, ok: bool) -> None:

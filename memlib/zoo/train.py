@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from ..params import check_exact_keys
 from .families import FAMILIES
 from .families.base import Family, as_images, pick_device, seeded, threads as torch_threads
 
@@ -55,12 +56,7 @@ def check_hparams(family: str, hparams: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(hparams, dict):
         raise ParameterError(f"zoo_hparams[{family!r}] must be a mapping, got {type(hparams).__name__}")
     doc = FAMILIES[family].hparams_doc
-    missing, unknown = sorted(set(doc) - set(hparams)), sorted(set(hparams) - set(doc))
-    if missing or unknown:
-        raise ParameterError(f"zoo family {family!r}: " + "; ".join(
-            p for p in (f"missing hyper-parameters {missing}" if missing else "",
-                        f"unknown hyper-parameters {unknown}" if unknown else "") if p)
-            + f" (expected: {', '.join(f'{k} = {v}' for k, v in doc.items())})")
+    check_exact_keys(hparams, doc, f"zoo family {family!r}", "hyper-parameters", "expected")
     return dict(hparams)
 
 
