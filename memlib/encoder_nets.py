@@ -126,12 +126,9 @@ class CNNEncoder(Encoder):
 
     A CNN has no CLS token: ``layer_tokens`` gives the same pooled array under ``cls`` and
     ``mean``, so both tokens score the same features. ``final_norm`` applies the net's final
-    BatchNorm1d (per-channel affine in eval mode, so it commutes with the pooling and
-    :meth:`apply_final_norm` on cached pooled features is exact)."""
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.model.blocks)
+    BatchNorm1d (per-channel affine in eval mode, so it commutes with the pooling and the
+    inherited :meth:`apply_final_norm` on cached pooled features is exact). ``n_layers`` and
+    ``apply_final_norm`` are the ViT encoder's: the net has ``blocks`` and ``norm`` too."""
 
     @property
     def dim(self) -> int:
@@ -159,9 +156,3 @@ class CNNEncoder(Encoder):
                 v = self.model.norm(v)
             pooled.append(v.cpu().numpy())
         return {"cls": pooled, "mean": [p.copy() for p in pooled]}
-
-    @torch.inference_mode()
-    def apply_final_norm(self, tokens: np.ndarray) -> np.ndarray:
-        """The final BatchNorm1d applied to pooled features: (N, D) -> float32 (N, D)."""
-        x = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.float32)).to(self.device)
-        return self.model.norm(x).float().cpu().numpy()
