@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, ParameterError
-from .store import hash_arrays, read_npz, sha256_file
+from .store import hash_array_chunks, hash_arrays, read_npz, sha256_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -448,13 +448,8 @@ class ImageStream:
     def content_hash(self) -> str:
         """16-hex-char sha256 of the pixels, equal to ``load_images(spec).content_hash``."""
         if self._hash is None:
-            import hashlib
-            h = hashlib.sha256()
-            h.update(str(np.dtype(np.uint8)).encode())
-            h.update(str((self._n, *self._shape)).encode())
-            for _, batch in self.batches(256):
-                h.update(memoryview(np.ascontiguousarray(batch)).cast("B"))
-            self._hash = h.hexdigest()[:16]
+            self._hash = hash_array_chunks(np.uint8, (self._n, *self._shape),
+                                           (batch for _, batch in self.batches(256)))
         return self._hash
 
     def load(self) -> ImageSet:

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -89,11 +89,23 @@ def hash_arrays(*arrays: np.ndarray) -> str:
     """Content hash (hex sha256, 16 chars) of arrays: dtype, shape and bytes all count."""
     h = hashlib.sha256()
     for arr in arrays:
-        arr = np.ascontiguousarray(arr)
-        h.update(str(arr.dtype).encode())
-        h.update(str(arr.shape).encode())
-        h.update(memoryview(arr).cast("B"))
+        _update_array(h, arr.dtype, arr.shape, [arr])
     return h.hexdigest()[:16]
+
+
+def hash_array_chunks(dtype: Any, shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> str:
+    """:func:`hash_arrays` of one array given as consecutive row blocks (``chunks``, together of
+    ``shape`` and ``dtype``), so a set streamed from disk hashes as it would in memory."""
+    h = hashlib.sha256()
+    _update_array(h, dtype, shape, chunks)
+    return h.hexdigest()[:16]
+
+
+def _update_array(h, dtype: Any, shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> None:
+    h.update(str(np.dtype(dtype)).encode())
+    h.update(str(tuple(int(s) for s in shape)).encode())
+    for chunk in chunks:
+        h.update(memoryview(np.ascontiguousarray(chunk, dtype=dtype)).cast("B"))
 
 
 def hash_params(params: dict[str, Any]) -> str:
