@@ -11,7 +11,9 @@ An unknown or mistyped key is rejected with the closest known key suggested.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -218,7 +220,10 @@ def off_profile_keys(params: Mapping[str, Any]) -> list[str]:
     empty for a run on its profile, and for a profile that is not one of :data:`PROFILES`."""
     if params.get("profile") not in PROFILES:
         return []
-    base = load_params(params["profile"])
+    return _changed_keys(params, load_params(params["profile"]))
+
+
+def _changed_keys(params: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in params if k not in NUMBER_NEUTRAL_KEYS and params[k] != base.get(k))
 
 
@@ -228,12 +233,12 @@ def away_from_committed_figures(params: dict[str, Any]) -> dict[str, Any]:
     while ``figures_dir`` is still the profile's, it becomes ``out/<profile>-<key>-<value>…``
     (one folder per change, the name cut to 60 characters plus a hash when long) and a line says
     so. A ``figures_dir`` of your own is kept. Returns ``params`` (changed in place)."""
-    changed = off_profile_keys(params)
-    if not changed or params["figures_dir"] != load_params(params["profile"])["figures_dir"]:
+    if params.get("profile") not in PROFILES:
         return params
-    import hashlib
-    import re
-
+    base = load_params(params["profile"])
+    changed = _changed_keys(params, base)
+    if not changed or params["figures_dir"] != base["figures_dir"]:
+        return params
     slug = "-".join(f"{k}-{params[k]}" for k in changed)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", slug)
     if len(slug) > 60:
@@ -241,7 +246,7 @@ def away_from_committed_figures(params: dict[str, Any]) -> dict[str, Any]:
         slug = f"{slug[:51]}-{digest}"
     params["figures_dir"] = f"{OFF_PROFILE_ROOT}/{params['profile']}-{slug}"
     print(f"memlib: {', '.join(changed)} off the {params['profile']} profile: writing to "
-          f"{params['figures_dir']}/, not {load_params(params['profile'])['figures_dir']}/ "
+          f"{params['figures_dir']}/, not {base['figures_dir']}/ "
           f"(set figures_dir to choose; docs/tweaking.md)")
     return params
 
