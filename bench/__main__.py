@@ -172,22 +172,32 @@ def write_md(path: Path, rows: list[dict], machine: dict, command: str, quick: b
     lines += [f"| {k} | {machine.get(k, '')} |" for k in MACHINE_COLUMNS if k not in ("mode",)]
     lines += ["", "| benchmark | metric | value | unit | anchor | ratio | goal | result |",
               "|---|---|---:|---|---:|---:|---|---|"]
-    notes = []
-    for r in rows:
-        mark = ""
-        if r.get("note"):
-            notes.append(r["note"])
-            mark = f" [{len(notes)}]"
-        goal = (r.get("goal") or "").replace("<=", "≤").replace(">=", "≥")
-        lines.append(f"| {_cell(r.get('benchmark'))} | {_cell(r.get('metric'))}{mark} | "
-                     f"{_num(r.get('value'))} | {_cell(r.get('unit'))} | {_num(r.get('anchor'))} "
-                     f"| {_num(r.get('ratio'))} | {_cell(goal)} | {r.get('status') or ''} |")
+    table, notes = result_rows(rows, with_anchor=True)
+    lines += table
     if notes:
         lines += ["", "Notes:", ""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)]
     verdicts = [r.get("status") for r in rows]
     lines += ["", f"Goals met: {verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} FAIL, "
               f"{verdicts.count('n/a')} without data.", "", GOALS, ""]
     path.write_text("\n".join(lines))
+
+
+def result_rows(rows: list[dict], *, with_anchor: bool, mark: str = "[{}]") -> tuple[list[str], list[str]]:
+    """Markdown table lines of result ``rows`` (benchmark, metric with its note's mark, value,
+    unit, [anchor, ratio,] goal, result) and the notes the marks number (``mark`` formats the
+    note's 1-based number). Shared by results.md's main table and its rehearsal section."""
+    lines, notes = [], []
+    for r in rows:
+        tag = ""
+        if r.get("note"):
+            notes.append(r["note"])
+            tag = " " + mark.format(len(notes))
+        goal = (r.get("goal") or "").replace("<=", "≤").replace(">=", "≥")
+        anchor = f"{_num(r.get('anchor'))} | {_num(r.get('ratio'))} | " if with_anchor else ""
+        lines.append(f"| {_cell(r.get('benchmark'))} | {_cell(r.get('metric'))}{tag} | "
+                     f"{_num(r.get('value'))} | {_cell(r.get('unit'))} | {anchor}"
+                     f"{_cell(goal)} | {r.get('status') or ''} |")
+    return lines, notes
 
 
 def _cell(x) -> str:

@@ -115,7 +115,7 @@ def merge(rows_: list[dict], out: Path = HERE) -> None:
     benchmark ``rehearsal`` replaced), leaving the other benchmarks' rows as they are."""
     import csv
 
-    from .__main__ import COLUMNS, MACHINE_COLUMNS, _cell, _num, check_goal, machine_info
+    from .__main__ import COLUMNS, MACHINE_COLUMNS, check_goal, machine_info, result_rows
     for r in rows_:
         r.setdefault("status", check_goal(r))
     machine = machine_info(False)
@@ -130,16 +130,8 @@ def merge(rows_: list[dict], out: Path = HERE) -> None:
              f"end is in bench/rehearsal-*.json and docs/scale.md); one BLAS thread per point. "
              f"docs/scale.md reads these numbers.", "",
              "| benchmark | metric | value | unit | goal | result |", "|---|---|---:|---|---|---|"]
-    notes = []
-    for r in rows_:
-        mark = ""
-        if r.get("note"):
-            notes.append(r["note"])
-            mark = f" [R{len(notes)}]"
-        goal = (r.get("goal") or "").replace("<=", "≤").replace(">=", "≥")
-        lines.append(f"| {r['benchmark']} | {_cell(r['metric'])}{mark} | {_num(r.get('value'))} | "
-                     f"{r.get('unit', '')} | {goal} | {r.get('status') or ''} |")
-    lines += [""] + [f"R{i}. {n}" for i, n in enumerate(notes, 1)] + [""]
+    table, notes = result_rows(rows_, with_anchor=False, mark="[R{}]")
+    lines += table + [""] + [f"R{i}. {n}" for i, n in enumerate(notes, 1)] + [""]
     md.write_text(text + "\n".join(lines))
     csv_path = out / "results.csv"
     old = []
