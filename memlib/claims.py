@@ -433,13 +433,20 @@ def beyond_references(crossings: pd.DataFrame, kind: str, layers: list[int], enc
 
 
 def copy_levels_claim(contrasts: pd.DataFrame, crossings: pd.DataFrame, *, encoder: str,
-                      n_layers: int, level: float) -> dict:
+                      n_layers: int, level: float, learned: pd.DataFrame | None = None,
+                      margins: pd.DataFrame | None = None) -> dict:
     """The claims.csv row of claim 2 (notebook 02).
 
     contrasts: rows kind, draw (-1 = point, 0..B-1 paired replicates), contrast: the trained
     encoder's :func:`predicted_contrast` averaged over that kind's seen strengths (no row for a
     kind without a seen strength). crossings: :func:`half_sensitivity_strength` per encoder
     (trained, ``+shuffled``, ``pixels``), kind and layer.
+
+    learned, margins (optional, reported in ``metric`` only; the rule and the verdict do not
+    read them): :func:`memlib.copy_sensitivity.learned_contrast_table` (trained minus
+    shuffled-weights contrast, paired CI) and :func:`memlib.copy_sensitivity.beyond_margin_table`
+    (half-sensitivity margin over the better reference, CI, NaN draws counted); rows kind,
+    value, ci_low, ci_high, n_nan (margins also layers).
     """
     early, late = (list(x + 1) for x in layer_thirds(n_layers))
     summary = summarise_draws(contrasts, ["kind"], "contrast", level).set_index("kind")
@@ -457,6 +464,17 @@ def copy_levels_claim(contrasts: pd.DataFrame, crossings: pd.DataFrame, *, encod
                        for k in ("low-level", "high-level")) + (
         f"; beyond shuffled weights and pixels: low-level early layers {beyond_low}, "
         f"high-level late layers {beyond_high}; value = the weaker direction ({weaker})")
+    ci = lambda r: f"{r.value:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+    if learned is not None and len(learned):
+        metric += "; trained minus shuffled weights (difference-in-differences, < 0 = learned): " + ", ".join(
+            f"{r.kind} no seen strength" if getattr(r, "n_strengths", 1) == 0 else
+            f"{r.kind} {ci(r)}" + (f" ({r.n_nan} NaN draws left out)" if r.n_nan else "")
+            for r in learned.itertuples())
+    if margins is not None and len(margins):
+        metric += ("; beyond-references margin (half-sensitivity strength, trained minus the larger of "
+                   "shuffled weights and pixels, > 0 = beyond): " + ", ".join(
+                       f"{r.kind} layers {r.layers} {ci(r)} ({r.n_nan} NaN draws left out)"
+                       for r in margins.itertuples()))
     return dict(claim="2-memorization-levels",
                 statement="Early layers are more sensitive to low-level memorization, late layers to high-level (semantic) memorization",
                 rule=rule, metric=metric, value=get(weaker, "contrast"), ci_low=get(weaker, "ci_low"),

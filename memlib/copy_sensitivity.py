@@ -12,7 +12,10 @@ can show, E(copies) − E(fresh) ≈ −1 − E(fresh).
 
 Bootstrap: one (B, m) index draw (:func:`memlib.bootstrap.resample_indices`) is used for the
 copies and the fresh images (paired by row), for every strength and every layer, so any
-contrast (early minus late layers, mean over strengths) is computed draw by draw.
+contrast (early minus late layers, mean over strengths) is computed draw by draw. Every space of
+:func:`measure_spaces` uses the same draws too, so differences between spaces (trained minus
+shuffled weights, :func:`learned_contrast_table`; trained against both references,
+:func:`beyond_margin_table`) are paired as well.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .bootstrap import layer_draws, percentile_ci
+from .bootstrap import layer_draws, layer_thirds, percentile_ci
 from .claims import half_sensitivity_censored, half_sensitivity_strength, predicted_contrast
 from .ct import Reference
 from .errors import InputError
@@ -153,3 +156,131 @@ def crossing_table(sens: dict[tuple[str, str, float], Sensitivity]) -> pd.DataFr
                                  half_strength=half_sensitivity_strength(grid, curves[:, l], exact[l]),
                                  censored=half_sensitivity_censored(curves[:, l], exact[l])))
     return pd.DataFrame(rows)
+
+
+def learned_contrast_table(sens: dict[tuple[str, str, float], Sensitivity], encoder: str,
+                           level: float) -> pd.DataFrame:
+    """The learned-vs-structural difference-in-differences of claim 2, per kind of :data:`KINDS`.
+
+    For each kind, over the trained ``encoder``'s :func:`seen_strengths` (CI at ``level``):
+    the trained encoder's :func:`contrast_draws` (mean over those strengths of
+    :func:`memlib.claims.predicted_contrast`, effect-size units) minus the same contrast of
+    ``encoder + "+shuffled"`` (same architecture, shuffled weights) over the *same* strengths.
+    Negative: the trained weights push the sensitivity further in the direction claim 2 predicts
+    than the architecture alone does (learned, not structural). Both spaces are scored on the
+    same (B, m) draws (:func:`measure_spaces`), so the difference is taken draw by draw and its
+    percentile CI (``level``) is paired; a NaN draw (a replicate that left a layer without a
+    kept cell) is left out of the CI and counted.
+
+    Returns one row per kind: kind, value (point difference), ci_low, ci_high, trained,
+    shuffled (the two point contrasts), n_strengths (seen strengths averaged over), n_draws (B),
+    n_nan (draws left out). A kind without a seen strength gets NaNs and n_strengths 0. Raises
+    InputError when the shuffled space lacks a seen strength.
+    """
+    shuffled = encoder + "+shuffled"
+    rows = []
+    for kind in KINDS:
+        strengths = seen_strengths(sens, encoder, kind, level)
+        missing = [s for s in strengths if (shuffled, kind, s) not in sens]
+        if missing:
+            raise InputError(f"learned_contrast_table: {shuffled!r} has no {kind} sensitivity at "
+                             f"strength(s) {missing}; measure it in the same measure_spaces call")
+        if not strengths:
+            rows.append(dict(kind=kind, value=np.nan, ci_low=np.nan, ci_high=np.nan, trained=np.nan,
+                             shuffled=np.nan, n_strengths=0, n_draws=0, n_nan=0))
+            continue
+        t = contrast_draws(sens, encoder, kind, strengths).contrast.to_numpy()
+        u = contrast_draws(sens, shuffled, kind, strengths).contrast.to_numpy()
+        rows.append(dict(kind=kind, **_point_and_ci(t[0] - u[0], t[1:] - u[1:], level),
+                         trained=float(t[0]), shuffled=float(u[0]), n_strengths=len(strengths)))
+    return pd.DataFrame(rows, columns=["kind", "value", "ci_low", "ci_high", "trained", "shuffled",
+                                       "n_strengths", "n_draws", "n_nan"])
+
+
+def half_strength_draws(sens: dict[tuple[str, str, float], Sensitivity], encoder: str,
+                        kind: str) -> np.ndarray:
+    """(1 + B, L) half-sensitivity strengths (:func:`memlib.claims.half_sensitivity_strength`,
+    in units of ``kind``'s strength) of every layer of ``encoder``: row 0 from the whole sets
+    (the ``half_strength`` of :func:`crossing_table`), row 1 + b from bootstrap draw b, where
+    both the exact copies' and every strength's sensitivity are those of draw b. NaN where the
+    strength is undecidable (exact sensitivity >= 0, or a NaN sensitivity); censored layers
+    give the largest strength, as in the point. Needs ``(encoder, "exact", 0.0)``."""
+    if (encoder, "exact", 0.0) not in sens:
+        raise InputError(f"half_strength_draws: {encoder!r} has no exact copies; measure the "
+                         f"('exact', 0.0) condition (copy_sensitivity.conditions) in every space")
+    grid = sorted(s for e, k, s in sens if e == encoder and k == kind)
+    if not grid:
+        raise InputError(f"half_strength_draws: {encoder!r} has no {kind} strength")
+    exact = sens[encoder, "exact", 0.0]
+    ex = np.vstack([exact.point[None], exact.boot])                                  # (1 + B, L)
+    curves = np.stack([np.vstack([sens[encoder, kind, s].point[None], sens[encoder, kind, s].boot])
+                       for s in grid])                                              # (S, 1 + B, L)
+    if curves.shape[1:] != ex.shape:
+        raise InputError(f"half_strength_draws: {encoder!r} {kind} draws {curves.shape[1:]} differ "
+                         f"from its exact copies' {ex.shape}; use one draw for every condition")
+    out = np.empty(ex.shape)
+    for b in range(ex.shape[0]):
+        for l in range(ex.shape[1]):
+            out[b, l] = half_sensitivity_strength(grid, curves[:, b, l], ex[b, l])
+    return out
+
+
+def beyond_margin_table(sens: dict[tuple[str, str, float], Sensitivity], encoder: str,
+                        n_layers: int, level: float) -> pd.DataFrame:
+    """A CI on the "beyond the references" margins that :func:`memlib.claims.beyond_references`
+    reads as a yes/no.
+
+    Per kind of :data:`KINDS`, over its layers (the first third of ``n_layers`` for low-level,
+    the last third for high-level, :func:`memlib.bootstrap.layer_thirds`): margin = the trained
+    ``encoder``'s mean half-sensitivity strength over those layers minus the larger of the
+    ``encoder + "+shuffled"`` mean over the same layers and the ``pixels`` mean (units: the
+    kind's strength, e.g. share of tiles moved). > 0: the trained layers tolerate a stronger
+    transform than both references, so the point margin is > 0 exactly where
+    ``beyond_references`` is True. As there, a layer whose half-sensitivity strength is NaN is
+    left out of its space's mean, and a space with no finite layer makes the margin NaN.
+
+    Each bootstrap draw recomputes every half-sensitivity strength from that draw's
+    sensitivities (:func:`half_strength_draws`; the spaces share the draws, so the margin is
+    paired); a draw whose margin is NaN is left out of the percentile CI (``level``) and counted.
+
+    Returns one row per kind: kind, layers ("first-last", 1-based), value (point margin),
+    ci_low, ci_high, trained, shuffled, pixels (point means), n_draws (B), n_nan (draws left
+    out), n_partial (kept draws in which some layer's strength was NaN and left out of a mean).
+    """
+    early, late = (x + 1 for x in layer_thirds(n_layers))
+    rows = []
+    for kind, layers in (("low-level", early), ("high-level", late)):
+        h = {space: half_strength_draws(sens, space, kind)
+             for space in (encoder, encoder + "+shuffled", "pixels")}
+        if h[encoder].shape[1] != n_layers or h[encoder + "+shuffled"].shape[1] != n_layers:
+            raise InputError(f"beyond_margin_table: n_layers={n_layers} but the encoders have "
+                             f"{h[encoder].shape[1]} and {h[encoder + '+shuffled'].shape[1]} layers")
+        picked = [h[encoder][:, layers - 1], h[encoder + "+shuffled"][:, layers - 1], h["pixels"]]
+        trained, shuffled, pixels = (_nanmean_rows(x) for x in picked)             # (1 + B,) each
+        margin = trained - np.maximum(shuffled, pixels)       # NaN reference -> NaN: never beyond
+        partial = np.any([np.isnan(x).any(axis=1) for x in picked], axis=0)[1:] & np.isfinite(margin[1:])
+        rows.append(dict(kind=kind, layers=f"{layers[0]}-{layers[-1]}",
+                         **_point_and_ci(margin[0], margin[1:], level),
+                         trained=float(trained[0]), shuffled=float(shuffled[0]), pixels=float(pixels[0]),
+                         n_partial=int(partial.sum())))
+    return pd.DataFrame(rows, columns=["kind", "layers", "value", "ci_low", "ci_high", "trained",
+                                       "shuffled", "pixels", "n_draws", "n_nan", "n_partial"])
+
+
+def _nanmean_rows(x: np.ndarray) -> np.ndarray:
+    """(N, K) -> (N,) mean over the finite entries of each row; NaN for a row without one
+    (pandas' ``mean``, as :func:`memlib.claims.beyond_references` takes it)."""
+    finite = np.isfinite(x)
+    n = finite.sum(axis=1)
+    total = np.where(finite, x, 0.0).sum(axis=1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _point_and_ci(point: float, boot: np.ndarray, level: float) -> dict[str, Any]:
+    """value, ci_low, ci_high (percentile CI at ``level`` of the finite draws of ``boot``, (B,);
+    NaN when none is finite), n_draws (B) and n_nan (draws left out)."""
+    boot = np.asarray(boot, np.float64)
+    keep = boot[np.isfinite(boot)]
+    lo, hi = percentile_ci(keep[:, None], level) if len(keep) else ([np.nan], [np.nan])
+    return dict(value=float(point), ci_low=float(lo[0]), ci_high=float(hi[0]),
+                n_draws=len(boot), n_nan=int(len(boot) - len(keep)))
