@@ -272,7 +272,8 @@ def depth_signal_claim(contrast: pd.DataFrame, *, level: float, n_layers: int) -
             f"generator's own full training set; reproduced if its {level:.0%} bootstrap CI and every "
             f"group's lie above 0, partly if the pooled or any group's does, else not reproduced")
     row = dict(claim="1-depth-trend",
-               statement="The deeper the ViT layer, the less memorization C_T measures (C_T rises with depth)",
+               statement="(secondary, Study v2 net score of whole copying sets; decided by 1a and 1b) "
+                         "The deeper the ViT layer, the less memorization C_T measures (C_T rises with depth)",
                rule=rule, paper_value="qualitative (C_T rises with depth)")
     if n_sets == 0:
         return dict(row, metric="no set copies in this profile", value=float("nan"),

@@ -80,14 +80,23 @@ def copy_metrics(samples: np.ndarray, train: np.ndarray, test: np.ndarray, *,
     generator scores ≈ ``quantile``); ``exact_copy_rate`` the fraction at distance 0;
     ``nn_ratio`` is the median sample→train distance over the median test→train distance
     (≪ 1: copying; ≫ 1: far from the data)."""
-    index = knn.NNIndex(_pixels(train, np.float32), name="train images")
-    d_s = index.distances(_pixels(samples, np.float32)).astype(np.float64)
-    d_t = index.distances(_pixels(test, np.float32)).astype(np.float64)
-    thr = float(np.quantile(d_t, quantile))
+    d_s, d_t, thr = copy_distances(samples, train, test, quantile=quantile)
     return {"copy_quantile": float(quantile), "copy_threshold": thr,
             "copy_rate": float((d_s < thr).mean()), "exact_copy_rate": float((d_s == 0).mean()),
             "nn_median": float(np.median(d_s)), "nn_median_test": float(np.median(d_t)),
             "nn_ratio": float(np.median(d_s) / max(np.median(d_t), 1e-12))}
+
+
+def copy_distances(samples: np.ndarray, train: np.ndarray, test: np.ndarray, *,
+                   quantile: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The per-sample numbers behind :func:`copy_metrics`: (d_s (N,) float64, each sample's
+    distance to its nearest training image; d_t (n_test,) float64, the same for the test images;
+    the copy threshold, the ``quantile`` of d_t). Distances are Euclidean in [0, 1]-pixel units.
+    A sample is a copy where d_s < threshold (exact at 0): :func:`memlib.claims.copy_kind`."""
+    index = knn.NNIndex(_pixels(train, np.float32), name="train images")
+    d_s = index.distances(_pixels(samples, np.float32)).astype(np.float64)
+    d_t = index.distances(_pixels(test, np.float32)).astype(np.float64)
+    return d_s, d_t, float(np.quantile(d_t, quantile))
 
 
 def pixel_fd(samples: np.ndarray, train: np.ndarray, test: np.ndarray, dim: int = 64) -> dict[str, float]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .claims import CLAIM_COLUMNS, CLAIMS_TABLE, VERDICTS
+from .claims import CLAIM_COLUMNS, CLAIMS_TABLE, VERDICTS, with_rule_history
 from .ct import Reference, fit_reference
 from .data import ImageSet, load_images
 from .encoders import compute_precision, pick_device, shared_encoder
@@ -118,7 +118,29 @@ class Study:
             p = self.features(self.images(test), encoder=key[0], token=key[1],
                               first=n_test or None, whole_set_used=whole_set_used)
             self._refs[key] = fit_reference(t, p, variant=variant, n_cells=self.params["n_cells"],
-                                            pca_dim=self.params["pca_dim"], seed=self.params["seed"])
+                                            pca_dim=self.params["pca_dim"], seed=self.params["seed"],
+                                            small_t=self.params["small_t"])
+        return self._refs[key]
+
+    def reference_draws(self, *, train: str = "reference_train", n_train: int | None = None,
+                        whole_set_used: bool = True) -> list[Reference]:
+        """The ``reference_draws`` references of one T that a re-run could have drawn, memoised:
+        disjoint P_n draws of len(test) // R rows of the ``test`` set and k-means seeds
+        seed + r (:func:`memlib.hierarchical.reference_draws`; the CIs of claim 1, Study v3).
+        ``train``, ``n_train``, ``whole_set_used``: as :meth:`reference`."""
+        key = ("draws", train, n_train, whole_set_used)
+        if key not in self._refs:
+            from .hierarchical import reference_draws
+
+            n = int(self.params["reference_draws"])
+            t = self.features(self.images(train), first=n_train or None, whole_set_used=whole_set_used)
+            pool = self.features(self.images("test"))
+            if n < 1 or pool.n // n < self.params["n_cells"]:
+                raise ParameterError(f"reference_draws = {n}: each P_n draw needs at least n_cells = "
+                                     f"{self.params['n_cells']} of the {pool.n} test images")
+            self._refs[key], _ = reference_draws(t, pool, n_test=pool.n // n, n_draws=n,
+                                                 seed=self.params["seed"], n_cells=self.params["n_cells"],
+                                                 pca_dim=self.params["pca_dim"], small_t=self.params["small_t"])
         return self._refs[key]
 
     def final_norm_reference(self) -> Reference:
@@ -128,7 +150,8 @@ class Study:
         if key not in self._refs:
             t, p = (self.final_norm_features(self.features(self.images(k))) for k in ("reference_train", "test"))
             self._refs[key] = fit_reference(t, p, n_cells=self.params["n_cells"],
-                                            pca_dim=self.params["pca_dim"], seed=self.params["seed"])
+                                            pca_dim=self.params["pca_dim"], seed=self.params["seed"],
+                                            small_t=self.params["small_t"])
         return self._refs[key]
 
     def curve_rows(self, reference: Reference, gen: LayerFeatures, /, **labels: Any) -> list[dict]:
@@ -170,7 +193,8 @@ class Study:
         return path
 
     def claims(self, rows: list[dict]) -> pd.DataFrame:
-        """Merge rows (columns :data:`memlib.claims.CLAIM_COLUMNS`) into ``claims.csv``.
+        """Merge rows (columns :data:`memlib.claims.CLAIM_COLUMNS`) into ``claims.csv``, with
+        each rule's history (:func:`memlib.claims.with_rule_history`) in the last columns.
 
         Rows of the same claims already in the file are replaced, others kept (a full
         ``run-notebooks`` starts from an empty file, :func:`memlib.notebooks.run_notebooks`).
@@ -192,7 +216,7 @@ class Study:
             old = old[~old["claim"].isin(new["claim"])]
             merged = pd.concat([old, new], ignore_index=True)
         merged = merged.reindex(columns=CLAIM_COLUMNS).sort_values("claim", kind="stable")
-        merged = merged.reset_index(drop=True)
+        merged = with_rule_history(merged.reset_index(drop=True))   # when each rule was fixed
         with atomic_path(path, suffix=".csv") as tmp:
             merged.to_csv(tmp, index=False, float_format="%.4f")
         return new

@@ -54,7 +54,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from tqdm.auto import tqdm
 
-from memlib import claims, copies, depth_signal, metrics, plots, zoo
+from memlib import claims, copies, copy_depth, depth_signal, metrics, plots, zoo
 from memlib.data import load_images
 from memlib.params import notebook_params
 from memlib.study import Study
@@ -266,6 +266,176 @@ claim_rows
 sides = per_set.assign(side=[claims.ci_side(lo, hi) for lo, hi in zip(per_set.ci_low, per_set.ci_high)])
 print(claims.contrast_sides(per_set).to_string())
 sides[sides.side == "below 0"].round(3)
+
+# %% [markdown]
+# ## The copy signal separated from under-fitting (claims 1a and 1b)
+# The contrast above is a **net** score: in a set, the rows that copy pull the effect toward −1
+# and the rows that under-fit push it up, and most copying sets are mostly non-copies. So the
+# sets are now scored in **parts** — row subsets, each scored as a set of its own on the same
+# reference (`memlib.copy_depth`):
+#
+# * memorization-gradient sets: their **copies** (split into **exact** and **near** copies by the
+#   per-sample flag behind the manifest's copy rate) and their **non-copies**;
+# * mixtures: the **base** model's samples alone, the **copies** alone, and the copies **padded
+#   with fresh real images** (held out: in neither $T$ nor $P_n$) instead of model samples. A
+#   fresh-padded set has no under-fitting by construction: what is left is the copy signal.
+#
+# Claim 1 becomes two rows, each rule written before its numbers (`memlib.claims.RULE_1A`,
+# `RULE_1B`; their history is in the `rule_history` columns of `claims.csv`):
+#
+# * **1a (descriptive)**: on the standard zoo, each set against its model's own training data
+#   (the first `own_reference_n` images of its window), does the effect rise with depth?
+# * **1b (the paper's reading)**: on rows that copy only — the gradient sets' near copies and
+#   the fresh-padded mixtures — does the copy signal weaken with depth? Exact copies are left
+#   out (they sit at the floor −1 on every layer and cannot carry a depth trend), and so is a
+#   transform that no layer sees as a copy (no layer's copy sensitivity, notebook 02's
+#   $E(t(\text{copies})) - E(t(\text{fresh}))$, has a CI below 0).
+#
+# **Intervals whose unit is what varies.** A re-run draws new sets and may draw another
+# reference. Every set is scored on `reference_draws` references (disjoint $P_n$ draws of the
+# test set and k-means seeds; $T$, the generator's training set, stays what it is), and every
+# interval is a hierarchical bootstrap (`memlib.hierarchical`): the reference draw, the
+# clusters of sets (the architecture), the sets within them, then the points. The widths of
+# the points-only interval (sets and reference held fixed, as in the contrast above) and of the
+# hierarchical one are tabled side by side (`claim1_ci_widths.csv`).
+
+# %%
+refs = {}   # reference key -> its reference draws
+
+def draws_of(key, **how):
+    if key not in refs:
+        refs[key] = study.reference_draws(**how)
+    return refs[key]
+
+zoo_1a, parts, copy_1b, excluded = [], [], [], []
+# 1a: every standard model against its own training data
+for key in tqdm([k for k in sets if k[1] == "standard"], desc="1a: zoo vs own training data"):
+    spec = sets[key].manifest["train_spec"]
+    r = draws_of(f"{spec}[:{P['own_reference_n']}]", train=spec, n_train=P["own_reference_n"], whole_set_used=False)
+    zoo_1a.append(copy_depth.score_set(name_of(key), "zoo", copy_depth.distances(r, feats[key]),
+                                       reference=f"{spec}[:{P['own_reference_n']}]", cluster=key[0],
+                                       copy_rate=sets[key].manifest["copy_rate"]))
+# 1b, gradient: the near-copy rows of every gradient set that copies
+for key, s in tqdm(grad_sets.items(), desc="gradient sets: copy rows"):
+    spec = s.manifest["train_spec"]
+    kind = copy_depth.copy_rows(s.images, study.images(spec).images, test_images,
+                                quantile=P["zoo_copy_quantile"], copy_rate=s.manifest["copy_rate"])
+    scored = copy_depth.score_set(name_of(key), "gradient", copy_depth.distances(draws_of(spec, train=spec), grad_feats[key]),
+                                  reference=spec, cluster=key[0], copy_rate=s.manifest["copy_rate"],
+                                  parts={"copies": kind != "none", "exact copies": kind == "exact",
+                                         "near copies": kind == "near", "non-copies": kind == "none"})
+    parts.append(scored)
+    if not claims.is_copying_set("gradient", s.manifest["copy_rate"]):
+        excluded.append(dict(set=scored.name, part="near copies", reason=f"copy rate below {claims.COPY_RATE_MIN}"))
+    elif not (kind == "near").any():
+        excluded.append(dict(set=scored.name, part="near copies", reason="only exact copies (the floor on every layer)"))
+    else:
+        copy_1b.append((scored, "near copies"))
+# 1b, mixtures: which transforms does some layer see as copies? (copy sensitivity against fresh images)
+own = P["zoo_train"]
+r_own = draws_of(own, train=own)
+fresh = study.images("fresh")
+seen = {kind: copy_depth.transform_seen(own_train[own], copy_feats[kind], study.features(
+            copies.make_copies(kind, fresh.images[:len(src)], strength=strength, seed=P["seed"]), name=f"fresh-{kind}"),
+            **boot)[0] for kind, strength in P["mixture_kinds"].items() if kind != "exact"}
+print("transforms some layer sees as copies:", seen)
+copy_d = {kind: copy_depth.distances(r_own, copy_feats[kind]) for kind in P["mixture_kinds"]}
+fresh_d = copy_depth.distances(r_own, study.features(fresh))
+m_mix = P["mixture_m"]
+for key in tqdm(bases, desc="mixtures: parts"):
+    base_d = copy_depth.distances(r_own, feats[key].subset(np.arange(m_mix)))
+    parts.append(copy_depth.score_set(name_of(key), "mixture", base_d, reference=own, cluster=key[0], whole="base"))
+    for kind, rho in [(k, r) for k in P["mixture_kinds"] for r in P["mixture_rhos"]]:
+        k = copies.n_copies(m_mix, rho)
+        parts.append(copy_depth.score_set(
+            f"{name_of(key)}+{kind}@{rho:g}", "mixture", copy_depth.stack_distances((copy_d[kind], np.arange(k)), (base_d, np.arange(k, m_mix))),
+            reference=own, cluster=key[0], copy_rate=k / m_mix, parts={"copies": np.arange(k), "non-copies": np.arange(k, m_mix)}))
+for kind, rho in [(k, r) for k in P["mixture_kinds"] for r in P["mixture_rhos"]]:
+    k = copies.n_copies(m_mix, rho)
+    if fresh_d[0].dist.shape[1] < m_mix - k:
+        raise ValueError(f"fresh-padded sets need {m_mix - k} fresh images; `fresh` has {fresh_d[0].dist.shape[1]}")
+    padded = copy_depth.score_set(f"fresh+{kind}@{rho:g}", "mixture", copy_depth.stack_distances(
+        (copy_d[kind], np.arange(k)), (fresh_d, np.arange(m_mix - k))), reference=own, cluster=kind,
+        copy_rate=k / m_mix, whole="fresh-padded", parts={"copies": np.arange(k)})
+    parts.append(padded)
+    if kind == "exact":
+        excluded.append(dict(set=padded.name, part="fresh-padded", reason="exact copies (the floor on every layer)"))
+    elif not seen[kind]:
+        excluded.append(dict(set=padded.name, part="fresh-padded", reason="no layer sees this transform as a copy"))
+    else:
+        copy_1b.append((padded, "fresh-padded"))
+v3 = copy_depth.run_claim_1(zoo_1a, copy_1b, zoo_1a + parts, refs, excluded=excluded, n_layers=L, **boot)
+study.save_table(v3.excluded, "claim1_excluded")
+v3.excluded
+
+# %% [markdown]
+# ### Where the signal sits: the parts of each set, layer by layer
+# Effect size per layer (95 % interval: reference draw and points resampled), mean over the
+# sets of each kind. Left: the gradient sets that copy, their near copies, exact copies and
+# non-copies. Middle: mixtures — the base models alone, the copies alone and the fresh-padded
+# sets (largest ρ). Right: claim 1a's standard zoo against its own training data.
+
+# %%
+dec = v3.decomposition
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
+copying_grad = [s.name for s, _ in copy_1b if s.group == "gradient"]
+panels = [
+    (axes[0], dec[dec.set.isin(copying_grad)], ["all", "near copies", "exact copies", "non-copies"],
+     f"gradient sets that copy ({len(copying_grad)})"),
+    (axes[1], dec[(dec.part == "base") | (dec.set.str.startswith("fresh+")
+                                          & dec.set.str.endswith(f"@{max(P['mixture_rhos']):g}"))],
+     None, f"fresh-padded copies (ρ = {max(P['mixture_rhos']):g}) and the base models alone"),
+    (axes[2], dec[dec.group == "zoo"], ["all"], "1a: standard zoo vs own training data"),
+]
+for ax, d, order, title in panels:
+    if order is None:
+        d = d.assign(part=np.where(d.part == "base", "base models", d.set.str.split("@").str[0] + " · " + d.part))
+        order = list(dict.fromkeys(d.part))
+    for i, part in enumerate(order):
+        g = d[d.part == part].groupby("layer", as_index=False)[["effect", "ci_low", "ci_high"]].mean()
+        if len(g):
+            plots.curve(ax, g.effect, g.ci_low, g.ci_high, label=part, color=plt.cm.tab10(i))
+    plots.zero_line(ax, flag=None)
+    ax.axhline(-1, color="crimson", lw=0.8, ls="--", label="exact-copy floor (−1)")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("ViT layer")
+    ax.legend(fontsize=6.5)
+axes[0].set_ylabel("effect size 2U/(nm) − 1 of the part\n(−1 = exact-copy floor, 0 = null)")
+fig.suptitle("Claim 1: each set scored in parts, against its generator's own training data "
+             "(mean over sets; bands: reference draw and points resampled)", fontsize=10)
+fig.tight_layout()
+study.save(fig, dec, "claim1_decomposition")
+dec.pivot_table(index=["group", "part"], columns="layer", values="effect", sort=False).round(2)
+
+# %% [markdown]
+# ### The verdicts of 1a and 1b, and how much wider the intervals became
+# One point per entering set (its own interval: reference draw and points), then each group's
+# mean and the pooled mean with the hierarchical interval that decides the verdict. > 0: the
+# effect rises with depth (1a) / the copy signal weakens with depth (1b).
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 0.16 * len(v3.per_set) / 2 + 3.2))
+for ax, claim in zip(axes, (claims.CLAIM_1A, claims.CLAIM_1B)):
+    d = v3.per_set[v3.per_set.claim == claim] if len(v3.per_set) else v3.per_set
+    c = v3.contrasts[v3.contrasts.claim == claim] if len(v3.contrasts) else v3.contrasts
+    labels = list(d.group + " · " + d.set) + [f"group mean: {x}" if x != "all" else "pooled (decides)" for x in c.label]
+    vals = list(d.value) + list(c.value)
+    lo, hi = list(d.ci_low) + list(c.ci_low), list(d.ci_high) + list(c.ci_high)
+    y = np.arange(len(vals))
+    ax.errorbar(vals, y, xerr=[np.subtract(vals, lo), np.subtract(hi, vals)], fmt="o", ms=3, lw=0.8)
+    ax.set_yticks(y, labels, fontsize=5.5)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("late-minus-early effect size")
+    ax.set_title(claim, fontsize=9)
+fig.suptitle("Claims 1a and 1b: per set and pooled (95 % hierarchical bootstrap CIs)", fontsize=10)
+fig.tight_layout()
+study.save(fig, pd.concat([v3.per_set, v3.contrasts.assign(set="(mean)", group=v3.contrasts.label)], ignore_index=True),
+           "claim1_contrasts")
+study.save_table(v3.widths, "claim1_ci_widths")
+print(v3.widths.round(3).to_string())
+claim_rows = study.claims(v3.rows)
+claim_rows
 
 # %% [markdown]
 # ## Secondary panel: one C_T-layer curve per zoo model (under-fitting, not memorization)

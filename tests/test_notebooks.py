@@ -16,7 +16,12 @@ REQUIRED_COLUMNS = {
     "fingerprint_gaps.csv": ["grain", "corruption", "query_size", "baselines", "best_baseline", "curve", "baseline",
                              "gap", "gap_lo", "gap_hi", "relative"],
     "claims.csv": ["claim", "statement", "rule", "metric", "value", "ci_low", "ci_high", "paper_value",
-                   "verdict"],
+                   "verdict", "rule_history", "rule_commit", "numbers_first_seen", "rule_why"],
+    "claim1_decomposition.csv": ["set", "group", "part", "n", "share", "copy_rate", "layer", "effect",
+                                 "ci_low", "ci_high", "contribution"],
+    "claim1_ci_widths.csv": ["claim", "label", "resample", "value", "ci_low", "ci_high", "width"],
+    "claim1_contrasts.csv": ["claim", "group", "set", "value", "ci_low", "ci_high"],
+    "memorization_levels_margins.csv": ["quantity", "kind", "value", "ci_low", "ci_high"],
     "zoo_quality.csv": ["family", "architecture", "seed", "variant", "train_data", "n_train", "fd", "n_samples",
                         "copy_rate"],
     "memorization_gradient.csv": ["group", "set", "architecture", "n_train", "copy_rate", "layer", "ct",
@@ -61,12 +66,14 @@ def test_smoke_notebooks_write_tables_with_required_columns(smoke_run):
 
 def test_smoke_claims_cover_every_paper_claim(smoke_run):
     claims = pd.read_csv(smoke_run / "claims.csv")
-    assert set(claims.claim) == {"1-depth-trend", "2-memorization-levels", "3-architecture-signature",
-                                 "4a-fingerprint-full", "4b-vs-ct-baselines", "4b-vs-feature-baselines"}
-    from memlib.claims import VERDICTS
+    assert set(claims.claim) == {"1-depth-trend", "1a-depth-rise", "1b-copy-signal-depth", "2-memorization-levels",
+                                 "3-architecture-signature", "4a-fingerprint-full", "4b-vs-ct-baselines",
+                                 "4b-vs-feature-baselines"}
+    from memlib.claims import RULE_HISTORY, VERDICTS
     assert set(claims.verdict) <= set(VERDICTS)
-    decided_on_cis = claims
-    assert decided_on_cis.rule.notna().all() and decided_on_cis.ci_low.notna().all()
+    decided_on_cis = claims[claims.verdict != "untestable here"]
+    assert claims.rule.notna().all() and decided_on_cis.ci_low.notna().all()
+    assert list(claims.rule_history) == [RULE_HISTORY[c][0] for c in claims.claim]
 
 
 def test_smoke_zoo_seeds_train_on_their_own_data(smoke_run):

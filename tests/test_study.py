@@ -64,17 +64,30 @@ def _claim(name, verdict="partly", value=0.5):
 
 def test_claims_returns_only_this_notebooks_rows_and_merges_the_file(study):
     import pandas as pd
-    shown = study.claims([_claim("2-b"), _claim("1-a", value=0.25)])
-    assert shown.claim.tolist() == ["1-a", "2-b"]
-    shown = study.claims([_claim("3-c", verdict="reproduced")])
-    assert shown.claim.tolist() == ["3-c"] and shown.verdict.tolist() == ["reproduced"]
-    shown = study.claims([_claim("1-a", verdict="not reproduced", value=0.125)])   # a rerun replaces
-    assert shown.claim.tolist() == ["1-a"]
+    from memlib.claims import HISTORY_COLUMNS, RULE_HISTORY
+    a, b, c = "1a-depth-rise", "2-memorization-levels", "3-architecture-signature"
+    shown = study.claims([_claim(b), _claim(a, value=0.25)])
+    assert shown.claim.tolist() == [a, b]
+    shown = study.claims([_claim(c, verdict="reproduced")])
+    assert shown.claim.tolist() == [c] and shown.verdict.tolist() == ["reproduced"]
+    shown = study.claims([_claim(a, verdict="not reproduced", value=0.125)])   # a rerun replaces
+    assert shown.claim.tolist() == [a]
     path = study.figures_dir / "claims.csv"
-    table = pd.read_csv(path)
-    assert table.claim.tolist() == ["1-a", "2-b", "3-c"]
+    table = pd.read_csv(path, keep_default_na=False)
+    assert table.claim.tolist() == [a, b, c]
     assert table.verdict.tolist() == ["not reproduced", "partly", "reproduced"]
-    assert path.read_text().splitlines()[1] == "1-a,statement 1-a,r,m,0.1250,-0.3750,,p,not reproduced"
+    assert path.read_text().splitlines()[1].startswith(f"{a},statement {a},r,m,0.1250,-0.3750,,p,not reproduced,after,")
+    # every row carries its rule's history, from memlib.claims.RULE_HISTORY
+    assert list(table.columns[-len(HISTORY_COLUMNS):]) == HISTORY_COLUMNS
+    for claim, *history in table[["claim"] + HISTORY_COLUMNS].itertuples(index=False):
+        assert tuple(history) == RULE_HISTORY[claim]
+
+
+def test_claims_refuses_a_claim_without_a_rule_history(study):
+    from memlib.errors import InputError
+    with pytest.raises(InputError, match="no RULE_HISTORY entry"):
+        study.claims([_claim("9-unknown")])
+    assert not (study.figures_dir / "claims.csv").exists()
 
 
 def test_claims_rejects_an_unknown_verdict(study):

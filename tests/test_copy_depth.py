@@ -1,0 +1,169 @@
+"""memlib.copy_depth: claim 1 (Study v3) from scored sets — parts, reference draws, 1a / 1b rows."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlib import claims, copy_depth as cd
+from memlib import hierarchical as hb
+from memlib.errors import InputError
+from memlib.features import LayerFeatures
+from memlib.row_effects import split_table
+
+L, D = 6, 8
+
+
+def _layers(x):
+    return LayerFeatures([np.ascontiguousarray(a) for a in x], {})
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(L, 600, D)).astype(np.float32)
+    test = rng.normal(size=(L, 600, D)).astype(np.float32)
+    refs, _ = hb.reference_draws(train, test, n_test=200, n_draws=3, seed=0, n_cells=2, pca_dim=None)
+    return rng, train, test, refs
+
+
+def _set_whose_effect_rises(rng, slope, m=200, jitter=0.0):
+    """Rows of training points plus noise whose scale grows with depth: the effect rises with
+    depth for slope > 0 (nearer to T early, farther late)."""
+    base = np.random.default_rng(int(rng.integers(1 << 30))).normal(size=(m, D)).astype(np.float32)
+    return np.stack([base * (0.6 + slope * l / (L - 1) + jitter) for l in range(L)])
+
+
+def test_stacked_distances_equal_a_search_of_the_stacked_features(world):
+    rng, train, _, refs = world
+    a, b = train[:, :50] + 0.01, rng.normal(size=(L, 70, D)).astype(np.float32)
+    da, db = cd.distances(refs, a), cd.distances(refs, b)
+    stacked = cd.stack_distances((da, np.arange(10, 50)), (db, np.arange(30)))
+    direct = cd.distances(refs, np.concatenate([a[:, 10:50], b[:, :30]], axis=1))
+    for s, d in zip(stacked, direct):
+        np.testing.assert_array_equal(s.dist, d.dist)
+        np.testing.assert_array_equal(s.cells, d.cells)
+    with pytest.raises(InputError, match="different numbers of reference draws"):
+        cd.stack_distances((da, np.arange(3)), (db[:2], np.arange(3)))
+
+
+def test_parts_are_the_engines_subset_curves_and_contributions_add_up(world):
+    rng, train, test, refs = world
+    copies = train[:, :60]                               # exact copies: the floor on every layer
+    under = 1.6 * rng.normal(size=(L, 140, D)).astype(np.float32)
+    gen = np.concatenate([copies, under], axis=1)
+    flags = np.arange(200) < 60
+    s = cd.score_set("mix", "mixture", cd.distances(refs, gen), reference="T",
+                     parts={"copies": flags, "non-copies": ~flags}, copy_rate=0.3)
+    t = cd.decomposition_table([s], {"T": refs}, n_boot=30, seed=0, level=0.95)
+    assert list(t.columns) == cd.DECOMPOSITION_COLUMNS and len(t) == 3 * L
+    by = t.set_index(["part", "layer"])
+    for l in range(1, L + 1):
+        expect = np.mean([split_table(r, d, {"c": flags})["effect"][l - 1] for r, d in zip(refs, s.dists)])
+        assert by.loc[("copies", l), "effect"] == pytest.approx(expect, abs=1e-12)
+        assert by.loc[("copies", l), "effect"] == -1.0 and by.loc[("copies", l), "ci_low"] == -1.0
+        assert (by.loc[("copies", l), "contribution"] + by.loc[("non-copies", l), "contribution"]
+                == pytest.approx(by.loc[("all", l), "effect"], abs=1e-12))
+        assert by.loc[("non-copies", l), "effect"] > by.loc[("all", l), "effect"] > -1
+    assert by.loc[("copies", 1), "share"] == pytest.approx(0.3)
+
+
+def test_fresh_padded_sets_and_their_bad_sizes():
+    rng = np.random.default_rng(1)
+    c = _layers(rng.normal(size=(L, 30, D)).astype(np.float32))
+    f = _layers(rng.normal(size=(L, 50, D)).astype(np.float32))
+    p = cd.fresh_padded(c, f, k=10, m=40)
+    assert p.n == 40
+    np.testing.assert_array_equal(p[0][:10], c[0][:10])
+    np.testing.assert_array_equal(p[0][10:], f[0][:30])
+    with pytest.raises(InputError, match="fresh images needed"):
+        cd.fresh_padded(c, f, k=10, m=80)
+
+
+def test_transform_seen_tells_copies_from_fresh_images(world):
+    rng, train, test, refs = world
+    copies = _layers(train[:, :300] + 0.01)               # nearer to T than any held-out image
+    fresh = _layers(rng.normal(size=(L, 300, D)).astype(np.float32))
+    seen, sens, hi = cd.transform_seen(refs[0], copies, fresh, n_boot=40, seed=0, level=0.95)
+    assert seen and (sens < -0.5).all() and (hi < 0).all()
+    other = _layers(rng.normal(size=(L, 300, D)).astype(np.float32))
+    assert not cd.transform_seen(refs[0], other, fresh, n_boot=40, seed=0, level=0.95)[0]
+
+
+def test_copy_rows_are_the_manifests_flags():
+    rng = np.random.default_rng(2)
+    train = rng.integers(0, 256, size=(40, 6, 6), dtype=np.uint8)
+    test = rng.integers(0, 256, size=(60, 6, 6), dtype=np.uint8)
+    samples = np.concatenate([train[:5], np.clip(train[5:8].astype(int) + 1, 0, 255).astype(np.uint8),
+                              rng.integers(0, 256, size=(12, 6, 6), dtype=np.uint8)])
+    kind = cd.copy_rows(samples, train, test, quantile=0.05)
+    assert list(kind[:5]) == ["exact"] * 5 and list(kind[5:8]) == ["near"] * 3 and (kind[8:] == "none").all()
+    cd.copy_rows(samples, train, test, quantile=0.05, copy_rate=8 / 20)
+    with pytest.raises(InputError, match="manifest says"):
+        cd.copy_rows(samples, train, test, quantile=0.05, copy_rate=0.5)
+
+
+def test_resample_levels_fall_back_where_a_group_has_one_cluster_or_one_set():
+    st = lambda name, cluster: hb.rows_stat(name, np.zeros((5, 1)), cluster=cluster)
+    assert cd.resample_levels({"a": [st("x", "A"), st("y", "B")]}) == hb.LEVELS
+    assert cd.resample_levels({"a": [st("x", "A"), st("y", "A")]}) == ("reference", "sets", "points")
+    assert cd.resample_levels({"a": [st("x", "A")]}) == ("reference", "points")
+
+
+def _claim_world(world, slopes, copy_slope):
+    rng, _, _, refs = world
+    zoo = [cd.score_set(f"z{i}", "zoo", cd.distances(refs, _set_whose_effect_rises(rng, s)),
+                        reference="T", cluster=f"arch{i % 3}") for i, s in enumerate(slopes)]
+    copy_sets = []
+    for i in range(4):
+        gen = _set_whose_effect_rises(rng, copy_slope)
+        copy_sets.append((cd.score_set(f"g{i}", "gradient", cd.distances(refs, gen), reference="T",
+                                       cluster=f"arch{i % 2}", parts={"near copies": np.arange(150)}),
+                          "near copies"))
+    return zoo, copy_sets, {"T": refs}
+
+
+def test_claim_1a_and_1b_known_answers(world):
+    zoo, copy_sets, refs = _claim_world(world, slopes=[1.5] * 6, copy_slope=1.5)
+    run = cd.run_claim_1(zoo, copy_sets, zoo, refs, n_boot=60, seed=0, level=0.95, n_layers=L)
+    rows = {r["claim"]: r for r in run.rows}
+    assert set(rows) == {claims.CLAIM_1A, claims.CLAIM_1B}
+    assert rows[claims.CLAIM_1A]["verdict"] == "reproduced" and rows[claims.CLAIM_1A]["ci_low"] > 0
+    assert rows[claims.CLAIM_1B]["verdict"] == "reproduced"
+    assert "reference+clusters+sets+points" in rows[claims.CLAIM_1A]["metric"]
+    # the effect falls with depth: neither rises
+    zoo, copy_sets, refs = _claim_world(world, slopes=[-0.5] * 6, copy_slope=-0.5)
+    run = cd.run_claim_1(zoo, copy_sets, zoo, refs, n_boot=60, seed=0, level=0.95, n_layers=L)
+    assert {r["claim"]: r["verdict"] for r in run.rows} == {claims.CLAIM_1A: "not reproduced",
+                                                             claims.CLAIM_1B: "not reproduced"}
+    assert set(run.per_set.side) == {"below 0"}
+
+
+def test_hierarchical_interval_is_wider_than_the_points_only_one(world):
+    zoo, copy_sets, refs = _claim_world(world, slopes=[0.2, 1.2, 0.4, 1.6, 0.0, 1.0], copy_slope=1.0)
+    run = cd.run_claim_1(zoo, copy_sets, zoo, refs, n_boot=80, seed=0, level=0.95, n_layers=L)
+    w = run.widths[(run.widths.claim == claims.CLAIM_1A) & (run.widths.label == "all")].set_index("resample")
+    assert w.loc["reference+clusters+sets+points", "width"] > 2 * w.loc["points", "width"]
+    assert w.loc["points", "value"] == pytest.approx(w.loc["reference+clusters+sets+points", "value"])
+
+
+def test_no_eligible_set_is_untestable_and_undefined_parts_are_excluded(world):
+    rng, _, _, refs = world
+    tiny = cd.score_set("few", "gradient", cd.distances(refs, _set_whose_effect_rises(rng, 1.0)),
+                        reference="T", parts={"near copies": np.arange(12)})
+    run = cd.run_claim_1([], [(tiny, "near copies")], [tiny], {"T": refs}, n_boot=10, seed=0,
+                         level=0.95, n_layers=L, excluded=[dict(set="x", part="all", reason="exact")])
+    assert [r["verdict"] for r in run.rows] == ["untestable here", "untestable here"]
+    assert list(run.excluded.set) == ["x", "few"] and "undefined" in run.excluded.reason.iloc[1]
+    with pytest.raises(InputError, match="empty"):
+        cd.part_stat(cd.score_set("e", "g", tiny.dists, reference="T", parts={"p": np.zeros(0, int)}),
+                     refs, "p")
+
+
+def test_run_is_deterministic(world):
+    zoo, copy_sets, refs = _claim_world(world, slopes=[0.5] * 3, copy_slope=0.5)
+    a = cd.run_claim_1(zoo, copy_sets, zoo, refs, n_boot=20, seed=3, level=0.9, n_layers=L)
+    b = cd.run_claim_1(zoo, copy_sets, zoo, refs, n_boot=20, seed=3, level=0.9, n_layers=L)
+    pd.testing.assert_frame_equal(a.decomposition, b.decomposition)
+    pd.testing.assert_frame_equal(a.contrasts, b.contrasts)
+    assert a.rows == b.rows
