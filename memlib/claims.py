@@ -677,3 +677,69 @@ def claim_3_recipe_claim(architecture, family_of, *, family=None, level: float =
         value=architecture.worst, ci_low=architecture.worst_lo, ci_high=architecture.worst_hi,
         paper_value="qualitative (inherent to the architecture)",
         verdict=claim_3_recipe_verdict(architecture.worst_hi, share, len(eligible), n_fam))
+
+
+# --------------------------------------------------------------------------- generality across spaces
+# Issue 36: is a verdict a property of ViT layers, or of the one checkpoint every claim was decided
+# in? Each claim is asked again, with its own rule and the same sets, in other embedding spaces
+# (memlib.embedding_spaces, notebook 06): ViTs and a CNN trained here (memlib.trained_encoders) and
+# raw pixels. Rule fixed before any claim was computed in a trained encoder's space.
+
+SPACE_KINDS = ("checkpoint", "vit", "cnn", "pixels")   # the profile's encoder; trained ViTs; trained CNNs; raw pixels
+UNTESTABLE = "untestable here"
+GENERALITY_VERDICTS = (
+    "every space",               # the checkpoint's verdict in every trained ViT and every CNN space too
+    "every ViT space",           # in every trained ViT space, not in a CNN space (or no CNN space was testable)
+    "only the checkpoint",       # in no other testable space
+    "mixed",                     # in some other spaces and not in others, and not one of the above
+    "untestable beyond the checkpoint",   # no other layered space could decide the claim
+    "untestable in the checkpoint",       # the checkpoint itself could not decide it: nothing to generalise
+)
+RULE_GENERALITY = (
+    "the checkpoint's verdict (the profile's encoder) holds in another space when that space's verdict, "
+    "by the claim's own rule on the same sets, is the same verdict word (reproduced / partly / not "
+    "reproduced); spaces whose verdict is 'untestable here' (pixels: one layer, no depth) are left out; "
+    "'every space' if it holds in every testable trained ViT and at least one testable CNN and in every "
+    "testable CNN; 'every ViT space' if it holds in every testable trained ViT (at least one) but not in "
+    "every testable CNN or no CNN is testable; 'only the checkpoint' if it holds in no testable other "
+    "space; 'mixed' otherwise; 'untestable beyond the checkpoint' if no other space is testable; "
+    "'untestable in the checkpoint' if the checkpoint's own verdict is 'untestable here'")
+
+
+def generality_verdict(verdicts: dict[str, str], kinds: dict[str, str]) -> str:
+    """One generality verdict of a claim across embedding spaces (:data:`RULE_GENERALITY`).
+
+    verdicts: space -> that space's verdict of the claim (one of :data:`VERDICTS`), decided by
+    the claim's own rule on the same sets; kinds: space -> its kind (:data:`SPACE_KINDS`),
+    exactly one ``"checkpoint"``. Spaces of kind ``"pixels"`` never count (they have one layer),
+    nor does a space whose verdict is ``"untestable here"``. Returns one of
+    :data:`GENERALITY_VERDICTS`. Raises InputError for a space without a kind, an unknown kind or
+    verdict, or not exactly one checkpoint."""
+    unknown = [s for s in verdicts if s not in kinds]
+    if unknown:
+        raise InputError(f"generality_verdict: no kind for space(s) {unknown}")
+    bad = {s: k for s, k in kinds.items() if k not in SPACE_KINDS}
+    if bad:
+        raise InputError(f"generality_verdict: kinds must be one of {SPACE_KINDS}, got {bad}")
+    bad = {s: v for s, v in verdicts.items() if v not in VERDICTS}
+    if bad:
+        raise InputError(f"generality_verdict: verdicts must be one of {VERDICTS}, got {bad}")
+    checkpoints = [s for s in verdicts if kinds[s] == "checkpoint"]
+    if len(checkpoints) != 1:
+        raise InputError(f"generality_verdict: exactly one checkpoint space needed, got {checkpoints}")
+    v0 = verdicts[checkpoints[0]]
+    if v0 == UNTESTABLE:
+        return "untestable in the checkpoint"
+    holds = {kind: [verdicts[s] == v0 for s in verdicts if kinds[s] == kind and verdicts[s] != UNTESTABLE]
+             for kind in ("vit", "cnn")}
+    others = holds["vit"] + holds["cnn"]
+    if not others:
+        return "untestable beyond the checkpoint"
+    if not any(others):
+        return "only the checkpoint"
+    every_vit = bool(holds["vit"]) and all(holds["vit"])
+    if every_vit and holds["cnn"] and all(holds["cnn"]):
+        return "every space"
+    if every_vit:
+        return "every ViT space"
+    return "mixed"
