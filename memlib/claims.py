@@ -743,3 +743,19 @@ def generality_verdict(verdicts: dict[str, str], kinds: dict[str, str]) -> str:
     if every_vit:
         return "every ViT space"
     return "mixed"
+
+# When RULE_GENERALITY was fixed, as RULE_HISTORY records it for claims.csv rows (before/after its
+# numbers were first seen, the rule's commit, the figures commit of its first numbers, why); every
+# generality row of embedding_spaces.csv carries it (columns HISTORY_COLUMNS).
+GENERALITY_HISTORY = (
+    "before", "12a4cb0", "",
+    "written before any claim was computed in a trained encoder's space (no fmnist-vit / fmnist-cnn "
+    "number of any claim existed); the checkpoint's verdicts had been seen (claims.csv)")
+
+
+def with_generality_history(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with :data:`HISTORY_COLUMNS` from :data:`GENERALITY_HISTORY` on every row."""
+    out = table.copy()
+    for col, value in zip(HISTORY_COLUMNS, GENERALITY_HISTORY):
+        out[col] = value
+    return out

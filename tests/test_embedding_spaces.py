@@ -54,3 +54,21 @@ def test_every_trained_vit_must_agree():
 def test_bad_inputs_are_refused(verdicts, kinds, message):
     with pytest.raises(InputError, match=message):
         claims.generality_verdict(verdicts, kinds)
+
+
+def test_the_generality_rule_has_its_history():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pandas as pd
+    when, commit, first_seen, why = claims.GENERALITY_HISTORY
+    assert when == "before" and first_seen == "" and why
+    out = claims.with_generality_history(pd.DataFrame({"claim": ["2-memorization-levels"]}))
+    assert list(out.columns) == ["claim"] + claims.HISTORY_COLUMNS and out.rule_commit[0] == commit
+    repo = Path(__file__).resolve().parent.parent
+    if shutil.which("git") and (repo / ".git").exists():
+        shown = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:memlib/claims.py"],
+                               capture_output=True, text=True)
+        if shown.returncode == 0:   # a shallow clone may lack it
+            assert "def generality_verdict" in shown.stdout
