@@ -14,8 +14,10 @@ claim                       notebook rule (row builder / verdict function)
 4a fingerprint, full sets   04       :func:`fingerprint_claims` / :func:`full_set_verdict`
 4b vs C_T / feature         04       :func:`fingerprint_claims` / :func:`paired_gap_verdict`
 baselines (two rows)
-3-recipe (Study v3,         (04)     :func:`claim_3_recipe_claim` / :func:`claim_3_recipe_verdict`
-groundwork, issue 31)                (written before any number; not yet called by a notebook)
+3-recipe (issue 31)         04       :func:`claim_3_recipe_claim` / :func:`claim_3_recipe_verdict`
+3-recipe-family             04       :func:`claim_3_recipe_family_claim` / :func:`claim_3_recipe_verdict`
+                                     (both written before any number; rows only where the profile
+                                     has ``zoo_recipes``)
 =========================== ======== ==========================================================
 
 Claims 1 and 2 follow the Study v2 protocol (``docs/design.md``): scores on the effect-size
@@ -759,3 +761,46 @@ def with_generality_history(table: pd.DataFrame) -> pd.DataFrame:
     for col, value in zip(HISTORY_COLUMNS, GENERALITY_HISTORY):
         out[col] = value
     return out
+
+
+# The family grain of claim 3-recipe, its own row (rule fixed before any recipe model was trained
+# or any number of it computed). Labels are families; the "recipes" of a family are its
+# (architecture, recipe) pairs, so a family's spread across recipes includes its architectures'.
+CLAIM_3_RECIPE_FAMILY = "3-recipe-family"
+RULE_3_RECIPE_FAMILY = (
+    f"for each family that holds recipe models, ratio = mean curve distance between its sets of different "
+    f"(architecture, recipe) and different seed / mean distance of its sets to the nearest set of another family "
+    f"(Euclidean, full-set curves); reproduced if the {{level:.0%}} CI of the largest ratio over those families "
+    f"(cluster bootstrap over training runs, each family's runs redrawn among themselves, a draw without a pair "
+    f"of different (architecture, recipe) and seed drawn again) lies below {RECIPE_RATIO_MAX:g}, partly if "
+    f">= {RECIPE_SHARE_PARTLY:.0%} of those families have a point ratio below {RECIPE_RATIO_MAX:g}, else not "
+    f"reproduced; untestable under the architecture row's condition (fewer than {RECIPE_MIN_ARCHITECTURES} "
+    f"architectures of >= {RECIPE_MIN_RECIPES} recipes x >= {RECIPE_MIN_SEEDS} seeds from "
+    f">= {RECIPE_MIN_FAMILIES} families)")
+
+
+def claim_3_recipe_family_claim(family, architecture, family_of, *, level: float = 0.95) -> dict:
+    """The claims.csv row of claim 3-recipe at the family grain (:data:`RULE_3_RECIPE_FAMILY`).
+
+    family: :func:`memlib.recipe_eval.recipe_separation` with labels = families and recipes =
+    ``architecture/recipe`` (targets: the families holding recipe models); architecture: the
+    same at the architecture grain, whose eligible architectures decide whether the claim is
+    testable (the same data condition as :func:`claim_3_recipe_claim`); family_of: architecture
+    -> family. value / ci_low / ci_high: the largest ratio over the families (unitless) and its CI.
+    """
+    t, a = family.table, architecture.table
+    eligible = a[(a.n_recipes >= RECIPE_MIN_RECIPES) & (a.min_seeds >= RECIPE_MIN_SEEDS)]
+    n_fam = len({family_of(x) for x in eligible.label})
+    share = float(t.separated.mean())
+    per = "; ".join(f"{r.label} ({r.n_recipes} architecture/recipe pairs, {r.n_runs} runs): {r.ratio:.2f} "
+                    f"[{r.ratio_lo:.2f}, {r.ratio_hi:.2f}]" for r in t.itertuples())
+    return dict(
+        claim=CLAIM_3_RECIPE_FAMILY,
+        statement="A generative family's C_T-layer curve is a property of the family, not of one architecture "
+                  "or training recipe",
+        rule=RULE_3_RECIPE_FAMILY.format(level=level),
+        metric=(f"across-(architecture, recipe) / nearest-other-family curve distance per family: {per}; "
+                f"{share:.0%} separated; redrawn {family.redrawn}"),
+        value=family.worst, ci_low=family.worst_lo, ci_high=family.worst_hi,
+        paper_value="qualitative (inherent to the architecture)",
+        verdict=claim_3_recipe_verdict(family.worst_hi, share, len(eligible), n_fam))
