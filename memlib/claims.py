@@ -103,6 +103,10 @@ RULE_HISTORY = {
         "written before any recipe model was trained or any across-recipe distance computed; the "
         "same-recipe claim 3 had been seen (separated share, 4b1f87b onwards), which motivated "
         "asking it across recipes"),
+    "3-recipe-family": (
+        "before", "71ecdf0", "",
+        "the family grain of 3-recipe, given its own row; written before any recipe model was trained or "
+        "any across-recipe distance computed"),
 }
 CLAIM_1A, CLAIM_1B = "1a-depth-rise", "1b-copy-signal-depth"   # the claims.csv ids of RULE_1A/1B
 

@@ -107,3 +107,54 @@ def blurriest_share(confusion: pd.DataFrame, sharpness: Mapping[str, float], k: 
                          share_others=float(g.loc[to_blur & others, "count"].sum() / n_o) if n_o else float("nan"),
                          chance=k / len(labels), n_queries=n, n_others=n_o))
     return pd.DataFrame(rows)
+
+
+BLURRIEST_FRACTION = 1 / 3   # "the blurriest": this share of the labels (at least one), e.g. 3 of 9 architectures
+
+
+def blurriest_k(n_labels: int) -> int:
+    """How many labels count as the blurriest: round(n_labels · :data:`BLURRIEST_FRACTION`),
+    at least 1 and at most n_labels - 1 (n_labels >= 2)."""
+    if n_labels < 2:
+        raise InputError(f"blurriest_k: need >= 2 labels, got {n_labels}")
+    return int(min(max(1, round(n_labels * BLURRIEST_FRACTION)), n_labels - 1))
+
+
+def sharpness_by_label(images: Mapping, label_of) -> dict:
+    """{label: mean :func:`image_sharpness` of its sets} ([0, 1] pixel units)²; images: {key:
+    uint8 (n, H, W[, C]) clean samples}, label_of: key -> label (e.g. ``lambda k: k[0]``, the
+    architecture of an (architecture, seed) key)."""
+    per = {}
+    for key, x in images.items():
+        per.setdefault(label_of(key), []).append(image_sharpness(x))
+    return {label: float(np.mean(v)) for label, v in per.items()}
+
+
+def blur_table(confusion: pd.DataFrame, sharpness: Mapping[str, float], k: int | None = None,
+               keys: Sequence[str] = CONFUSION_KEYS) -> pd.DataFrame:
+    """``fingerprint_blur.csv``: where the queries of every group and method go, beside each
+    label's sharpness, and the :func:`blurriest_share` summary of that group.
+
+    confusion: :func:`corruption_confusions` rows of one grain; sharpness: {label: score}
+    (:func:`sharpness_by_label`); k: the number of blurriest labels (default
+    :func:`blurriest_k` of the labels present).
+    One row per (keys…, method, label): label, sharpness, sharpness_rank (1 = blurriest),
+    blurriest (bool), attributed (share of the group's queries attributed to the label), and
+    the group's share, share_others, chance, n_queries, n_others (:func:`blurriest_share`).
+    """
+    labels = sorted(set(confusion.true) | set(confusion.predicted), key=str)
+    k = blurriest_k(len(labels)) if k is None else k
+    summary = blurriest_share(confusion, sharpness, k, keys)
+    key_cols = [c for c in keys if c in confusion.columns]
+    order = sorted(labels, key=lambda lab: (float(sharpness[lab]), str(lab)))
+    rank = {lab: i + 1 for i, lab in enumerate(order)}
+    to = confusion.groupby(key_cols + ["method", "predicted"], sort=False)["count"].sum().rename("n_to").reset_index()
+    to["attributed"] = to.n_to / to.groupby(key_cols + ["method"], sort=False).n_to.transform("sum")
+    to = to.rename(columns={"predicted": "label"}).drop(columns="n_to")
+    to["sharpness"] = to.label.map(lambda lab: float(sharpness[lab]))
+    to["sharpness_rank"] = to.label.map(rank)
+    to["blurriest"] = to.sharpness_rank <= k
+    out = to.merge(summary.drop(columns="blurriest"), on=key_cols + ["method"], how="left")
+    return out.sort_values(key_cols + ["method", "sharpness_rank"], kind="stable").reset_index(drop=True)[
+        key_cols + ["method", "label", "sharpness", "sharpness_rank", "blurriest", "attributed", "share",
+                    "share_others", "chance", "n_queries", "n_others"]]

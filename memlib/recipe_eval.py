@@ -29,11 +29,12 @@ runs); the rule is :func:`memlib.claims.claim_3_recipe_verdict`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from . import attribution_eval as ae
 from . import fingerprint as fp
 from .attribution_eval import fold_leaks, leave_one_seed_out
 from .errors import InputError
@@ -120,6 +121,177 @@ def recipe_fold_leaks(fold: fp.Fold, architectures, recipes, seeds, train_data) 
     return leaks
 
 
+# --------------------------------------------------------------------------- attribution across recipes
+
+ACROSS_TASK = "across recipes"       # references from one recipe, queries from another (grain: architecture, family)
+RECIPE_TASK = "which recipe"         # which recipe of one architecture made a set (grain: recipe)
+ALL_SPLITS = "all"                   # the split of the rows pooled over directions (or architectures)
+RECIPE_KEYS = ["task", "grain", "split", "query_size"]
+
+
+@dataclass
+class RecipeAttribution:
+    """Attribution across training recipes on one table of sets (:func:`run_recipe_attribution`).
+
+    The table: the default-recipe sets of a :class:`memlib.fingerprint_study.FingerprintRun`
+    first, in its ``keys`` order, then every recipe set. Per set i: ``keys[i]`` (architecture,
+    recipe, seed); ``architectures``, ``families``, ``recipes``, ``seeds``, ``train_data``: (N,)
+    arrays. ``inputs``: {query size: :class:`memlib.attribution_eval.SizeInputs` of the whole
+    table} (the run's own subsets for its sets). ``folds``: {``across recipes``: every
+    :func:`recipe_pairs` direction's :func:`cross_recipe_folds`; ``which recipe/<architecture>``:
+    its :func:`recipe_task_folds`}. ``leaks``: :func:`recipe_fold_leaks` of every fold (a sound
+    study has none). ``predictions``: :func:`memlib.attribution_eval.query_predictions` rows with
+    task, grain (architecture | family | recipe), split (the direction ``<reference
+    recipe>-><query recipe>``, or the architecture of the recipe task), query_size and chance
+    (1 / candidate labels of the fold). ``accuracy``: ``fingerprint_recipe.csv``: task, grain,
+    split (``all``: pooled over directions or architectures, listed first), query_size, method,
+    accuracy, acc_lo, acc_hi (cluster bootstrap over query sets), n_queries (query subsets),
+    chance.
+    """
+
+    keys: list
+    architectures: np.ndarray
+    families: np.ndarray
+    recipes: np.ndarray
+    seeds: np.ndarray
+    train_data: np.ndarray
+    sizes: list[int]
+    inputs: dict
+    folds: dict[str, list[fp.Fold]]
+    leaks: list[str]
+    predictions: pd.DataFrame
+    accuracy: pd.DataFrame
+
+    def full_curves(self) -> np.ndarray:
+        """(N, L) the curve of every whole set (the largest query size, first draw)."""
+        return np.stack([c[0] for c in self.inputs[self.sizes[-1]].curves])
+
+
+def _joined(a: ae.SizeInputs, b: ae.SizeInputs) -> ae.SizeInputs:
+    both = lambda x, y: None if x is None or y is None else list(x) + list(y)
+    share = (a.undefined_share * len(a.curves) + b.undefined_share * len(b.curves)) / (len(a.curves) + len(b.curves))
+    return ae.SizeInputs(list(a.curves) + list(b.curves), list(a.subsets) + list(b.subsets),
+                         both(a.features, b.features), both(a.final_norm, b.final_norm), float(share))
+
+
+def run_recipe_attribution(study, run, recipe_images: dict, train_data: dict, family_of: Callable[[str], str], *,
+                           n_draws: int, level: float = 0.95, progress: bool = True) -> RecipeAttribution:
+    """Every method on the cross-recipe folds and on the recipe task (issue 31 point 3).
+
+    study: the :class:`memlib.study.Study` of ``run``; run: notebook 04's
+    :class:`memlib.fingerprint_study.FingerprintRun` of the default-recipe sets (keys
+    (architecture, seed)); recipe_images: {(architecture, recipe, seed): uint8 (N, H, W[, C])
+    images, N >= ``run.m_total``}, recipe != ``default``, architecture one of the run's;
+    train_data: {key: training data spec} for every run key and every recipe key (the leak
+    check); family_of: architecture -> family; n_draws: subsets per set and query size below
+    the whole set (the run's ``n_query_draws``); level: of every CI.
+    A recipe set gets what a run set gets, at every size of ``run.sizes``: its own subsets
+    (seeded as :func:`memlib.fingerprint_study.run_fingerprinting` seeds the i-th set), curves
+    against the same public reference, final-norm C_T and final-layer features in the run's PCA
+    space, so every method sees the same inputs. Across recipes: every direction of
+    :func:`recipe_pairs`, leave one seed out, at the architecture and the family grain (the
+    same folds, built on architectures). Which recipe: per architecture with recipe sets,
+    labels = recipes. Returns :class:`RecipeAttribution`; InputError for an empty or bad table.
+    """
+    from tqdm.auto import tqdm
+
+    p = study.params
+    new = list(recipe_images)
+    if not new:
+        raise InputError("run_recipe_attribution: no recipe sets")
+    bad = [k for k in new if len(k) != 3 or k[1] == DEFAULT_RECIPE or k[0] not in set(run.architectures.tolist())]
+    if bad:
+        raise InputError(f"run_recipe_attribution: keys must be (architecture of the run, recipe != "
+                         f"{DEFAULT_RECIPE!r}, seed); got {bad}")
+    short = [k for k in new if len(recipe_images[k]) < run.m_total]
+    if short:
+        raise InputError(f"run_recipe_attribution: {short} have fewer than the run's {run.m_total} samples")
+    keys = [(a, DEFAULT_RECIPE, s) for a, s in run.keys] + new
+    architectures = np.array([k[0] for k in keys])
+    recipes = np.array([k[1] for k in keys])
+    seeds = np.array([k[2] for k in keys])
+    families = np.array([family_of(a) for a in architectures])
+    data = np.array([train_data[k] for k in run.keys] + [train_data[k] for k in new])
+    quiet = not progress
+    reference, fn_reference, pca = study.reference(), study.final_norm_reference(), run.extra["pca"]
+    feats = {k: study.features(recipe_images[k], name=f"{k[0]}-recipe-{k[1]}-s{k[2]}")
+             for k in tqdm(new, desc="recipe sets", disable=quiet)}
+    dists = [reference.layer_distances(feats[k]) for k in new]
+    fn_dists = [fn_reference.layer_distances(study.final_norm_features(feats[k])) for k in new]
+    final = [pca.transform(feats[k][-1]) for k in new]
+    inputs = {}
+    for n in run.sizes:
+        subsets = [fp.subsample_indices(run.m_total, n, 1 if n == run.m_total else n_draws,
+                                        seed=p["seed"] + 1000 * (len(run.keys) + j) + n) for j in range(len(new))]
+        inputs[n] = _joined(run.clean[n], ae.size_inputs(reference, dists, subsets, features=final,
+                                                         final_norm_reference=fn_reference,
+                                                         final_norm_distances=fn_dists))
+    folds = {ACROSS_TASK: [f for ref, q in recipe_pairs(recipes)
+                           for f in cross_recipe_folds(architectures, recipes, seeds, ref, q)]}
+    with_recipes = sorted(set(architectures[recipes != DEFAULT_RECIPE].tolist()))
+    folds.update({f"{RECIPE_TASK}/{a}": recipe_task_folds(architectures, recipes, seeds, a) for a in with_recipes})
+    leaks = [f"{f.held_out}: {leak}" for fs in folds.values() for f in fs
+             for leak in recipe_fold_leaks(f, architectures, recipes, seeds, data)]
+
+    def predict(labels, fs, **cols):
+        chance = {f.held_out: 1 / len(set(labels[f.refs].tolist())) for f in fs}
+        out = ae.query_predictions(labels, seeds, inputs[n], folds=fs)
+        return out.assign(chance=out.fold.map(chance), **cols)
+
+    rows = []
+    for n in tqdm(run.sizes, desc="attribution across recipes", disable=quiet):
+        for grain, labels in (("architecture", architectures), ("family", families)):
+            d = predict(labels, folds[ACROSS_TASK], task=ACROSS_TASK, grain=grain, query_size=n)
+            rows.append(d.assign(split=d.fold.astype(str).str.split("/").str[0]))
+        rows += [predict(recipes, folds[f"{RECIPE_TASK}/{a}"], task=RECIPE_TASK, grain="recipe", split=a, query_size=n)
+                 for a in with_recipes]
+    predictions = pd.concat(rows, ignore_index=True)
+    return RecipeAttribution(keys, architectures, families, recipes, seeds, data, list(run.sizes), inputs, folds,
+                             leaks, predictions, recipe_accuracy(predictions, seed=p["seed"], level=level))
+
+
+def recipe_accuracy(predictions: pd.DataFrame, *, seed: int, level: float = 0.95) -> pd.DataFrame:
+    """The accuracy table of :class:`RecipeAttribution` from its predictions (columns of
+    :data:`RECIPE_KEYS`, method, true, pred, set, chance): per split, and pooled over splits
+    (split ``all``, first); the CI is :func:`memlib.attribution_eval.accuracy_table`'s cluster
+    bootstrap over query sets (a set queried in several directions is one cluster)."""
+    pooled = predictions.assign(split=ALL_SPLITS)
+    out = []
+    for d in (pooled, predictions):
+        acc = ae.accuracy_table(d, RECIPE_KEYS, seed=seed, level=level)
+        chance = d.groupby(RECIPE_KEYS + ["method"], sort=False).chance.mean().rename("chance").reset_index()
+        out.append(acc.merge(chance, on=RECIPE_KEYS + ["method"], how="left"))
+    return pd.concat(out, ignore_index=True)
+
+
+def recipe_claim_rows(attribution: RecipeAttribution, family_of: Callable[[str], str], *, level: float = 0.95,
+                      seed: int = 0, n_boot: int = 2000) -> tuple[list[dict], pd.DataFrame]:
+    """Claim 3-recipe at both grains from the whole-set curves of ``attribution``.
+
+    Architecture grain: :func:`recipe_separation` with labels = architectures (every
+    architecture with recipe sets); family grain: labels = families, recipes =
+    ``architecture/recipe``, reported for the families that hold recipe sets. Returns the
+    claims.csv rows (:func:`memlib.claims.claim_3_recipe_claim`,
+    :func:`memlib.claims.claim_3_recipe_family_claim`) and the two separation tables stacked
+    with a ``grain`` column (ratios unitless, distances in curve units).
+    """
+    from . import claims
+
+    a = attribution
+    curves = a.full_curves()
+    boot = dict(n_boot=n_boot, seed=seed, level=level)
+    arch = recipe_separation(curves, a.architectures, a.recipes, a.seeds, **boot)
+    fam = recipe_separation(curves, a.families, np.array([f"{x}/{r}" for x, r in zip(a.architectures, a.recipes)]),
+                            a.seeds, targets=sorted(set(a.families[a.recipes != DEFAULT_RECIPE].tolist())), **boot)
+    rows = [claims.claim_3_recipe_claim(arch, family_of, level=level),
+            claims.claim_3_recipe_family_claim(fam, arch, family_of, level=level)]
+    table = pd.concat([arch.table.assign(grain="architecture", worst=arch.worst, worst_lo=arch.worst_lo,
+                                         worst_hi=arch.worst_hi, redrawn=arch.redrawn),
+                       fam.table.assign(grain="family", worst=fam.worst, worst_lo=fam.worst_lo,
+                                        worst_hi=fam.worst_hi, redrawn=fam.redrawn)], ignore_index=True)
+    return rows, table
+
+
 # --------------------------------------------------------------------------- claim 3-recipe
 
 
@@ -169,7 +341,7 @@ def _ratios(d, labels, recipes, seeds, pick, targets) -> np.ndarray:
 
 
 def recipe_separation(curves, labels, recipes, seeds, *, distance: str = "euclidean", n_boot: int = 2000,
-                      seed: int = 0, level: float = 0.95) -> RecipeSeparation:
+                      seed: int = 0, level: float = 0.95, targets: Sequence[str] | None = None) -> RecipeSeparation:
     """Is each label's curve the same across its recipes, and apart from every other label?
 
     curves: (N, L) one full-set C_T-layer curve per set (C_T units); labels, recipes, seeds: (N,)
@@ -182,6 +354,9 @@ def recipe_separation(curves, labels, recipes, seeds, *, distance: str = "euclid
     as many sets of every label as it has (one set = one training run) and recomputes both
     distances; a replicate in which some label has no pair of different recipe and seed is
     drawn again (counted in ``redrawn``); percentile interval at ``level``.
+    targets: the labels to report (default: every label with sets of >= 2 recipes); at the
+    family grain, e.g. only the families that hold recipe models (a family of two
+    architectures has two "recipes" without any); each must have sets of >= 2 recipes.
     Returns :class:`RecipeSeparation`. Raises InputError with one label only, when no label has 2 recipes, or a label
     with 2 recipes has no pair of different recipe and seed.
     """
@@ -189,10 +364,17 @@ def recipe_separation(curves, labels, recipes, seeds, *, distance: str = "euclid
     curves = np.asarray(curves, float)
     if curves.ndim != 2 or len(curves) != len(labels) or not np.isfinite(curves).all():
         raise InputError(f"curves must be a finite (N, L) array with N = {len(labels)}; got {curves.shape}")
-    targets = [lab for lab in sorted(set(labels.tolist()))
-               if len(set(recipes[labels == lab].tolist())) >= 2]
-    if not targets:
+    eligible = [lab for lab in sorted(set(labels.tolist()))
+                if len(set(recipes[labels == lab].tolist())) >= 2]
+    if not eligible:
         raise InputError("recipe_separation: no label has sets of two recipes")
+    if targets is not None:
+        wrong = sorted(set(targets) - set(eligible), key=str)
+        if wrong or not len(targets):
+            raise InputError(f"recipe_separation: targets {wrong or '[]'} are not labels with sets of two recipes "
+                             f"({eligible})")
+        eligible = sorted(set(targets), key=str)
+    targets = eligible
     if len(set(labels.tolist())) < 2:
         raise InputError("recipe_separation: needs sets of >= 2 labels (a nearest other label)")
     d = fp.curve_distances(curves, curves, distance)

@@ -75,3 +75,29 @@ def test_rule_history_says_before():
     out = claims.with_rule_history(pd.DataFrame({"claim": [claims.CLAIM_3_RECIPE]}))
     assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == [""]
     assert out.rule_commit.tolist() == ["8637873"]
+
+
+def family_row_of(t, curves):
+    arch = re_.recipe_separation(curves, t.arch, t.recipe, t.seed, n_boot=300, seed=3)
+    fam = re_.recipe_separation(curves, t.arch.map(FAMILY), t.arch + "/" + t.recipe, t.seed, n_boot=300, seed=3)
+    return claims.claim_3_recipe_family_claim(fam, arch, FAMILY)
+
+
+def test_family_grain_row_has_its_own_id_rule_and_condition():
+    """The family row: its own claim id and rule (families as labels, (architecture, recipe)
+    pairs as recipes), reproduced where every family's recipes cluster, untestable under the
+    architecture row's data condition, not reproduced where recipes scatter."""
+    row = family_row_of(*synthetic(0.02, archs=("a", "b", "c")))
+    assert set(row) == set(claims.CLAIM_COLUMNS) and row["claim"] == claims.CLAIM_3_RECIPE_FAMILY == "3-recipe-family"
+    assert row["verdict"] == "reproduced" and row["ci_high"] < 1
+    assert "nearest set of another family" in row["rule"] and "95% CI" in row["rule"]
+    assert row["rule"] != claims.RULE_3_RECIPE.format(level=0.95)
+    t, curves = synthetic(0.02, recipes=("default", "half-steps"))      # 2 recipes: below the minimum
+    assert family_row_of(t, curves)["verdict"] == "untestable here"
+    scattered = family_row_of(*synthetic(3.0, archs=("a", "b", "c")))
+    assert scattered["verdict"] != "reproduced"
+
+
+def test_family_rule_history_says_before():
+    out = claims.with_rule_history(pd.DataFrame({"claim": [claims.CLAIM_3_RECIPE_FAMILY]}))
+    assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == [""]

@@ -77,3 +77,29 @@ def test_sharpness_falls_with_the_half_resolution_round_trip():
     assert ce.image_sharpness(colour) == pytest.approx(sharp)
     with pytest.raises(InputError, match="uint8"):
         ce.image_sharpness(images.astype(float))
+
+
+def test_blur_table_holds_sharpness_where_queries_go_and_the_summary():
+    c = ce.corruption_confusions(predictions())
+    t = ce.blur_table(c, SHARP)                               # 4 labels: k = round(4/3) = 1 (gmm)
+    assert list(t.columns) == ["grain", "corruption", "level", "query_size", "method", "label", "sharpness",
+                               "sharpness_rank", "blurriest", "attributed", "share", "share_others", "chance",
+                               "n_queries", "n_others"]
+    assert len(t) == 2 * 2 * 4 and set(t[t.blurriest].label) == {"gmm"}
+    assert t.groupby(["corruption", "method"]).attributed.sum().round(6).eq(1).all()
+    r = t[(t.corruption == "resize") & (t.method == "curve")].set_index("label")
+    assert r.attributed["gmm"] == r.attributed["vae"] == 0.5 and r.attributed["gan"] == 0
+    assert r.sharpness_rank.to_dict() == {"gmm": 1, "vae": 2, "gan": 3, "diffusion": 4}
+    assert (r.share == 0.5).all() and (r.chance == 0.25).all()
+    two = ce.blur_table(c, SHARP, k=2)
+    assert set(two[two.blurriest].label) == {"gmm", "vae"}
+    assert (two[(two.corruption == "resize") & (two.method == "curve")].share == 1).all()
+    assert [ce.blurriest_k(n) for n in (2, 3, 4, 9)] == [1, 1, 1, 3]
+
+
+def test_sharpness_by_label_averages_a_labels_sets():
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 255, (5, 8, 8)).astype(np.uint8)
+    flat = np.full((5, 8, 8), 100, np.uint8)
+    s = ce.sharpness_by_label({("a", 0): sharp, ("a", 1): flat, ("b", 0): flat}, lambda k: k[0])
+    assert s["b"] == 0 and s["a"] == pytest.approx(ce.image_sharpness(sharp) / 2)

@@ -167,3 +167,110 @@ def test_folds_over_a_profiles_recipe_models_have_no_leaks():
     assert len(folds) == 3 * 2 * 2 + 2 * 2
     assert all(f.queries.size and f.refs.size for f in folds)
     assert all(re_.recipe_fold_leaks(f, t.arch, t.recipe, t.seed, t.data) == [] for f in folds)
+
+
+# --------------------------------------------------------------------------- the notebook's runner
+
+
+class _FakeReference:
+    """Distances = the features themselves; a subset's curve = their mean per layer: (S, L)."""
+
+    def layer_distances(self, feats):
+        return np.asarray(feats, float)                      # (L, N, D)
+
+    def subset_curves(self, d, subsets):
+        return np.stack([d[:, s].mean(axis=(1, 2)) for s in subsets])
+
+
+class _FakeStudy:
+    """What run_fingerprinting and run_recipe_attribution use of a Study, without an encoder:
+    3 'layers' of 4 pixel features each (layer l = pixels x (l + 1))."""
+
+    params = {"seed": 0, "pca_dim": 2}
+
+    def features(self, images, name="images"):
+        x = np.asarray(images, float).reshape(len(images), -1)[:, :4] / 255
+        return np.stack([x * (layer + 1) for layer in range(3)])
+
+    def reference(self):
+        return _FakeReference()
+
+    final_norm_reference = reference
+
+    def final_norm_features(self, feats):
+        return feats[-1:]
+
+    def images(self, name):
+        return np.random.default_rng(1).integers(0, 255, (40, 4, 4)).astype(np.uint8)
+
+
+def _set_images(level, seed, n=30):
+    rng = np.random.default_rng(seed)
+    return np.clip(level + rng.normal(0, 3, (n, 4, 4)), 0, 255).astype(np.uint8)
+
+
+def test_run_recipe_attribution_gives_recipe_sets_the_run_inputs_and_no_leaks():
+    """The recipe sets get exactly the inputs run_fingerprinting would give them as further sets
+    of its table (same subsets, curves, features, final-norm C_T), the run's sets keep theirs,
+    every fold is leak-free, and with architecture-set levels every cross-recipe query goes to its
+    architecture."""
+    from memlib import fingerprint_study as fs
+
+    study, family_of = _FakeStudy(), {"a": "f1", "a2": "f1", "b": "f2", "c": "f3"}.get
+    level = {"a": 40, "a2": 90, "b": 140, "c": 190}
+    shift = {"half-steps": 4, "lr-half": -4}
+    base = {(a, s): _set_images(level[a], 10 * i + s) for i, a in enumerate(level) for s in (0, 1, 2)}
+    recipe = {(a, r, s): _set_images(level[a] + shift[r], 100 + 10 * i + s + 3 * j)
+              for i, a in enumerate(("a", "a2", "b")) for j, r in enumerate(shift) for s in (0, 1, 2)}
+    data = {k: f"train[{k[-1]}]" for k in list(base) + list(recipe)}
+    kw = dict(sizes=[10, 30], n_draws=3, progress=False)
+    run = fs.run_fingerprinting(study, base, family_of, **kw)
+    att = re_.run_recipe_attribution(study, run, recipe, data, family_of, n_draws=3, progress=False)
+    assert att.leaks == [] and len(att.keys) == len(base) + len(recipe)
+    assert set(att.folds) == {re_.ACROSS_TASK, *(f"{re_.RECIPE_TASK}/{a}" for a in ("a", "a2", "b"))}
+    # the same table as one run: recipe sets as further 'architectures', in the same positions
+    joined = fs.run_fingerprinting(study, {**base, **{(f"{a}~{r}", s): x for (a, r, s), x in recipe.items()}},
+                                   lambda a: family_of(a.split("~")[0]), **kw)
+    for n in run.sizes:
+        for i in range(len(att.keys)):
+            got, want = att.inputs[n], joined.clean[n]
+            assert [s.tolist() for s in got.subsets[i]] == [s.tolist() for s in want.subsets[i]]
+            np.testing.assert_allclose(got.curves[i], want.curves[i])
+            np.testing.assert_allclose(got.features[i], want.features[i])
+            np.testing.assert_allclose(got.final_norm[i], want.final_norm[i])
+    np.testing.assert_allclose(att.full_curves()[:len(base)], run.full_curves())
+    p = att.predictions
+    across = p[(p.task == re_.ACROSS_TASK) & (p.method == ae.CURVE_METHOD)]
+    assert (across.true == across.pred).all()
+    assert set(across.split) == {"default->half-steps", "half-steps->default", "default->lr-half", "lr-half->default"}
+    assert set(across.grain) == {"architecture", "family"}
+    which = p[p.task == re_.RECIPE_TASK]
+    assert set(which.split) == {"a", "a2", "b"} and (which.chance == 1 / 3).all()
+    assert set(which.true) == {"default", "half-steps", "lr-half"}
+    acc = att.accuracy
+    assert list(acc.columns) == re_.RECIPE_KEYS + ["method", "accuracy", "acc_lo", "acc_hi", "n_queries", "chance"]
+    pooled = acc[acc.split == re_.ALL_SPLITS]
+    assert pooled.index.max() < acc[acc.split != re_.ALL_SPLITS].index.min()      # pooled rows first
+    assert set(pooled.task) == {re_.ACROSS_TASK, re_.RECIPE_TASK}
+    # every cross-recipe query: the query recipe differs from every same-architecture reference's
+    for f in att.folds[re_.ACROSS_TASK]:
+        same = att.architectures[f.refs][:, None] == att.architectures[f.queries][None, :]
+        assert not (same & (att.recipes[f.refs][:, None] == att.recipes[f.queries][None, :])).any()
+    with pytest.raises(InputError, match="no recipe sets"):
+        re_.run_recipe_attribution(study, run, {}, data, family_of, n_draws=3)
+    with pytest.raises(InputError, match="architecture of the run"):
+        re_.run_recipe_attribution(study, run, {("zzz", "x", 0): base["a", 0]}, data, family_of, n_draws=3)
+
+    rows, table = re_.recipe_claim_rows(att, family_of, n_boot=50)
+    assert [r["claim"] for r in rows] == ["3-recipe", "3-recipe-family"]
+    assert all(r["verdict"] == "reproduced" for r in rows)        # 3 architectures x 3 recipes x 3 seeds, 2 families
+    assert set(table[table.grain == "family"].label) == {"f1", "f2"}   # f3 has no recipe sets
+    assert set(table[table.grain == "architecture"].label) == {"a", "a2", "b"}
+
+
+def test_separation_targets_pick_labels():
+    t, curves = _curves(0.02, 0.02)
+    sep = re_.recipe_separation(curves, t.arch, t.recipe, t.seed, n_boot=20, targets=["b"])
+    assert sep.table.label.tolist() == ["b"]
+    with pytest.raises(InputError, match="targets"):
+        re_.recipe_separation(curves, t.arch, t.recipe, t.seed, n_boot=20, targets=["zzz"])
