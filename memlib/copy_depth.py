@@ -19,8 +19,10 @@ reference draw, clusters of sets, sets, points). The point estimate is the mean 
 draws. :func:`ci_widths` states each interval's width with points resampled alone (the Study v2
 interval) beside the hierarchical one.
 
-The notebook (03) builds the :class:`ScoredSet` s from its cached features; everything that
-turns them into tables and claims.csv rows is here, once.
+Notebook 03 and the sensitivity grid (:func:`memlib.sensitivity_eval.claim_1_rows`) build the
+:class:`ScoredSet` s from their features with :class:`ClaimOneSets` (which rows enter 1b, and
+why the others do not); everything that turns them into tables, claims.csv rows and the groups'
+numbers (:func:`group_numbers`) is here, once.
 """
 from __future__ import annotations
 
@@ -281,6 +283,134 @@ def run_claim_1(zoo_sets: Sequence[ScoredSet], copy_sets: Sequence[tuple[ScoredS
                                                        "ci_high", "side"]] if per_set else pd.DataFrame(),
         widths=pd.concat(widths, ignore_index=True) if widths else pd.DataFrame(columns=WIDTH_COLUMNS),
         rows=rows, excluded=pd.DataFrame(dropped, columns=["set", "part", "reason"]))
+
+
+# --------------------------------------------------------------------------- building the sets
+
+
+@dataclass
+class ClaimOneSets:
+    """The inputs of :func:`run_claim_1`, built set by set; notebook 03 and the sensitivity grid
+    (:func:`memlib.sensitivity_eval.claim_1_rows`) both build them here, so that the rule of which
+    rows enter claim 1b and why the others are left out exists once.
+
+    zoo: claim 1a's sets; copy_sets: claim 1b's (set, part) pairs; parts: every other set of the
+    decomposition table (gradient sets, mixtures and their base models, fresh-padded sets), in the
+    order added; excluded: rows (set, part, reason) left out of 1b. Every ``dists`` argument is a
+    set's :class:`memlib.ct.LayerDistances` on each reference draw of ``reference``, (L, m) each.
+    """
+
+    zoo: list = field(default_factory=list)
+    copy_sets: list = field(default_factory=list)
+    parts: list = field(default_factory=list)
+    excluded: list = field(default_factory=list)
+
+    def add_zoo(self, name: str, dists: Sequence[LayerDistances], *, reference: str, cluster: str,
+                copy_rate: float = float("nan")) -> ScoredSet:
+        """A standard zoo set, whole, against its model's own training data (claim 1a)."""
+        s = score_set(name, "zoo", dists, reference=reference, cluster=cluster, copy_rate=copy_rate)
+        self.zoo.append(s)
+        return s
+
+    def add_gradient(self, name: str, dists: Sequence[LayerDistances], kind: np.ndarray, *,
+                     reference: str, cluster: str, copy_rate: float) -> ScoredSet:
+        """A memorization-gradient set with parts copies / exact copies / near copies /
+        non-copies from its (m,) per-sample copy kind (:func:`copy_rows`); its near copies enter
+        1b if the set copies (:func:`memlib.claims.is_copying_set` on the manifest's
+        ``copy_rate``) and has near copies, else the reason is recorded."""
+        kind = np.asarray(kind)
+        s = score_set(name, "gradient", dists, reference=reference, cluster=cluster, copy_rate=copy_rate,
+                      parts={"copies": kind != "none", "exact copies": kind == "exact",
+                             "near copies": kind == "near", "non-copies": kind == "none"})
+        self.parts.append(s)
+        if not claims.is_copying_set("gradient", copy_rate):
+            self.excluded.append(dict(set=name, part="near copies", reason=f"copy rate below {claims.COPY_RATE_MIN}"))
+        elif not (kind == "near").any():
+            self.excluded.append(dict(set=name, part="near copies", reason="only exact copies (the floor on every layer)"))
+        else:
+            self.copy_sets.append((s, "near copies"))
+        return s
+
+    def add_mixtures(self, name: str, base: Sequence[LayerDistances], copies: Mapping[str, Sequence[LayerDistances]],
+                     rhos: Sequence[float], *, reference: str, cluster: str) -> list:
+        """A base model's m samples alone (part ``base``) and, per copy kind and ρ, the mixture
+        whose first round(ρ·m) rows are that kind's copies (parts copies / non-copies); for the
+        decomposition only. copies: kind -> the copies' distances (at least round(ρ·m) rows, in
+        :func:`memlib.depth_signal.mixture_sources` order); distances are stacked, not searched
+        again (:func:`stack_distances`)."""
+        m = base[0].dist.shape[1]
+        out = [score_set(name, "mixture", base, reference=reference, cluster=cluster, whole="base")]
+        for kind, rho in [(k, r) for k in copies for r in rhos]:
+            k = _copies_in(m, rho, copies[kind], f"{name}+{kind}@{rho:g}")
+            out.append(score_set(f"{name}+{kind}@{rho:g}", "mixture",
+                                 stack_distances((copies[kind], np.arange(k)), (base, np.arange(k, m))),
+                                 reference=reference, cluster=cluster, copy_rate=k / m,
+                                 parts={"copies": np.arange(k), "non-copies": np.arange(k, m)}))
+        self.parts.extend(out)
+        return out
+
+    def add_fresh_padded(self, copies: Mapping[str, Sequence[LayerDistances]], fresh: Sequence[LayerDistances],
+                         rhos: Sequence[float], m: int, seen: Mapping[str, bool], *, reference: str) -> list:
+        """Per copy kind and ρ, the set ``fresh+<kind>@<ρ>`` of m rows: the first round(ρ·m)
+        copies, then fresh real images (in neither T nor P_n; :func:`fresh_padded` on features),
+        cluster = the kind. It enters 1b unless its copies are exact (the floor on every layer)
+        or no layer sees the kind as a copy (``seen[kind]`` False, :func:`transform_seen`).
+        Raises InputError where ``fresh`` has fewer than m − round(ρ·m) rows."""
+        out = []
+        for kind, rho in [(k, r) for k in copies for r in rhos]:
+            name = f"fresh+{kind}@{rho:g}"
+            k = _copies_in(m, rho, copies[kind], name)
+            if fresh[0].dist.shape[1] < m - k:
+                raise InputError(f"fresh-padded set {name}: {m - k} fresh images needed, "
+                                 f"{fresh[0].dist.shape[1]} given (use more `fresh` images or a smaller m)")
+            s = score_set(name, "mixture", stack_distances((copies[kind], np.arange(k)), (fresh, np.arange(m - k))),
+                          reference=reference, cluster=kind, copy_rate=k / m, whole="fresh-padded",
+                          parts={"copies": np.arange(k)})
+            out.append(s)
+            if kind == "exact":
+                self.excluded.append(dict(set=name, part="fresh-padded", reason="exact copies (the floor on every layer)"))
+            elif not seen.get(kind, False):
+                self.excluded.append(dict(set=name, part="fresh-padded", reason="no layer sees this transform as a copy"))
+            else:
+                self.copy_sets.append((s, "fresh-padded"))
+        self.parts.extend(out)
+        return out
+
+    def run(self, references: Mapping[str, Sequence[Reference]], *, n_boot: int, seed: int, level: float,
+            n_layers: int, decompose: bool = True) -> "ClaimOne":
+        """:func:`run_claim_1` on these sets; ``decompose=False`` leaves the decomposition table
+        empty (the sensitivity grid reads the two claims only)."""
+        return run_claim_1(self.zoo, self.copy_sets, (self.zoo + self.parts) if decompose else [], references,
+                           excluded=self.excluded, n_boot=n_boot, seed=seed, level=level, n_layers=n_layers)
+
+
+GROUP_COLUMNS = ["claim", "group", "value", "ci_low", "ci_high", "n_sets", "resample"]
+
+
+def group_numbers(run: "ClaimOne") -> pd.DataFrame:
+    """Each claim's per-group numbers beside the pooled one that decides it: the group's mean
+    late-minus-early contrast with the deciding interval (``label`` ``"all"`` = pooled) and the
+    number of its sets (the groups of :func:`run_claim_1`'s ``contrasts``, whose CIs the rules
+    of 1b read). Columns :data:`GROUP_COLUMNS`, one row per (claim, group), pooled last."""
+    if not len(run.contrasts):
+        return pd.DataFrame(columns=GROUP_COLUMNS)
+    sizes = run.per_set.groupby(["claim", "group"]).size()
+    rows = []
+    for r in run.contrasts.itertuples():
+        n = (int(sizes[r.claim].sum()) if r.label == hierarchical.POOLED
+             else int(sizes.get((r.claim, r.label), 0)))
+        rows.append(dict(claim=r.claim, group=r.label, value=float(r.value), ci_low=float(r.ci_low),
+                         ci_high=float(r.ci_high), n_sets=n, resample=r.resample))
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
+def _copies_in(m: int, rho: float, copies: Sequence[LayerDistances], name: str) -> int:
+    from .copies import n_copies
+
+    k = n_copies(m, rho)
+    if copies[0].dist.shape[1] < k:
+        raise InputError(f"set {name}: {k} copies needed, {copies[0].dist.shape[1]} given")
+    return k
 
 
 # --------------------------------------------------------------------------- inputs

@@ -307,30 +307,20 @@ def draws_of(key, **how):
         refs[key] = study.reference_draws(**how)
     return refs[key]
 
-zoo_1a, parts, copy_1b, excluded = [], [], [], []
+c1 = copy_depth.ClaimOneSets()   # the sets of 1a / 1b and what is left out of 1b, and why
 # 1a: every standard model against its own training data
 for key in tqdm([k for k in sets if k[1] == "standard"], desc="1a: zoo vs own training data"):
     spec = sets[key].manifest["train_spec"]
     r = draws_of(f"{spec}[:{P['own_reference_n']}]", train=spec, n_train=P["own_reference_n"], whole_set_used=False)
-    zoo_1a.append(copy_depth.score_set(name_of(key), "zoo", copy_depth.distances(r, feats[key]),
-                                       reference=f"{spec}[:{P['own_reference_n']}]", cluster=key[0],
-                                       copy_rate=sets[key].manifest["copy_rate"]))
+    c1.add_zoo(name_of(key), copy_depth.distances(r, feats[key]), reference=f"{spec}[:{P['own_reference_n']}]",
+               cluster=key[0], copy_rate=sets[key].manifest["copy_rate"])
 # 1b, gradient: the near-copy rows of every gradient set that copies
 for key, s in tqdm(grad_sets.items(), desc="gradient sets: copy rows"):
     spec = s.manifest["train_spec"]
     kind = copy_depth.copy_rows(s.images, study.images(spec).images, test_images,
                                 quantile=P["zoo_copy_quantile"], copy_rate=s.manifest["copy_rate"])
-    scored = copy_depth.score_set(name_of(key), "gradient", copy_depth.distances(draws_of(spec, train=spec), grad_feats[key]),
-                                  reference=spec, cluster=key[0], copy_rate=s.manifest["copy_rate"],
-                                  parts={"copies": kind != "none", "exact copies": kind == "exact",
-                                         "near copies": kind == "near", "non-copies": kind == "none"})
-    parts.append(scored)
-    if not claims.is_copying_set("gradient", s.manifest["copy_rate"]):
-        excluded.append(dict(set=scored.name, part="near copies", reason=f"copy rate below {claims.COPY_RATE_MIN}"))
-    elif not (kind == "near").any():
-        excluded.append(dict(set=scored.name, part="near copies", reason="only exact copies (the floor on every layer)"))
-    else:
-        copy_1b.append((scored, "near copies"))
+    c1.add_gradient(name_of(key), copy_depth.distances(draws_of(spec, train=spec), grad_feats[key]), kind,
+                    reference=spec, cluster=key[0], copy_rate=s.manifest["copy_rate"])
 # 1b, mixtures: which transforms does some layer see as copies? (copy sensitivity against fresh images)
 own = P["zoo_train"]
 r_own = draws_of(own, train=own)
@@ -343,28 +333,10 @@ copy_d = {kind: copy_depth.distances(r_own, copy_feats[kind]) for kind in P["mix
 fresh_d = copy_depth.distances(r_own, study.features(fresh))
 m_mix = P["mixture_m"]
 for key in tqdm(bases, desc="mixtures: parts"):
-    base_d = copy_depth.distances(r_own, feats[key].subset(np.arange(m_mix)))
-    parts.append(copy_depth.score_set(name_of(key), "mixture", base_d, reference=own, cluster=key[0], whole="base"))
-    for kind, rho in [(k, r) for k in P["mixture_kinds"] for r in P["mixture_rhos"]]:
-        k = copies.n_copies(m_mix, rho)
-        parts.append(copy_depth.score_set(
-            f"{name_of(key)}+{kind}@{rho:g}", "mixture", copy_depth.stack_distances((copy_d[kind], np.arange(k)), (base_d, np.arange(k, m_mix))),
-            reference=own, cluster=key[0], copy_rate=k / m_mix, parts={"copies": np.arange(k), "non-copies": np.arange(k, m_mix)}))
-for kind, rho in [(k, r) for k in P["mixture_kinds"] for r in P["mixture_rhos"]]:
-    k = copies.n_copies(m_mix, rho)
-    if fresh_d[0].dist.shape[1] < m_mix - k:
-        raise ValueError(f"fresh-padded sets need {m_mix - k} fresh images; `fresh` has {fresh_d[0].dist.shape[1]}")
-    padded = copy_depth.score_set(f"fresh+{kind}@{rho:g}", "mixture", copy_depth.stack_distances(
-        (copy_d[kind], np.arange(k)), (fresh_d, np.arange(m_mix - k))), reference=own, cluster=kind,
-        copy_rate=k / m_mix, whole="fresh-padded", parts={"copies": np.arange(k)})
-    parts.append(padded)
-    if kind == "exact":
-        excluded.append(dict(set=padded.name, part="fresh-padded", reason="exact copies (the floor on every layer)"))
-    elif not seen[kind]:
-        excluded.append(dict(set=padded.name, part="fresh-padded", reason="no layer sees this transform as a copy"))
-    else:
-        copy_1b.append((padded, "fresh-padded"))
-v3 = copy_depth.run_claim_1(zoo_1a, copy_1b, zoo_1a + parts, refs, excluded=excluded, n_layers=L, **boot)
+    c1.add_mixtures(name_of(key), copy_depth.distances(r_own, feats[key].subset(np.arange(m_mix))), copy_d,
+                    P["mixture_rhos"], reference=own, cluster=key[0])
+c1.add_fresh_padded(copy_d, fresh_d, P["mixture_rhos"], m_mix, seen, reference=own)
+v3 = c1.run(refs, n_layers=L, **boot)
 study.save_table(v3.excluded, "claim1_excluded")
 v3.excluded
 
@@ -378,7 +350,7 @@ v3.excluded
 # %%
 dec = v3.decomposition
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
-copying_grad = [s.name for s, _ in copy_1b if s.group == "gradient"]
+copying_grad = [s.name for s, _ in c1.copy_sets if s.group == "gradient"]
 panels = [
     (axes[0], dec[dec.set.isin(copying_grad)], ["all", "near copies", "exact copies", "non-copies"],
      f"gradient sets that copy ({len(copying_grad)})"),

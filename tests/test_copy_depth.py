@@ -167,3 +167,73 @@ def test_run_is_deterministic(world):
     pd.testing.assert_frame_equal(a.decomposition, b.decomposition)
     pd.testing.assert_frame_equal(a.contrasts, b.contrasts)
     assert a.rows == b.rows
+
+
+# --------------------------------------------------------------------------- ClaimOneSets, group_numbers
+
+
+def test_claim_one_sets_decide_which_rows_enter_1b(world):
+    """The builder notebook 03 and the sensitivity grid share: near copies of a copying gradient
+    set enter 1b, a set below COPY_RATE_MIN or with exact copies only does not; fresh-padded sets
+    are the first round(rho m) copies then fresh rows, and enter unless exact or unseen."""
+    rng, train, _, refs = world
+    d = lambda x: cd.distances(refs, x)
+    sets = cd.ClaimOneSets()
+    gen = _set_whose_effect_rises(rng, 1.0)
+    kind = np.array(["exact"] * 20 + ["near"] * 60 + ["none"] * 120)
+    g = sets.add_gradient("copies", d(gen), kind, reference="T", cluster="a", copy_rate=0.4)
+    sets.add_gradient("rare", d(gen), kind, reference="T", cluster="a", copy_rate=claims.COPY_RATE_MIN / 2)
+    sets.add_gradient("exact", d(gen), np.where(kind == "near", "exact", kind), reference="T", cluster="b", copy_rate=0.4)
+    np.testing.assert_array_equal(g.parts["near copies"], np.arange(20, 80))
+    np.testing.assert_array_equal(g.parts["copies"], np.arange(80))
+    copies_d = {k: d(train[:, :100] + 0.01 * i) for i, k in enumerate(["exact", "low-level", "high-level"])}
+    fresh_d = d(rng.normal(size=(L, 150, D)).astype(np.float32))
+    padded = sets.add_fresh_padded(copies_d, fresh_d, [0.25, 0.5], 200, {"low-level": True, "high-level": False},
+                                   reference="T")
+    assert [s.name for s in padded] == ["fresh+exact@0.25", "fresh+exact@0.5", "fresh+low-level@0.25",
+                                        "fresh+low-level@0.5", "fresh+high-level@0.25", "fresh+high-level@0.5"]
+    low = padded[3]
+    np.testing.assert_array_equal(low.dists[1].dist, np.concatenate([copies_d["low-level"][1].dist[:, :100],
+                                                                     fresh_d[1].dist[:, :100]], axis=1))
+    assert low.cluster == "low-level" and low.copy_rate == 0.5 and list(low.parts) == ["fresh-padded", "copies"]
+    assert [(s.name, p) for s, p in sets.copy_sets] == [("copies", "near copies"), ("fresh+low-level@0.25", "fresh-padded"),
+                                                        ("fresh+low-level@0.5", "fresh-padded")]
+    reasons = dict(zip(pd.DataFrame(sets.excluded).set, pd.DataFrame(sets.excluded).reason))
+    assert "copy rate below" in reasons["rare"] and "only exact" in reasons["exact"]
+    assert "exact copies" in reasons["fresh+exact@0.5"] and "no layer sees" in reasons["fresh+high-level@0.5"]
+    with pytest.raises(InputError, match="fresh images needed"):
+        sets.add_fresh_padded(copies_d, fresh_d, [0.1], 200, {}, reference="T")
+    with pytest.raises(InputError, match="copies needed"):
+        sets.add_mixtures("base", d(gen), {"low-level": d(train[:, :10])}, [0.5], reference="T", cluster="a")
+
+
+def test_claim_one_sets_run_is_run_claim_1_and_group_numbers_are_its_contrasts(world):
+    rng, train, _, refs = world
+    d = lambda x: cd.distances(refs, x)
+    sets = cd.ClaimOneSets()
+    for i in range(4):
+        sets.add_zoo(f"z{i}", d(_set_whose_effect_rises(rng, 1.0)), reference="T", cluster=f"arch{i % 2}")
+    kind = np.array(["near"] * 150 + ["none"] * 50)
+    for i in range(2):
+        sets.add_gradient(f"g{i}", d(_set_whose_effect_rises(rng, 1.0)), kind, reference="T", cluster=f"g{i}", copy_rate=0.75)
+    sets.add_mixtures("base", d(_set_whose_effect_rises(rng, 0.5)), {"low-level": d(train[:, :100])}, [0.5],
+                      reference="T", cluster="arch0")
+    boot = dict(n_boot=20, seed=1, level=0.9, n_layers=L)
+    run = sets.run({"T": refs}, **boot)
+    direct = cd.run_claim_1(sets.zoo, sets.copy_sets, sets.zoo + sets.parts, {"T": refs}, excluded=sets.excluded, **boot)
+    assert run.rows == direct.rows
+    pd.testing.assert_frame_equal(run.decomposition, direct.decomposition)
+    assert set(run.decomposition.set) == {"z0", "z1", "z2", "z3", "g0", "g1", "base", "base+low-level@0.5"}
+    quick = sets.run({"T": refs}, decompose=False, **boot)
+    assert quick.rows == run.rows and len(quick.decomposition) == 0
+    groups = cd.group_numbers(run)
+    assert list(groups.columns) == cd.GROUP_COLUMNS
+    assert list(zip(groups.claim, groups.group, groups.n_sets)) == [
+        (claims.CLAIM_1A, "zoo", 4), (claims.CLAIM_1A, "all", 4), (claims.CLAIM_1B, "gradient", 2), (claims.CLAIM_1B, "all", 2)]
+    for r, c in zip(groups.itertuples(), run.contrasts.itertuples()):
+        assert (r.value, r.ci_low, r.ci_high) == (c.value, c.ci_low, c.ci_high)
+    rows = {r["claim"]: r for r in run.rows}
+    pooled = groups[groups.group == "all"].set_index("claim")
+    for claim in rows:
+        assert (rows[claim]["value"], rows[claim]["ci_low"]) == (pooled.loc[claim, "value"], pooled.loc[claim, "ci_low"])
+    assert len(cd.group_numbers(cd.ClaimOneSets().run({"T": refs}, **boot))) == 0
