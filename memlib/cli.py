@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient", action="store_true",
                    help="the memorization gradient instead of the zoo: variants n<size>, trained "
                    "on the first size images of the seed's window of zoo_train (gradient_* parameters)")
+    p.add_argument("--recipe", action="append", dest="recipes", metavar="NAME",
+                   help="the recipe models instead of the zoo: the architectures of zoo_recipes trained with "
+                   "recipe NAME (variant recipe-NAME; repeatable; 'default': their standard models)")
     p.add_argument("--launcher", help="run the models as Dask jobs: local:N, slurm:N (SLURM jobs "
                    "from ~/.config/dask/jobqueue.yaml) or tcp://host:port (docs/scale.md); default: "
                    "zoo_workers subprocesses")
@@ -516,10 +519,13 @@ def cmd_zoo(args: argparse.Namespace, params: dict) -> None:
     from . import zoo
 
     if args.action == "list":
-        for row in zoo.zoo_list(params, gradient=args.gradient):
+        models = (zoo.select_models(params, args.family, args.seeds, None, recipes=args.recipes)
+                  if args.recipes else None)
+        for row in zoo.zoo_list(params, gradient=args.gradient, models=models):
             print("  ".join(f"{k}={v}" for k, v in row.items()))
         return
-    models = zoo.select_models(params, args.family, args.seeds, None, gradient=args.gradient)
+    models = zoo.select_models(params, args.family, args.seeds, None, gradient=args.gradient,
+                               recipes=args.recipes)
     if args.action == "train":
         zoo.zoo_train(params, models=models, launcher=args.launcher)
     else:

@@ -75,7 +75,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> 
               "exit codes"]),
     (["embed"], ["--out", "--encoder", "--image-size", "--token", "--batch-size", "--device",
                  "--precision", "bfloat16", "layerNN.npy", "meta.json"]),
-    (["zoo"], ["list", "train", "sample", "--family", "--seed", "--out"]),
+    (["zoo"], ["list", "train", "sample", "--family", "--seed", "--out", "--recipe"]),
     (["run-notebooks"], ["--kernel", "--profile", "names"]),
 ])
 def test_help(cli, command, mentions):
@@ -276,6 +276,28 @@ def test_run_notebooks_reads_the_params_file(cli, tmp_path):
     assert_one_line_error(cli("run-notebooks", "--params", str(f)), "'tokn'", "token")
     assert_one_line_error(cli("run-notebooks", "--params", str(tmp_path / "none.yaml")),
                           "none.yaml", "does not exist")
+
+
+def test_zoo_sample_recipe_trains_and_writes_only_that_recipe(cli, tmp_path):
+    """`zoo sample --recipe NAME` trains and samples the recipe-NAME models of zoo_recipes (each
+    seed), nothing else; their manifests record the recipe; an unknown recipe is one line."""
+    f = tmp_path / "recipes.yaml"
+    f.write_text("zoo_train: 'fashion-mnist:train[:200]'\nzoo_families: [kde, gmm]\nzoo_seeds: [0, 1]\n"
+                 "zoo_n_samples: 20\nzoo_memorize_families: []\nzoo_workers: 1\n"
+                 "zoo_hparams: {kde: {sigma: 0.2}, gmm: {pca_dim: 5, n_components: 2, covariance: diag, "
+                 "reg_covar: 0.001, max_iter: 5}}\nzoo_memorize_hparams: {}\n"
+                 "zoo_recipes: {kde: {narrow: {sigma: 0.05}, wide: {sigma: 0.3}}}\n")
+    out = tmp_path / "out"
+    proc = cli("zoo", "sample", "--params", f, "--recipe", "narrow", "--out", out, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(x.name for x in out.glob("*.npz")) == ["kde-recipe-narrow-s0.npz", "kde-recipe-narrow-s1.npz"]
+    listed = cli("zoo", "list", "--params", f, "--recipe", "narrow", "--recipe", "wide")
+    assert listed.returncode == 0, listed.stderr
+    rows = [dict(kv.split("=", 1) for kv in line.split("  ")) for line in listed.stdout.splitlines()]
+    assert [(r["variant"], r["recipe"], r["seed"], r["sampled"]) for r in rows] == [
+        ("recipe-narrow", "narrow", "0", "True"), ("recipe-narrow", "narrow", "1", "True"),
+        ("recipe-wide", "wide", "0", "False"), ("recipe-wide", "wide", "1", "False")]
+    assert_one_line_error(cli("zoo", "sample", "--params", f, "--recipe", "nope"), "'nope'", "narrow, wide")
 
 
 # --- copies --------------------------------------------------------------------------------------

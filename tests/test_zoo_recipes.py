@@ -135,3 +135,17 @@ def test_recipe_is_recorded_in_manifests_and_the_list(tmp_path):
         ("lr-x2", 0, False), ("lr-x2", 1, False)]
     from memlib import store
     assert store.read_json(listed[2]["folder"] + "/train.json")["recipe"] == "half-steps"
+
+
+def test_select_models_picks_recipe_variants():
+    p = tiny_params()
+    assert zoo.select_models(p, None, None, None, recipes=["lr-x2"]) == [("vae", "recipe-lr-x2", 0),
+                                                                         ("vae", "recipe-lr-x2", 1)]
+    assert zoo.select_models(p, None, [1], None, recipes=["default", "half-steps"]) == [
+        ("vae", "standard", 1), ("vae", "recipe-half-steps", 1)]
+    with pytest.raises(ParameterError, match="'fast'.*known: half-steps, lr-x2"):
+        zoo.select_models(p, None, None, None, recipes=["fast"])
+    with pytest.raises(ParameterError, match="not of the memorization gradient"):
+        zoo.select_models(p, None, None, None, recipes=["lr-x2"], gradient=True)
+    with pytest.raises(ParameterError, match="known: none"):
+        zoo.select_models(tiny_params(zoo_recipes={}), None, None, None, recipes=["default"])

@@ -273,12 +273,31 @@ def gradient_models(params: dict[str, Any]) -> list[tuple[str, str, int]]:
 
 
 def select_models(params: dict[str, Any], families: list[str] | None, seeds: list[int] | None,
-                  variants: list[str] | None, *, gradient: bool = False) -> list[tuple[str, str, int]]:
-    """The models of :func:`zoo_models` (with ``gradient``: of :func:`gradient_models`) with a
-    family, seed and variant among those given (None or empty: any); a family or variant the
-    profile's zoo (or gradient) lacks is an error."""
-    wanted = gradient_models(params) if gradient else zoo_models(params)
-    where = "memorization gradient" if gradient else "zoo"
+                  variants: list[str] | None, *, gradient: bool = False,
+                  recipes: list[str] | None = None) -> list[tuple[str, str, int]]:
+    """The models of :func:`zoo_models` (with ``gradient``: of :func:`gradient_models`; with
+    ``recipes``: of :func:`memlib.zoo.recipe_models`, those of the named recipes, ``default``
+    meaning the standard models of the recipe architectures) with a family, seed and variant
+    among those given (None or empty: any); a family, variant or recipe the profile's zoo (or
+    gradient, or ``zoo_recipes``) lacks is an error."""
+    from .recipes import DEFAULT_RECIPE, recipe_models, recipe_table
+
+    if recipes and gradient:
+        raise ParameterError("zoo: recipes are variants of the zoo, not of the memorization gradient; "
+                             "give either recipes or gradient")
+    if recipes:
+        known = [DEFAULT_RECIPE] + sorted({r for table in recipe_table(params).values() for r in table})
+        unknown = [r for r in recipes if r not in known]
+        if unknown or len(known) == 1:
+            raise ParameterError(f"zoo: recipe(s) {unknown or list(recipes)} are not in this profile's "
+                                 f"zoo_recipes (known: {', '.join(known[1:]) or 'none'}; 'default': the "
+                                 f"standard models of the recipe architectures)")
+        wanted = [m for m in recipe_models(params, include_default=DEFAULT_RECIPE in recipes)
+                  if recipe_of(m[1]) in recipes]
+        where = "recipe models"
+    else:
+        wanted = gradient_models(params) if gradient else zoo_models(params)
+        where = "memorization gradient" if gradient else "zoo"
     for name, values in (("family", families), ("variant", variants)):
         known = {m[0 if name == "family" else 1] for m in wanted}
         for v in values or []:
