@@ -44,12 +44,24 @@ def load_params(profile: str = "default", *, path: str | os.PathLike | None = No
 
 def settings(profile: str = "default", params: dict | None = None, **overrides: Any) -> dict:
     """Resolved parameters: ``params`` (an already loaded dict) or ``profile``'s, with
-    ``overrides`` (keys of params/default.yaml) checked and applied."""
+    ``overrides`` (keys of params/default.yaml) checked and applied.
+
+    A trained encoder of the profile (``encoder="fmnist-vit"``, docs/design.md#trained-encoders)
+    becomes its registry name ``<name>@<key>`` (trained on first use) and, unless ``image_size``
+    is among the overrides, its native image size (28 px); any other size is refused when it
+    embeds."""
     if params is None:
-        return load_params(profile, **overrides)
-    from .params import check_keys, schema
-    check_keys(overrides, schema(), "override")
-    return {**params, **overrides}
+        p = load_params(profile, **overrides)
+    else:
+        from .params import check_keys, schema
+        check_keys(overrides, schema(), "override")
+        p = {**params, **overrides}
+    from .trained_encoders import native_image_size, resolve
+    native = native_image_size(p["encoder"], p)
+    if native is None:
+        return p
+    return {**p, "encoder": resolve(p["encoder"], p, progress=False),
+            "image_size": int(overrides.get("image_size", native))}
 
 
 # --- image sets ----------------------------------------------------------------------------------

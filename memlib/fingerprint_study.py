@@ -95,7 +95,9 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
     reference, fn_reference = study.reference(), study.final_norm_reference()
     dists = {k: reference.layer_distances(feats[k]) for k in tqdm(keys, desc="distances", disable=quiet)}
     fn_dists = {k: fn_reference.layer_distances(study.final_norm_features(feats[k])) for k in keys}
-    pca = PCA(p["pca_dim"] or None, random_state=p["seed"]).fit(study.features(study.images("reference_train"))[-1])
+    t_final = study.features(study.images("reference_train"))[-1]
+    # pca_dim caps the dimension (as in C_T's space): an encoder narrower than pca_dim keeps all of it
+    pca = PCA(min(p["pca_dim"], *t_final.shape) if p["pca_dim"] else None, random_state=p["seed"]).fit(t_final)
     final = {k: pca.transform(feats[k][-1]) for k in keys}
     m_total = min(len(images[k]) for k in keys)
     sizes = sorted({min(int(n), m_total) for n in sizes})

@@ -25,7 +25,8 @@ from .store import atomic_path
 
 # Tables of wall-clock seconds (paths under figures_dir): the only outputs that differ between
 # two runs of a profile. Every other CSV is byte-identical (tests/test_determinism.py).
-TIMING_TABLES = ("zoo_cost.csv", "sensitivity_cost.csv", "executed/timings.csv")
+TIMING_TABLES = ("zoo_cost.csv", "sensitivity_cost.csv", "executed/timings.csv", "encoders.csv",
+                 "embedding_spaces_cost.csv")
 
 
 class Study:
@@ -46,6 +47,28 @@ class Study:
         self.figures_dir = Path(params["figures_dir"]).absolute()
         self._images: dict[str, ImageSet] = {}
         self._refs: dict[tuple, Reference] = {}
+        self._resolved: dict[str, str] = {}
+
+    # -- encoders -------------------------------------------------------------------------------
+
+    def encoder_name(self, encoder: str | None = None) -> str:
+        """The registry name that embeds for ``encoder`` (default: the profile's): a trained
+        encoder of the profile (``fmnist-vit``, ``fmnist-cnn``, with any ``+shuffled`` /
+        ``+random`` suffix) becomes its ``<name>@<key>`` (:func:`memlib.trained_encoders.resolve`;
+        trained on first use, memoised); every other name is returned as is."""
+        name = encoder or self.params["encoder"]
+        if name not in self._resolved:
+            from .trained_encoders import resolve
+            self._resolved[name] = resolve(name, self.params, progress=False)
+        return self._resolved[name]
+
+    def image_size_of(self, encoder: str | None = None) -> int:
+        """Input side in px of ``encoder`` (default: the profile's): a trained encoder's native
+        size (its recipe's ``image_size``, 28 px for Fashion-MNIST), else the profile's
+        ``image_size``."""
+        from .trained_encoders import native_image_size
+        native = native_image_size(encoder or self.params["encoder"], self.params)
+        return int(self.params["image_size"] if native is None else native)
 
     # -- data and features --------------------------------------------------------------------
 
@@ -84,7 +107,8 @@ class Study:
             images = images.subset(slice(0, first))
         if encoder == "pixels":
             return pixel_features(images)
-        return embed(images, encoder, image_size=p["image_size"], token=token or p["token"],
+        return embed(images, self.encoder_name(encoder), image_size=self.image_size_of(encoder),
+                     token=token or p["token"],
                      final_norm=p["final_norm"], batch_size=p["batch_size"], device=p["device"],
                      precision=p["precision"])
 
@@ -95,7 +119,7 @@ class Study:
         p = self.params
         if p["final_norm"]:
             raise ParameterError("final_norm_features: the features already went through the final norm")
-        enc = shared_encoder(p["encoder"], p["image_size"], p["device"], p["precision"])
+        enc = shared_encoder(self.encoder_name(), self.image_size_of(), p["device"], p["precision"])
         return LayerFeatures([enc.apply_final_norm(feats[len(feats) - 1])],
                              {**feats.meta, "final_norm_of": feats.meta.get("key")})
 

@@ -72,3 +72,96 @@ def test_the_generality_rule_has_its_history():
                                capture_output=True, text=True)
         if shown.returncode == 0:   # a shallow clone may lack it
             assert "def generality_verdict" in shown.stdout
+
+
+# --- Study and memlib.api take the trained encoders' plain names, at their native size -------------
+
+@pytest.fixture(scope="module")
+def smoke_study(cache_dir, tmp_path_factory):
+    from memlib.params import load_params
+    from memlib.study import Study
+    return Study(load_params("smoke", overrides={"figures_dir": str(tmp_path_factory.mktemp("fig")),
+                                                 "device": "cpu"}))
+
+
+def test_study_resolves_trained_names_and_native_sizes(smoke_study, fmnist_small):
+    from memlib import trained_encoders as te
+    study, P = smoke_study, smoke_study.params
+    assert study.image_size_of() == P["image_size"] == 32                 # the profile's encoder
+    for name in ("fmnist-vit", "fmnist-cnn"):
+        full = study.encoder_name(name)
+        assert full == te.resolve(name, P, train=False) and full.startswith(name + "@")
+        assert study.encoder_name(name + "+shuffled") == full + "+shuffled"
+        assert study.image_size_of(name) == study.image_size_of(name + "+shuffled") == 28
+        feats = study.features(fmnist_small.subset(slice(0, 24)), encoder=name)
+        assert feats.meta["encoder"] == full and feats.meta["image_size"] == 28
+        assert len(feats) == te.recipes(P)[name].get("depth", sum(te.recipes(P)[name].get("stages", [])))
+    assert study.encoder_name() == P["encoder"]
+    assert len(study.features(fmnist_small.subset(slice(0, 8)), encoder="pixels")) == 1   # one layer
+
+
+def test_study_with_a_trained_encoder_as_its_own(smoke_study, fmnist_small):
+    """A Study whose profile encoder is a trained one: features, the final norm at 28 px."""
+    from memlib.study import Study
+    study = Study({**smoke_study.params, "encoder": "fmnist-vit"})
+    feats = study.features(fmnist_small.subset(slice(0, 16)))
+    assert feats.meta["image_size"] == 28 and study.image_size_of() == 28
+    assert study.final_norm_features(feats)[0].shape == (16, feats[0].shape[1])
+
+
+def test_api_embeds_with_a_trained_encoder(smoke_study, fmnist_small):
+    import memlib
+    feats = memlib.embed(fmnist_small.images[:12], profile="smoke", encoder="fmnist-cnn", device="cpu")
+    assert feats.meta["encoder"] == smoke_study.encoder_name("fmnist-cnn") and feats.meta["image_size"] == 28
+    p = memlib.api.settings("smoke", encoder="fmnist-vit")
+    assert p["encoder"] == smoke_study.encoder_name("fmnist-vit") and p["image_size"] == 28
+    from memlib.errors import EncoderError
+    with pytest.raises(EncoderError, match="native 28 px"):
+        memlib.embed(fmnist_small.images[:4], profile="smoke", encoder="fmnist-vit", image_size=32, device="cpu")
+
+
+# --- the encoders' data, against every window a generator or reference of the default profile uses --
+
+def test_default_encoder_windows_touch_no_generator_or_reference():
+    """Computed here from the profile itself (not from trained_encoders.used_windows): every zoo
+    model's and every gradient model's actual training spec (zoo_train shifted per seed; the
+    gradient's first n images of it), the memorising subset, T, P_n (test), fresh, the sensitivity
+    grid's second T and the recipe models' windows share no image with an encoder's train or eval
+    window."""
+    from memlib import trained_encoders as te
+    from memlib import zoo
+    from memlib.data import spec_window
+    from memlib.params import load_params
+
+    P = load_params("default")
+    used = {zoo.train_spec(v, P, s) for _, v, s in zoo.zoo_models(P)}
+    used |= {zoo.train_spec(v, P, s) for _, v, s in zoo.gradient_models(P)}
+    used |= {zoo.seed_train_spec(P, s) for s in P["zoo_seeds"]}
+    used |= {P[k] for k in ("zoo_memorize_train", "reference_train", "test", "fresh")}
+    used |= {s for s in P["sensitivity_grid"]["reference_split"] if s != "default"}
+    assert len(used) >= 8
+    windows = [spec_window(s) for s in used]
+    for name, r in te.recipes(P).items():
+        for key in ("train", "eval"):
+            d, split, a0, a1 = spec_window(r[key])
+            for (e, split2, b0, b1), spec in zip(windows, used):
+                assert (d, split) != (e, split2) or a1 <= b0 or b1 <= a0, (name, key, spec)
+    assert zoo.train_spec("n16", P, 0) == "fashion-mnist:train[:16]"   # the gradient's windows are in `used`
+
+
+def test_training_a_tiny_encoder_twice_gives_the_same_bytes(tmp_path):
+    """Deterministic at a fixed seed: a tiny CNN recipe (64 images, one epoch) trained twice into
+    two caches on one thread gives the same key, weights and accuracy; seed 1 gives others."""
+    from memlib import trained_encoders as te
+    from memlib.params import load_params
+
+    recipe = dict(te.recipes(load_params("smoke"))["fmnist-cnn"], train="fashion-mnist:train[41000:41064]",
+                  eval="fashion-mnist:test[300:364]", epochs=1, batch=32, width=8)
+    got = []
+    for i, r in enumerate((recipe, recipe, dict(recipe, seed=1))):
+        name, m = te.train_or_load("fmnist-cnn", r, cache_dir=tmp_path / str(i), device="cpu",
+                                   progress=False, threads=1)
+        weights = (te.entry_folder("fmnist-cnn", m["key"], tmp_path / str(i)) / te.WEIGHTS_FILE).read_bytes()
+        got.append((name, weights, m["test_accuracy"], m["epoch_loss"]))
+    assert got[0] == got[1]
+    assert got[2][0] != got[0][0] and got[2][1] != got[0][1]
