@@ -6,8 +6,9 @@ Each evaluator, ``evaluator(study, sub, m) -> list[dict]``, takes a :class:`Sett
 profile's study under one setting), the subset ``sub`` (``sensitivity_subset``) and the set size
 m, and returns the claims.csv-style rows (claim, value, ci_low, ci_high, verdict) of its claims
 (registered in :data:`EVALUATORS`, its claim names in :data:`CLAIMS_OF`), computed by the
-same memlib functions the notebooks use (:func:`memlib.depth_signal.score_set` and
-:func:`memlib.claims.depth_signal_claim` for claim 1; :func:`memlib.copy_sensitivity.measure_spaces`
+same memlib functions the notebooks use (:class:`memlib.copy_depth.ClaimOneSets` and
+:func:`memlib.copy_depth.run_claim_1` for claims 1a and 1b, with their groups' numbers;
+:func:`memlib.copy_sensitivity.measure_spaces`
 and :func:`memlib.claims.copy_levels_claim` for claim 2;
 :func:`memlib.fingerprint_study.run_fingerprinting` and :func:`memlib.claims.fingerprint_claims`
 for claims 3-4). To cost minutes, they run on a stated subset of each claim's inputs
@@ -18,8 +19,10 @@ seeds); their default row is therefore the subset's own verdict, which may diffe
 Two choices are computed from the cache instead of embedding again: ``final_norm`` applies the
 encoder's final LayerNorm to the cached raw CLS token of every layer (LayerNorm acts per token, so
 this equals embedding with the norm up to float16 caching; CLS token only), and the size of T
-takes its first images. ``image_size`` other than the profile's embeds everything again, so at
-``sensitivity_large_image_size`` only claims 3-4 run, on ``sensitivity_large_subset``.
+takes its first images. ``image_size`` other than the profile's embeds everything again, so
+every claim runs only at ``sensitivity_large_image_size``, on ``sensitivity_large_subset``
+(claims 3-4 alone at other sizes). Claim 1 scores every set against its generator's own
+training data, never the public T: at another T its rows are the defaults' (:data:`IGNORES`).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import claims, copies, copy_sensitivity, depth_signal, fingerprint_study, metrics, zoo
+from . import claims, copies, copy_depth, copy_sensitivity, fingerprint_study, hierarchical, zoo
 from .bootstrap import resample_indices
 from .ct import MIN_CELL_POINTS
 from .data import head_spec
@@ -47,7 +50,9 @@ class SettingStudy(Study):
 
     settings: values of :data:`STUDY_KEYS` replace the profile's; ``final_norm`` (bool) applies
     the final LayerNorm to the cached raw CLS features of every layer; ``reference_n`` keeps the
-    first images of T (None: all).
+    first images of T (None: all). ``cached_sets``: whether the image size is the profile's, so
+    that notebooks 02-04 embedded whole sets that an evaluator can cut rows from (else it
+    embeds only the rows it uses).
     """
 
     def __init__(self, params: dict[str, Any], settings: dict[str, Any]):
@@ -59,6 +64,7 @@ class SettingStudy(Study):
             raise ParameterError("sensitivity: final_norm from the cache needs token cls "
                                  "(the norm of a mean token is not the mean of normed tokens)")
         self.reference_n = settings.get("reference_n")
+        self.cached_sets = p["image_size"] == params["image_size"]   # notebooks 02-04 embedded whole sets here
         self.default_t = (p["reference_train"] == params["reference_train"]
                           and self.reference_n in (None, default_reference_n(params)))
         super().__init__(p)
@@ -100,70 +106,126 @@ def setting_study(params: dict[str, Any], settings: dict[str, Any]) -> SettingSt
 # --------------------------------------------------------------------------- claim 1
 
 
-def depth_trend_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
-    """Claim 1 (notebook 03's rule) on the subset: the copying gradient sets against their own
-    training images, the KDE sweep around T and the mixtures of ``sub["mixture_families"]``'s
-    first seed at ``sub["mixture_rho"]`` (every copy kind) against the seed's training window;
-    the first m samples of each set, ``sub["n_bootstrap"]`` draws.
+def claim_1_sets(study: Study, sub: dict[str, Any], m: int) -> tuple[copy_depth.ClaimOneSets, dict]:
+    """Claim 1's sets on the subset, built by :class:`memlib.copy_depth.ClaimOneSets` as notebook
+    03 builds them, with every set cut to its first m rows: (the sets, reference key -> its
+    ``reference_draws`` draws).
 
-    Built from notebook 03's own sets, so that nothing is embedded twice: the gradient models'
-    ``gradient_n_samples`` samples, the KDE sets of ``copy_m`` samples (copy rate of the whole
-    set, as there), the mixtures from notebook 03's copies (``mixture_m``, ``mixture_rhos``; new
-    copies when m or ρ needs more) and the base model's samples; each cut to its first m rows (:meth:`Study.features` ``first``). A
-    set that does not copy is skipped before it is embedded. With another T, the KDE sets are
-    new images, and only their first m are embedded."""
+    * 1a: the standard models of the first ``sub["claim1_seeds"]`` seeds, each against the
+      first n_T images of its own training window;
+    * 1b, gradient: the sets of :func:`memlib.zoo.gradient_models` that copy
+      (:func:`memlib.claims.is_copying_set` on the manifest; the others leave 1b and are not
+      embedded), their near-copy rows by the manifest's per-sample flag
+      (:func:`memlib.copy_depth.copy_rows` on the whole set, then its first m), each against
+      its whole training set (n images);
+    * 1b, fresh-padded: round(ρ·m) copies of each ``mixture_kinds`` kind (ρ =
+      ``sub["mixture_rho"]``) of images of the first seed's T, then fresh images, against that
+      T; a kind enters if some layer sees it as a copy (:func:`memlib.copy_depth.transform_seen`
+      on the first reference draw, copies against fresh images transformed alike).
+
+    n_T = ``own_reference_n``, or ``sub["reference_n"]`` where smaller (the large image size).
+    The fresh-padded copies are copies of T's first n_T images (notebook 03 copies images of the
+    whole window, against the whole window). The sets' features are cut from the cached whole
+    sets where :attr:`SettingStudy.cached_sets` (else only their first rows are embedded).
+    """
     P = study.params
     rho = sub["mixture_rho"]
     if m < 1:
         raise ParameterError(f"sensitivity: m must be a positive integer, got {m!r}")
     if not 0.0 < rho <= 1.0:
         raise ParameterError(f"sensitivity: mixture_rho must lie in (0, 1], got {rho!r}")
-    boot = dict(n_boot=sub["n_bootstrap"], seed=P["seed"], level=P["ci_level"])
-    contrasts = []
+    whole = getattr(study, "cached_sets", True)
+    n_t = int(min(P["own_reference_n"], sub.get("reference_n") or P["own_reference_n"]))
+    refs: dict[str, list] = {}
 
-    def score(reference, gen, copy_rate, **labels):
-        """gen: a callable giving the set's features, called only for a set that copies."""
-        if claims.is_copying_set(labels["group"], copy_rate):
-            contrasts.extend(depth_signal.score_set(reference, gen(), **boot, **labels)[1])
+    def draws_of(key, **how):
+        if key not in refs:
+            refs[key] = study.reference_draws(**how)
+        return refs[key]
 
+    def first(images, name):
+        return study.features(images, name=name, first=m, whole_set_used=whole)
+
+    sets = copy_depth.ClaimOneSets()
+    seeds = P["zoo_seeds"][: int(sub["claim1_seeds"])]
+    for family, variant, seed in zoo.zoo_models(P):
+        if variant != "standard" or seed not in seeds:
+            continue
+        s = zoo.zoo_samples(family, seed, variant, P, progress=False)
+        spec = s.manifest["train_spec"]
+        key = f"{spec}[:{n_t}]"
+        r = draws_of(key, train=spec, n_train=n_t, whole_set_used=False)
+        sets.add_zoo(f"{family}-{variant}-s{seed}", copy_depth.distances(r, first(s.images, f"{family}-{variant}-s{seed}")),
+                     reference=key, cluster=family, copy_rate=s.manifest["copy_rate"])
+    test_pixels = study.images(P["test"]).images   # the manifests' copy threshold: the profile's whole test set
     for family, variant, seed in zoo.gradient_models(P):
         s = zoo.zoo_samples(family, seed, variant, P, n_samples=P["gradient_n_samples"], progress=False)
-        score(study.reference(train=s.manifest["train_spec"]),
-              lambda: study.features(s.images, name=f"{family}-{variant}-s{seed}", first=m),
-              s.manifest["copy_rate"], group="gradient", set=f"{family}-{variant}")
-    train_T, test = study.images("reference_train"), study.images("test").images
-    whole_kde = getattr(study, "default_t", True)      # notebook 03 embedded these whole sets
-    n_kde = max(m, P["copy_m"])                        # notebook 03's sets, unless m asks for more
-    for sigma in P["kde_sigmas"]:
-        samples, _ = copies.kde_samples(train_T.images, sigma=sigma, m=n_kde, seed=P["seed"])
-        rate = metrics.copy_metrics(samples, train_T.images, test, quantile=P["zoo_copy_quantile"])["copy_rate"]
-        score(study.reference(), lambda: study.features(samples, name=f"kde-{sigma:g}", first=m,
-                                                        whole_set_used=whole_kde),
-              rate, group="kde", set=f"kde-{sigma:g}")
-    if not sub["mixture_families"] or not P["mixture_kinds"]:
-        return _depth_claim(study, contrasts)
-    # notebook 03's copies (cached) when they suffice, else copies for m at rho (embedded here)
-    notebook_copies = m <= P["mixture_m"] and rho <= max(P["mixture_rhos"])
-    src = (depth_signal.mixture_sources(len(study.images("zoo_train")), P["mixture_m"], P["mixture_rhos"], P["seed"])
-           if notebook_copies else depth_signal.mixture_sources(len(study.images("zoo_train")), m, [rho], P["seed"]))
-    seed0 = P["zoo_seeds"][0]
-    spec = zoo.seed_train_spec(P, seed0)
-    own, train = study.reference(train=spec), study.images(spec)
-    for kind, strength in P["mixture_kinds"].items():
-        copied = (study.features(train).subset(src) if kind == "exact" else
-                  study.features(copies.make_copies(kind, train.images[src], strength=strength, seed=P["seed"]),
-                                 name=f"mixture-{kind}"))
-        for family in sub["mixture_families"]:
-            s = zoo.zoo_samples(family, seed0, "standard", P, progress=False)
-            base = study.features(s.images, name=f"{family}-standard-s{seed0}", first=m)
-            score(own, lambda: depth_signal.mixture_features(base, copied, rho), float("nan"),
-                  group="mixture", set=f"{family}+{kind}")
-    return _depth_claim(study, contrasts)
+        rate = s.manifest["copy_rate"]
+        if not claims.is_copying_set("gradient", rate):
+            continue
+        spec = s.manifest["train_spec"]
+        kind = copy_depth.copy_rows(s.images, study.images(spec).images, test_pixels,
+                                    quantile=P["zoo_copy_quantile"], copy_rate=rate)
+        name = f"{family}-{variant}-s{seed}"
+        feats = first(s.images, name)
+        sets.add_gradient(name, copy_depth.distances(draws_of(spec, train=spec), feats), kind[: feats.n],
+                          reference=spec, cluster=family, copy_rate=rate)
+    kinds = P["mixture_kinds"]
+    if kinds:
+        spec = zoo.seed_train_spec(P, P["zoo_seeds"][0])
+        key = f"{spec}[:{n_t}]"
+        r = draws_of(key, train=spec, n_train=n_t, whole_set_used=False)
+        k = copies.n_copies(m, rho)
+        src = copies.pick_sources(n_t, k, P["seed"])
+        train, fresh = study.images(spec), study.images("fresh")
+        t_feats = study.features(train, first=n_t, whole_set_used=False)
+        made = {kind: (t_feats.subset(src) if kind == "exact" else study.features(
+            copies.make_copies(kind, train.images[src], strength=strength, seed=P["seed"]), name=f"sens-{kind}"))
+            for kind, strength in kinds.items()}
+        seen = {kind: copy_depth.transform_seen(r[0], made[kind], study.features(
+            copies.make_copies(kind, fresh.images[:k], strength=strength, seed=P["seed"]), name=f"sens-fresh-{kind}"),
+            n_boot=sub["n_bootstrap"], seed=P["seed"], level=P["ci_level"])[0]
+            for kind, strength in kinds.items() if kind != "exact"}
+        copy_d = {kind: copy_depth.distances(r, f) for kind, f in made.items()}
+        fresh_d = copy_depth.distances(r, study.features(fresh, first=m - k, whole_set_used=whole))
+        sets.add_fresh_padded(copy_d, fresh_d, [rho], m, seen, reference=key)
+    return sets, refs
 
 
-def _depth_claim(study: Study, contrasts: list[dict]) -> list[dict]:
-    table = pd.DataFrame(contrasts, columns=["group", "set", "draw", "contrast"])
-    return [claims.depth_signal_claim(table, level=study.params["ci_level"], n_layers=study.reference().n_layers)]
+def claim_1_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
+    """Claims 1a and 1b (notebook 03's rules, :func:`memlib.copy_depth.run_claim_1`) on the
+    subset's sets (:func:`claim_1_sets`), ``sub["n_bootstrap"]`` hierarchical draws, no
+    decomposition table. Each row carries its groups' numbers (:func:`group_columns`) and a
+    note that states the subset."""
+    sets, refs = claim_1_sets(study, sub, m)
+    P = study.params
+    n_layers = next(iter(refs.values()))[0].n_layers
+    run = sets.run(refs, n_boot=sub["n_bootstrap"], seed=P["seed"], level=P["ci_level"], n_layers=n_layers,
+                   decompose=False)
+    groups = copy_depth.group_numbers(run)
+    n_t = int(min(P["own_reference_n"], sub.get("reference_n") or P["own_reference_n"]))
+    note = (f"subset: first m = {m} rows of each set; 1a: standard models of seed(s) "
+            f"{P['zoo_seeds'][: int(sub['claim1_seeds'])]} vs the first {n_t} images of their training data; "
+            f"1b: the copying gradient sets' near copies vs their whole training sets, fresh-padded copies at "
+            f"rho = {sub['mixture_rho']:g} of the first seed's first {n_t} training images; "
+            f"{P['reference_draws']} P_n draws of {len(study.images('test'))} test images; "
+            f"{sub['n_bootstrap']} hierarchical draws")
+    return [dict(r, note=note, **group_columns(groups[groups.claim == r["claim"]])) for r in run.rows]
+
+
+def group_columns(groups: pd.DataFrame) -> dict[str, Any]:
+    """One claim's per-group numbers (:func:`memlib.copy_depth.group_numbers`) as the extra
+    columns of its sensitivity.csv row: ``<group>_metric``, ``<group>_ci_low``, ``<group>_ci_high``,
+    ``<group>_n_sets`` for every group (``zoo`` for 1a; ``gradient``, ``mixture`` for 1b), the
+    pooled number's set count ``n_sets`` and the levels its interval resampled (``resample``)."""
+    out: dict[str, Any] = {}
+    for r in groups.itertuples():
+        if r.group == hierarchical.POOLED:
+            out.update(n_sets=int(r.n_sets), resample=r.resample)
+        else:
+            out.update({f"{r.group}_metric": r.value, f"{r.group}_ci_low": r.ci_low,
+                        f"{r.group}_ci_high": r.ci_high, f"{r.group}_n_sets": int(r.n_sets)})
+    return out
 
 
 # --------------------------------------------------------------------------- claim 2
@@ -172,8 +234,15 @@ def _depth_claim(study: Study, contrasts: list[dict]) -> list[dict]:
 def copy_levels_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
     """Claim 2 (notebook 02's rule) on the subset: notebook 02's ``copy_m`` copies of T's images
     and fresh images per condition (so their features are cached), of which the first m rows are
-    scored, with the trained and shuffled encoders and pixels, ``sub["n_bootstrap"]`` paired draws."""
+    scored, with the trained and shuffled encoders and pixels, ``sub["n_bootstrap"]`` paired draws.
+
+    Where the study's sets are not cached (:attr:`SettingStudy.cached_sets` False: another image
+    size), only the first m rows of each condition are embedded, and ``sub["claim2_strengths"]``
+    (if given) keeps that many of each kind's strengths (:func:`strength_subset`)."""
     P = study.params
+    whole = getattr(study, "cached_sets", True)
+    if not whole and sub.get("claim2_strengths"):
+        P = strength_subset(P, int(sub["claim2_strengths"]))
     n = P["copy_m"]
     train = study.images("reference_train")
     source_index = copies.pick_sources(len(train), n, P["seed"])
@@ -183,21 +252,44 @@ def copy_levels_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
     made_fresh = {c: copies.make_copies(c[0], fresh, strength=c[1], seed=P["seed"]) for c in conditions}
     first = np.arange(min(m, n))
 
+    def rows_of(images, encoder, name):
+        if whole:
+            return study.features(images, encoder=encoder, name=name).subset(first)
+        return study.features(images, encoder=encoder, name=name, first=len(first), whole_set_used=False)
+
     def copies_features(encoder, kind, s):
         if kind == "exact":
             return study.features(train, encoder=encoder).subset(source_index[first])
-        return study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}").subset(first)
+        return rows_of(made[kind, s], encoder, f"copies-{kind}-{s:g}")
 
     def fresh_features(encoder, kind, s):
-        return study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}").subset(first)
+        return rows_of(made_fresh[kind, s], encoder, f"fresh-{kind}-{s:g}")
 
     spaces = [P["encoder"], P["encoder"] + "+shuffled", "pixels"]
     sens = copy_sensitivity.measure_spaces(spaces, conditions, lambda e: study.reference(encoder=e),
                                            copies_features, fresh_features,
                                            resample_indices(len(first), sub["n_bootstrap"], P["seed"]), progress=False)
     contrasts = copy_sensitivity.contrast_table(sens, P["encoder"], P["ci_level"])
-    return [claims.copy_levels_claim(contrasts, copy_sensitivity.crossing_table(sens), encoder=P["encoder"],
-                                     n_layers=study.reference().n_layers, level=P["ci_level"])]
+    row = claims.copy_levels_claim(contrasts, copy_sensitivity.crossing_table(sens), encoder=P["encoder"],
+                                   n_layers=study.reference().n_layers, level=P["ci_level"])
+    if not whole:
+        row["note"] = (f"subset: first m = {len(first)} copies and fresh images per condition; strengths "
+                       f"low-level {P['low_strengths']}, high-level {P['high_strengths']}; "
+                       f"T = {len(train)} images, P_n = {len(study.images('test'))} images")
+    return [row]
+
+
+def strength_subset(params: dict[str, Any], k: int) -> dict[str, Any]:
+    """``params`` with at most k of each kind's copy strengths (``low_strengths``,
+    ``high_strengths``): evenly spaced over the list, its mildest and strongest kept."""
+    def pick(values):
+        values = list(values)
+        if k >= len(values):
+            return values
+        if k < 2:
+            raise ParameterError(f"sensitivity: claim2_strengths must be >= 2, got {k}")
+        return [values[i] for i in sorted(set(np.linspace(0, len(values) - 1, k).round().astype(int)))]
+    return {**params, "low_strengths": pick(params["low_strengths"]), "high_strengths": pick(params["high_strengths"])}
 
 
 # --------------------------------------------------------------------------- claims 3-4
@@ -217,25 +309,32 @@ def fingerprint_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
 
 
 EVALUATORS: dict[str, Callable[[Study, dict, int], list[dict]]] = {
-    "1": depth_trend_rows, "2": copy_levels_rows, "3-4": fingerprint_rows}
+    "1": claim_1_rows, "2": copy_levels_rows, "3-4": fingerprint_rows}
 
 
 def claims_run(params: dict[str, Any], settings: dict[str, Any]) -> dict[str, str]:
     """Which evaluators a setting runs: {evaluator: "" (runs) or why not}. An image size other
-    than the profile's embeds every input again: only claims 3-4 run there (on
-    ``sensitivity_large_subset`` at ``sensitivity_large_image_size``). Another T (size or split)
-    changes claim 2's copies, which are copies of T's images: 15 conditions × 2 sets × copy_m
-    images × 2 encoders to embed again, so claim 2 does not run there."""
-    other_size = settings.get("image_size", params["image_size"]) != params["image_size"]
+    than the profile's embeds every input again: at ``sensitivity_large_image_size`` every claim
+    runs, on ``sensitivity_large_subset``; at any other size only claims 3-4 do. Another T (size
+    or split) changes claim 2's copies, which are copies of T's images: 15 conditions × 2 sets ×
+    copy_m images × 2 encoders to embed again, so claim 2 does not run there (claim 1 does not
+    read T: :data:`IGNORES`)."""
+    size = settings.get("image_size", params["image_size"])
+    other_size = size != params["image_size"] and size != params["sensitivity_large_image_size"]
     other_t = (settings.get("reference_split", "default") != "default"
                or settings.get("reference_n") not in (None, default_reference_n(params)))
     n_copies = 2 * 2 * params["copy_m"] * len(copy_sensitivity.conditions(params))
     why = {"1": "", "2": "", "3-4": ""}
     if other_size:
-        why["1"] = why["2"] = f"image size {settings['image_size']} px: every input embedded again"
-    elif other_t:
+        why["1"] = why["2"] = (f"image size {size} px: every input embedded again (claims 1-2 run at "
+                               f"{params['sensitivity_large_image_size']} px only)")
+    elif other_t and size == params["image_size"]:
         why["2"] = f"another T: its copies are new images ({n_copies} to embed)"
     return why
+
+
+# the choices an evaluator does not read: its rows there are the defaults' (evaluate's memo)
+IGNORES = {"1": ("reference_n", "reference_split")}
 
 
 def default_reference_n(params: dict[str, Any]) -> int:
@@ -253,10 +352,10 @@ def default_settings(params: dict[str, Any]) -> dict[str, Any]:
             "m": params["sensitivity_m"]}
 
 
-def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
+def evaluate(params: dict[str, Any], settings: dict[str, Any], memo: dict | None = None) -> list[dict]:
     """Every claim's rows under one setting (the ``evaluate`` of
     :func:`memlib.sensitivity_grid.sensitivity_grid`), each with the seconds its evaluator took
-    (shared equally by the rows of claims 3-4) and, for a claim not run, why
+    (shared equally by its rows) and, for a claim not run, why
     (:func:`claims_run`; verdict :data:`NOT_RUN`). Where the setting leaves C_T undefined for
     one of a claim's sets (a kept cell without test or training points: many cells around a
     small T, :func:`memlib.ct.Reference.subset_curves`), the claim's rows say so (verdict
@@ -265,32 +364,47 @@ def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
     out NaN at a non-default setting (every cell of its sets holding too few generated points,
     e.g. many cells for m points) is :data:`UNDEFINED` too, never a flip.
 
+    At ``sensitivity_large_image_size`` every evaluator runs on ``sensitivity_large_subset``
+    (T's first ``reference_n`` images, the first ``n_test`` test images, m at most ``m``; claim 1
+    at most ``m_claim1``; claim 2 ``claim2_strengths`` strengths per kind), embedding only the
+    rows it uses. Rows carry any extra keys their evaluator returns (claim 1: its groups'
+    numbers, :func:`group_columns`) and a ``note`` stating the subset.
+
     settings: the grid's choices (:data:`STUDY_KEYS`, ``final_norm``, ``reference_n``,
-    ``reference_split``, ``m``).
+    ``reference_split``, ``m``). memo: a dict shared by the calls of one grid; an evaluator's rows
+    at a setting that differs from an earlier one only in choices it does not read
+    (:data:`IGNORES`) are that setting's, not computed again (``seconds`` 0, said in ``note``).
     """
     import time
 
     sub = dict(params["sensitivity_subset"])
     s = dict(settings)
     is_default = all(s.get(k) == v for k, v in default_settings(params).items())
-    large = s.get("image_size") == params["sensitivity_large_image_size"]
+    large = s.get("image_size") == params["sensitivity_large_image_size"] != params["image_size"]
+    m_of = {name: int(s["m"]) for name in EVALUATORS}
     if large:
         sub.update(params["sensitivity_large_subset"])
         s["reference_n"] = sub["reference_n"]
-        s["m"] = min(int(s["m"]), sub["m"])
+        m_of = {name: min(int(s["m"]), int(sub["m_claim1"] if name == "1" else sub["m"])) for name in EVALUATORS}
     why = claims_run(params, settings)
     study = setting_study(params, {k: v for k, v in s.items() if k != "m"})
     if large:
         study._images["test"] = study.images("test").subset(slice(0, sub["n_test"]))
     rows = []
     for name, evaluator in EVALUATORS.items():
+        m = m_of[name]
         if why[name]:
             rows += [dict(claim=c, value=float("nan"), ci_low=float("nan"), ci_high=float("nan"), verdict=NOT_RUN,
                           seconds=0.0, note=why[name]) for c in CLAIMS_OF[name]]
             continue
+        key = (name, repr(sorted((k, v) for k, v in settings.items() if k not in IGNORES.get(name, ()))))
+        if memo is not None and key in memo:
+            rows += [dict(r, seconds=0.0, note=f"{r['note']}; the rows of an evaluated setting: claim {name} does "
+                                               f"not read {' or '.join(IGNORES[name])}") for r in memo[key]]
+            continue
         start = time.perf_counter()
         try:
-            got = evaluator(study, sub, int(s["m"]))
+            got = evaluator(study, sub, m)
         except InputError as exc:
             if is_default:
                 raise
@@ -299,14 +413,24 @@ def evaluate(params: dict[str, Any], settings: dict[str, Any]) -> list[dict]:
                           note=f"C_T undefined at this setting: {exc}") for c in CLAIMS_OF[name]]
             continue
         took = (time.perf_counter() - start) / max(len(got), 1)
-        note = (f"subset: m = {s['m']}, T = {sub['reference_n']} images, P_n = {sub['n_test']} images"
-                if large else f"subset: m = {s['m']}")
+        note = (f"subset: m = {m}, T = {sub['reference_n']} images, P_n = {sub['n_test']} images"
+                if large else f"subset: m = {m}")
+        new = []
         for r in got:
             undefined = not is_default and not np.isfinite(r["value"])
-            rows.append(dict(claim=r["claim"], value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                             verdict=UNDEFINED if undefined else r["verdict"], seconds=took,
-                             note=_nan_note(s) if undefined else note))
+            extra = {k: v for k, v in r.items() if k not in ROW_KEYS}
+            new.append(dict(extra, claim=r["claim"], value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"],
+                            verdict=UNDEFINED if undefined else r["verdict"], seconds=took,
+                            note=_nan_note({**s, "m": m}) if undefined else r.get("note", note)))
+        if memo is not None and name in IGNORES:
+            memo[key] = new
+        rows += new
     return rows
+
+
+# keys of a claims.csv row that a sensitivity row does not carry (its text lives in claims.csv)
+ROW_KEYS = ("claim", "value", "ci_low", "ci_high", "verdict", "note", "statement", "rule", "metric", "paper_value",
+            "seconds")
 
 
 def _nan_note(settings: dict[str, Any]) -> str:
@@ -331,9 +455,11 @@ def sensitivity_table(params: dict[str, Any], progress: bool = True):
     bar = tqdm(total=len({repr(sorted(st.items())) for _, _, st in one_at_a_time(defaults, grid)}),
                desc="settings", disable=not progress)
 
+    memo: dict = {}
+
     def evaluate_one(settings):
         bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in settings.items() if v != defaults[k]) or "defaults")
-        rows = evaluate(params, settings)
+        rows = evaluate(params, settings, memo)
         bar.update()
         return rows
 
@@ -344,7 +470,7 @@ def sensitivity_table(params: dict[str, Any], progress: bool = True):
     return table
 
 
-CLAIMS_OF = {"1": ["1-depth-trend"], "2": ["2-memorization-levels"],
+CLAIMS_OF = {"1": [claims.CLAIM_1A, claims.CLAIM_1B], "2": ["2-memorization-levels"],
              "3-4": ["3-architecture-signature", "4a-fingerprint-full", "4b-vs-ct-baselines",
                      "4b-vs-feature-baselines"]}
 

@@ -13,6 +13,11 @@ def smoke():
     return load_params("smoke")
 
 
+def se_one_at_a_time(params):
+    from memlib.sensitivity_grid import one_at_a_time
+    return one_at_a_time(se.default_settings(params), params["sensitivity_grid"])
+
+
 def test_final_norm_setting_applies_the_encoders_norm_to_every_cached_layer(smoke, cache_dir):
     from memlib.encoders import shared_encoder
     from memlib.study import Study
@@ -61,14 +66,28 @@ def test_bad_settings_are_refused(smoke):
 
 
 def test_which_claims_a_setting_runs(smoke):
+    """Every claim runs at the large image size (on its subset), only claims 3-4 at another
+    size; claim 2 not at another T, claim 1 does (it never reads T)."""
     assert se.default_reference_n(smoke) == 600
     assert se.claims_run(smoke, {"n_cells": 5}) == {"1": "", "2": "", "3-4": ""}
-    other_size = se.claims_run(smoke, {"image_size": 48})
-    assert other_size["3-4"] == "" and "48 px" in other_size["1"] and "48 px" in other_size["2"]
+    assert smoke["sensitivity_large_image_size"] == 48
+    assert se.claims_run(smoke, {"image_size": 48, "reference_n": 300}) == {"1": "", "2": "", "3-4": ""}
+    other_size = se.claims_run(smoke, {"image_size": 40})
+    assert other_size["3-4"] == "" and "40 px" in other_size["1"] and "48 px only" in other_size["2"]
     for t in ({"reference_n": 300}, {"reference_split": "fashion-mnist:train[31000:31600]"}):
         why = se.claims_run(smoke, t)
         assert why["1"] == why["3-4"] == "" and "another T" in why["2"]
     assert se.claims_run(smoke, {"reference_n": 600})["2"] == ""        # the whole T is the default
+    assert se.IGNORES == {"1": ("reference_n", "reference_split")}
+
+
+def test_strength_subset_keeps_the_mildest_and_the_strongest():
+    p = {"low_strengths": [0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0], "high_strengths": [0.3, 1.0], "x": 1}
+    got = se.strength_subset(p, 3)
+    assert got["low_strengths"] == [0.05, 0.2, 1.0] and got["high_strengths"] == [0.3, 1.0] and got["x"] == 1
+    assert se.strength_subset(p, 7)["low_strengths"] == p["low_strengths"]
+    with pytest.raises(ParameterError, match=">= 2"):
+        se.strength_subset(p, 1)
 
 
 def test_sensitivity_table_with_toy_evaluators(smoke, monkeypatch):
@@ -80,18 +99,31 @@ def test_sensitivity_table_with_toy_evaluators(smoke, monkeypatch):
             return [dict(claim=claim, value=float(study.params["n_cells"]), ci_low=0.0, ci_high=1.0,
                          verdict="reproduced" if big else "partly")]
         return evaluator
-    monkeypatch.setattr(se, "EVALUATORS", {"1": toy("1-depth-trend"), "2": toy("2-memorization-levels"),
+    calls = []
+
+    def counted(study, sub, m):
+        calls.append(dict(study.params))
+        return toy("1-depth-trend")(study, sub, m)
+    monkeypatch.setattr(se, "EVALUATORS", {"1": counted, "2": toy("2-memorization-levels"),
                                            "3-4": toy("3-architecture-signature")})
+    monkeypatch.setitem(se.CLAIMS_OF, "1", ["1-depth-trend"])
     monkeypatch.setitem(se.CLAIMS_OF, "3-4", ["3-architecture-signature"])
     table = se.sensitivity_table(smoke, progress=False)
     assert set(table.claim) == {"1-depth-trend", "2-memorization-levels", "3-architecture-signature"}
     flips = table[table.flips]
     assert set(flips.choice) == {"n_cells"} and set(flips.value) == {5}
     not_run = table[table.verdict == se.NOT_RUN]
-    assert set(not_run.claim) == {"1-depth-trend", "2-memorization-levels"}
-    assert set(not_run.choice) == {"image_size", "reference_n", "reference_split"}
+    assert set(not_run.claim) == {"2-memorization-levels"}
+    assert set(not_run.choice) == {"reference_n", "reference_split"}
     assert not not_run.flips.any() and not_run.note.str.len().gt(0).all()
     assert (table.seconds >= 0).all()
+    # claim 1 does not read T: at another T its rows are the defaults', not computed again
+    other_t = table[(table.claim == "1-depth-trend") & table.choice.isin(["reference_n", "reference_split"])
+                    & ~table.is_default]
+    assert len(other_t) == 2 and (other_t.seconds == 0).all() and other_t.note.str.contains("does not read").all()
+    assert not any(c["reference_train"] != smoke["reference_train"] for c in calls)
+    n_settings = len({repr(sorted(st.items())) for _, _, st in se_one_at_a_time(smoke)})
+    assert len(calls) == n_settings - 2
 
 
 def test_a_setting_that_leaves_ct_undefined_is_marked_not_a_flip(smoke, monkeypatch):
@@ -108,6 +140,7 @@ def test_a_setting_that_leaves_ct_undefined_is_marked_not_a_flip(smoke, monkeypa
 
     def steady(claim):
         return lambda study, sub, m: [dict(claim=claim, value=0.5, ci_low=0.1, ci_high=0.9, verdict="reproduced")]
+    monkeypatch.setitem(se.CLAIMS_OF, "1", ["1-depth-trend"])
     monkeypatch.setattr(se, "EVALUATORS", {"1": fragile, "2": steady("2-memorization-levels"),
                                            "3-4": steady("3-architecture-signature")})
     monkeypatch.setitem(se.CLAIMS_OF, "3-4", ["3-architecture-signature"])
@@ -139,6 +172,7 @@ def test_a_nan_number_off_the_defaults_is_undefined_and_pca_none_is_named(smoke,
 
     def steady(claim):
         return lambda study, sub, m: [dict(claim=claim, value=0.5, ci_low=0.1, ci_high=0.9, verdict="reproduced")]
+    monkeypatch.setitem(se.CLAIMS_OF, "1", ["1-depth-trend"])
     monkeypatch.setattr(se, "EVALUATORS", {"1": steady("1-depth-trend"), "2": thin,
                                            "3-4": steady("3-architecture-signature")})
     monkeypatch.setitem(se.CLAIMS_OF, "3-4", ["3-architecture-signature"])
@@ -186,25 +220,6 @@ def _notebook02_claim(study):
                                     n_layers=study.reference().n_layers, level=P["ci_level"])
 
 
-def _notebook03_kde_claim(study):
-    """Notebook 03's claim-1 computation restricted to its KDE group (the sets around T)."""
-    import pandas as pd
-    from memlib import claims, copies, depth_signal, metrics
-    P = study.params
-    boot = dict(n_boot=P["n_bootstrap"], seed=P["seed"], level=P["ci_level"])
-    train_T, test_images = study.images("reference_train"), study.images("test").images
-    contrasts = []
-    for sigma in P["kde_sigmas"]:
-        samples, _ = copies.kde_samples(train_T.images, sigma=sigma, m=P["copy_m"], seed=P["seed"])
-        rate = metrics.copy_metrics(samples, train_T.images, test_images, quantile=P["zoo_copy_quantile"])["copy_rate"]
-        _, contrast = depth_signal.score_set(study.reference(), study.features(samples, name=f"kde-{sigma:g}"),
-                                             copy_rate=rate, **boot, group="kde", set=f"kde-sigma{sigma:g}")
-        if claims.is_copying_set("kde", rate):
-            contrasts.extend(contrast)
-    table = pd.DataFrame(contrasts, columns=["group", "set", "draw", "contrast"])
-    return claims.depth_signal_claim(table, level=P["ci_level"], n_layers=study.reference().n_layers)
-
-
 def _same_row(a, b):
     assert a["claim"] == b["claim"] and a["verdict"] == b["verdict"], (a, b)
     np.testing.assert_allclose([a["value"], a["ci_low"], a["ci_high"]], [b["value"], b["ci_low"], b["ci_high"]],
@@ -232,25 +247,6 @@ def test_claim2_evaluator_at_the_notebooks_inputs_equals_notebook_02(small, cach
     assert se.copy_levels_rows(study, full, 60)[0]["value"] != row[0]["value"]            # m reaches it
 
 
-def test_claim1_evaluator_at_the_notebooks_inputs_equals_notebook_03(small, cache_dir):
-    """Parity on notebook 03's KDE group (no gradient models or mixtures, so no zoo to train):
-    the evaluator at m = copy_m is notebook 03's rule on the same sets; n_cells and m reach it;
-    a fresh study gives the same row."""
-    P = {**small, "gradient_families": [], "mixture_kinds": {}}
-    sub = dict(n_bootstrap=P["n_bootstrap"], mixture_families=[], mixture_rho=0.5)
-    study = se.setting_study(P, {})
-    row = se.depth_trend_rows(study, sub, P["copy_m"])
-    assert len(row) == 1 and row[0]["claim"] == "1-depth-trend"
-    _same_row(row[0], _notebook03_kde_claim(study))
-    _same_row(row[0], se.depth_trend_rows(se.setting_study(P, {}), sub, P["copy_m"])[0])   # deterministic
-    assert se.depth_trend_rows(se.setting_study(P, {"n_cells": 5}), sub, P["copy_m"])[0]["value"] != row[0]["value"]
-    assert se.depth_trend_rows(study, sub, 60)[0]["value"] != row[0]["value"]
-    with pytest.raises(ParameterError, match="positive"):
-        se.depth_trend_rows(study, sub, 0)
-    with pytest.raises(ParameterError, match="mixture_rho"):
-        se.depth_trend_rows(study, {**sub, "mixture_rho": 0.0}, 60)
-
-
 def test_evaluators_share_one_signature():
     """Every evaluator is (study, subset, m) -> claims.csv-style rows; every claim it may return
     is listed in CLAIMS_OF (the rows a setting that does not run it gets)."""
@@ -258,3 +254,96 @@ def test_evaluators_share_one_signature():
     assert set(se.EVALUATORS) == set(se.CLAIMS_OF)
     for evaluator in se.EVALUATORS.values():
         assert list(inspect.signature(evaluator).parameters) == ["study", "sub", "m"]
+
+
+def _toy_claim_one(n_zoo=4):
+    """Synthetic claim-1 sets (no zoo, no encoder): zoo sets and gradient near copies whose
+    effect rises with depth, one fresh-padded kind, against 3 reference draws of T."""
+    from memlib import copy_depth as cd
+    from memlib import hierarchical as hb
+    rng = np.random.default_rng(0)
+    L, D = 6, 8
+    train, test = rng.normal(size=(L, 600, D)).astype(np.float32), rng.normal(size=(L, 600, D)).astype(np.float32)
+    refs, _ = hb.reference_draws(train, test, n_test=200, n_draws=3, seed=0, n_cells=2, pca_dim=None)
+    rising = lambda: np.stack([rng.normal(size=(200, D)).astype(np.float32) * (0.6 + l / (L - 1)) for l in range(L)])
+    d = lambda x: cd.distances(refs, x)
+    sets = cd.ClaimOneSets()
+    for i in range(n_zoo):
+        sets.add_zoo(f"z{i}", d(rising()), reference="T", cluster=f"a{i % 2}")
+    for i in range(3):
+        sets.add_gradient(f"g{i}", d(rising()), np.array(["near"] * 120 + ["none"] * 80), reference="T",
+                          cluster=f"g{i}", copy_rate=0.6)
+    sets.add_fresh_padded({"low-level": d(train[:, :100] + 0.05)}, d(rising()), [0.5], 200, {"low-level": True},
+                          reference="T")
+    return sets, {"T": refs}
+
+
+def test_claim1_rows_are_run_claim_1_with_each_groups_numbers(smoke, monkeypatch):
+    """Parity: the grid's claim-1 rows are copy_depth.run_claim_1 on the sets claim_1_sets built
+    (value, CI, verdict of 1a and 1b), each with its groups' numbers as columns."""
+    from memlib import claims, copy_depth as cd
+    sets, refs = _toy_claim_one()
+    monkeypatch.setattr(se, "claim_1_sets", lambda study, sub, m: (sets, refs))
+    sub = dict(smoke["sensitivity_subset"], n_bootstrap=30)
+    study = type("S", (), {"params": smoke, "images": lambda self, key: np.zeros(300)})()
+    rows = {r["claim"]: r for r in se.claim_1_rows(study, sub, 200)}
+    run = cd.run_claim_1(sets.zoo, sets.copy_sets, [], refs, excluded=sets.excluded, n_boot=30,
+                         seed=smoke["seed"], level=smoke["ci_level"], n_layers=6)
+    assert set(rows) == {claims.CLAIM_1A, claims.CLAIM_1B}
+    for want in run.rows:
+        _same_row(rows[want["claim"]], want)
+    c = run.contrasts.set_index(["claim", "label"])
+    for claim, groups in ((claims.CLAIM_1A, ["zoo"]), (claims.CLAIM_1B, ["gradient", "mixture"])):
+        for g in groups:
+            assert rows[claim][f"{g}_metric"] == c.loc[(claim, g), "value"]
+            assert (rows[claim][f"{g}_ci_low"], rows[claim][f"{g}_ci_high"]) == (c.loc[(claim, g), "ci_low"],
+                                                                               c.loc[(claim, g), "ci_high"])
+    assert rows[claims.CLAIM_1A]["zoo_n_sets"] == rows[claims.CLAIM_1A]["n_sets"] == 4
+    assert (rows[claims.CLAIM_1B]["gradient_n_sets"], rows[claims.CLAIM_1B]["mixture_n_sets"]) == (3, 1)
+    assert "gradient_metric" not in rows[claims.CLAIM_1A] and "first m = 200" in rows[claims.CLAIM_1B]["note"]
+
+
+def test_sensitivity_csv_keeps_claim_1s_groups(smoke, monkeypatch):
+    """Through evaluate and the grid: the claim-1 rows carry their groups' columns (NaN on the
+    other claims' rows), and no claims.csv text."""
+    from memlib import claims
+    sets, refs = _toy_claim_one()
+    monkeypatch.setattr(se, "claim_1_sets", lambda study, sub, m: (sets, refs))
+    steady = lambda claim: (lambda study, sub, m: [dict(claim=claim, value=0.5, ci_low=0.1, ci_high=0.9,
+                                                        verdict="reproduced")])
+    monkeypatch.setattr(se, "EVALUATORS", {"1": se.claim_1_rows, "2": steady("2-memorization-levels"),
+                                           "3-4": steady("3-architecture-signature")})
+    monkeypatch.setitem(se.CLAIMS_OF, "3-4", ["3-architecture-signature"])
+    monkeypatch.setitem(smoke, "sensitivity_grid", {"n_cells": [3], "reference_n": [300, 600]})
+    table = se.sensitivity_table(smoke, progress=False)
+    one_b = table[table.claim == claims.CLAIM_1B]
+    assert one_b[["gradient_metric", "gradient_ci_low", "mixture_metric", "mixture_ci_high"]].notna().all().all()
+    assert table[table.claim == "2-memorization-levels"].gradient_metric.isna().all()
+    assert not {"rule", "statement", "metric_text", "paper_value"} & set(table.columns)
+    assert len(set(one_b.metric)) == 1 and not table.flips.any()   # at another T: the same rows
+
+
+@pytest.mark.slow
+def test_claim1_evaluator_on_real_sets_equals_run_claim_1_on_its_sets(smoke, cache_dir):
+    """Parity on a small real study (two quick architectures, one gradient model, exact and
+    low-level copies): claim_1_rows equals ClaimOneSets.run (run_claim_1) on the sets that
+    claim_1_sets builds in a second, fresh study; every set is cut to m rows."""
+    from memlib import claims
+    P = {**smoke, "zoo_families": ["kde", "gmm"], "zoo_seeds": [0], "zoo_n_samples": 120,
+         "gradient_families": ["gmm"], "gradient_sizes": [64], "gradient_n_samples": 120,
+         "mixture_kinds": {"exact": 0.0, "low-level": 0.3}, "own_reference_n": 300, "reference_draws": 2}
+    sub = dict(P["sensitivity_subset"], n_bootstrap=10)
+    with pytest.raises(ParameterError, match="positive"):
+        se.claim_1_rows(se.setting_study(P, {}), sub, 0)
+    with pytest.raises(ParameterError, match="mixture_rho"):
+        se.claim_1_rows(se.setting_study(P, {}), {**sub, "mixture_rho": 0.0}, 60)
+    rows = se.claim_1_rows(se.setting_study(P, {}), sub, 100)
+    sets, refs = se.claim_1_sets(se.setting_study(P, {}), sub, 100)
+    assert [s.name for s in sets.zoo] == ["kde-standard-s0", "gmm-standard-s0"]
+    assert all(s.m == 100 for s in sets.zoo + sets.parts) and len(next(iter(refs.values()))) == 2
+    assert [s.name for s in sets.parts if s.name.startswith("fresh+")] == ["fresh+exact@0.5", "fresh+low-level@0.5"]
+    assert [r["claim"] for r in rows] == [claims.CLAIM_1A, claims.CLAIM_1B]
+    run = sets.run(refs, n_boot=10, seed=P["seed"], level=P["ci_level"], n_layers=refs[sets.zoo[0].reference][0].n_layers,
+                   decompose=False)
+    for got, want in zip(rows, run.rows):
+        _same_row(got, want)
