@@ -59,7 +59,8 @@ def test_docs_cite_only_what_is_in_the_repository():
 
 
 README_CLAIM_ROWS = [  # claims.csv's claim -> how its row of the README's claims table starts
-    ("1-depth-trend", "| 1 ·"), ("2-memorization-levels", "| 2 ·"), ("3-architecture-signature", "| 3 ·"),
+    ("1a-depth-rise", "| 1a ·"), ("1b-copy-signal-depth", "| 1b ·"), ("1-depth-trend", "| 1 (net, secondary) ·"),
+    ("2-memorization-levels", "| 2 ·"), ("3-architecture-signature", "| 3 ·"),
     ("4a-fingerprint-full", "| 4a ·"), ("4b-vs-ct-baselines", "| 4b vs C_T ·"),
     ("4b-vs-feature-baselines", "| 4b vs features ·")]
 
@@ -71,6 +72,8 @@ def test_readme_verdicts_match_claims_csv(claim, row_start):
     verdict = claims.set_index("claim").loc[claim, "verdict"]
     row = next(line for line in README.splitlines() if line.startswith(row_start))
     assert f"**{verdict}**" in row, (claim, verdict, row)
+    history = claims.set_index("claim").loc[claim, "rule_history"]   # before / after its numbers
+    assert f"(*{history}*" in row, (claim, history, row)
 
 
 def test_design_module_map_matches_the_tree():
