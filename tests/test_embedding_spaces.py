@@ -165,3 +165,41 @@ def test_training_a_tiny_encoder_twice_gives_the_same_bytes(tmp_path):
         got.append((name, weights, m["test_accuracy"], m["epoch_loss"]))
     assert got[0] == got[1]
     assert got[2][0] != got[0][0] and got[2][1] != got[0][1]
+
+
+# --- memlib.embedding_spaces: spaces, depth axis, the table's rows ----------------------------------
+
+def test_spaces_and_relative_depth():
+    import numpy as np
+
+    from memlib import embedding_spaces as es
+    from memlib.params import load_params
+    assert es.spaces(load_params("default")) == {"dinov2-s-offline": "checkpoint", "fmnist-vit": "vit",
+                                                  "fmnist-cnn": "cnn", "pixels": "pixels"}
+    np.testing.assert_allclose(es.relative_depth([1, 6, 12], 12), [1 / 12, 0.5, 1.0])
+    np.testing.assert_allclose(es.relative_depth([3, 6], 6), [0.5, 1.0])   # block 3 of 6 = block 6 of 12
+
+
+def test_generality_rows_from_a_table():
+    import pandas as pd
+
+    from memlib import embedding_spaces as es
+    kinds = {"dino": "checkpoint", "fmnist-vit": "vit", "fmnist-cnn": "cnn", "pixels": "pixels"}
+    verdicts = {"dino": ["partly", "reproduced"], "fmnist-vit": ["partly", "not reproduced"],
+                "fmnist-cnn": ["not reproduced", "not reproduced"], "pixels": [U, U]}
+    rows = [dict(claim=c, encoder=e, kind=kinds[e], value=0.0, ci_low=0.0, ci_high=0.0, verdict=v[i], note="")
+            for e, v in verdicts.items() for i, c in enumerate(("1a-depth-rise", "2-memorization-levels"))]
+    table = pd.DataFrame(rows)
+    out = es.generality_rows(table, kinds).set_index("claim")
+    assert out.loc["1a-depth-rise", "verdict"] == "every ViT space"
+    assert out.loc["2-memorization-levels", "verdict"] == "only the checkpoint"
+    assert (out.encoder == es.GENERALITY_ENCODER).all()
+    assert (out.rule_commit == claims.GENERALITY_HISTORY[1]).all()
+    assert "fmnist-cnn (cnn): not reproduced" in out.loc["1a-depth-rise", "note"]
+
+
+def test_pixels_rows_say_why():
+    from memlib import embedding_spaces as es
+    rows = es.untestable_rows("pixels", "pixels", {**es.PIXEL_WHY, **{c: es.PIXEL_WHY_3_4 for c in es.CLAIM_IDS[3:]}})
+    assert [r["claim"] for r in rows] == list(es.CLAIM_IDS)
+    assert all(r["verdict"] == U and "one layer" in r["note"] for r in rows)

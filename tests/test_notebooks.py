@@ -34,13 +34,13 @@ REQUIRED_COLUMNS = {
 }
 
 
-NUMBERS = ["00", "01", "02", "03", "04", "05"]
+NUMBERS = ["00", "01", "02", "03", "04", "05", "06"]
 BY_HAND_FIGURES = ["ct_by_hand_data", "ct_by_hand_distances", "ct_by_hand_scores", "ct_by_hand_effect_sweep",
                    "ct_by_hand_null", "ct_by_hand_floor", "ct_by_hand_layers", "ct_by_hand_attribution"]
 TQDM_BAR = re.compile(r"\d+%\|")   # "…  42%|████▏     | 420/1000 …"
 
 
-def test_there_are_six_numbered_notebooks():
+def test_there_are_seven_numbered_notebooks():
     assert [p.stem[:2] for p in NOTEBOOKS] == NUMBERS
 
 
