@@ -19,6 +19,7 @@ import pandas as pd
 
 from memlib import copy_sensitivity, depth_signal, zoo
 from memlib.claims import COPY_RATE_MIN
+from memlib.copies import n_copies
 from memlib.data import spec_window
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,16 +30,18 @@ def _size(spec: str) -> int:
     return stop - start
 
 
-def copying_kde_sigmas(params: dict[str, Any], figures: Path = REPO / "figures") -> int:
-    """How many of ``kde_sigmas`` give a KDE set that copies (pixel copy rate ≥
-    ``COPY_RATE_MIN`` against T): read from the committed ``memorization_gradient.csv`` (the
-    KDE rows of notebook 03); all of them when the table is absent (an upper bound)."""
-    path = figures / "memorization_gradient.csv"
+def copying_gradient_sizes(params: dict[str, Any], figures: Path = REPO / "figures") -> list[int]:
+    """The training-set size n of every gradient model (:func:`memlib.zoo.gradient_models`) that
+    copies (pixel copy rate ≥ ``COPY_RATE_MIN``), one entry per model: read from the committed
+    ``zoo_quality.csv``; every gradient model when the table or a model is absent (an upper
+    bound). The sensitivity grid embeds only these (``sensitivity_eval.claim_1_sets``)."""
+    models = zoo.gradient_models(params)
+    path = figures / "zoo_quality.csv"
     if not path.exists():
-        return len(params["kde_sigmas"])
-    t = pd.read_csv(path)
-    kde = t[(t.group == "kde") & (t.layer == 1)]
-    return int((kde.copy_rate >= COPY_RATE_MIN).sum())
+        return [zoo.gradient_size(v) for _, v, _ in models]
+    t = pd.read_csv(path).set_index(["architecture", "variant", "seed"])
+    return [zoo.gradient_size(v) for a, v, s in models
+            if (a, v, s) not in t.index or t.loc[(a, v, s), "copy_rate"] >= COPY_RATE_MIN]
 
 
 def estimate(params: dict[str, Any], figures: Path = REPO / "figures") -> list[dict[str, Any]]:
@@ -64,12 +67,13 @@ def estimate(params: dict[str, Any], figures: Path = REPO / "figures") -> list[d
     sub, large = P["sensitivity_subset"], P["sensitivity_large_subset"]
     fp_sets = len({a for a, _, _ in standard}) * int(sub["fingerprint_seeds"])
     m_sens = int(P["sensitivity_m"])
-    k_copy = copying_kde_sigmas(P, figures)
     grid = P["sensitivity_grid"]
     other_t = [int(n) for n in grid.get("reference_n", []) if int(n) != n_t]
     other_split = [s for s in grid.get("reference_split", []) if s != "default"]
     other_sizes = [int(s) for s in grid.get("image_size", []) if int(s) != size]
     large_size = int(P["sensitivity_large_image_size"])
+    rho = float(sub["mixture_rho"])
+    ms = sorted({m_sens} | {int(x) for x in grid.get("m", [])})
 
     own_specs = sorted({zoo.train_spec(v, P, s) for _, v, s in standard + memorize})
     n_own_refs = sum(min(n_own, _size(spec)) for spec in own_specs)   # one entry per distinct window
@@ -94,15 +98,30 @@ def estimate(params: dict[str, Any], figures: Path = REPO / "figures") -> list[d
         ("03_layer_trends", random_, size, control, "the same for random weights"),
         ("04_fingerprinting", enc, size, len(standard) * corruptions * pool,
          f"{len(standard)} sets × {corruptions} corruptions × first {pool} samples"),
-        ("05_sensitivity", enc, size, sum(other_t) + len(other_split) * n_t + (len(other_t) + len(other_split)) * k_copy * m_sens,
-         f"another T: reference_n {other_t} and {len(other_split)} other split × {n_t}, each + {k_copy} copying "
-         f"KDE sets × first {m_sens} (drawn around that T)"),
+        ("05_sensitivity", enc, size, sum(other_t) + len(other_split) * n_t + sum(2 * n_mix_kinds * n_copies(mm, rho) for mm in ms),
+         f"another T: reference_n {other_t} and {len(other_split)} other split × {n_t}; claim 1's fresh-padded "
+         f"copies: {n_mix_kinds} kinds × (copies + fresh images transformed alike) × round({rho}·m) for m in {ms}"),
     ]
     for s in other_sizes:
         if s == large_size:
-            n = int(large["reference_n"]) + int(large["n_test"]) + fp_sets * min(m_sens, int(large["m"]))
-            how = (f"claims 3-4 at {s} px: T {large['reference_n']} + P_n {large['n_test']} + {fp_sets} sets × "
-                   f"{min(m_sens, int(large['m']))}")
+            t_l, m_l, m1 = int(large["reference_n"]), min(m_sens, int(large["m"])), min(m_sens, int(large["m_claim1"]))
+            n = t_l + int(large["n_test"]) + fp_sets * m_l
+            how = (f"claims 3-4 at {s} px: T {t_l} + P_n {large['n_test']} + {fp_sets} sets × {m_l}")
+            # claim 1: 1a sets and their own T, the copying gradient sets and their T, fresh-padded sets
+            n_1a = len({a for a, _, _ in standard}) * int(sub["claim1_seeds"])
+            own_t = min(n_own, t_l) * int(sub["claim1_seeds"])
+            k1 = n_copies(m1, rho)
+            grad = copying_gradient_sizes(P, figures)
+            n += n_1a * m1 + own_t + len(grad) * m1 + sum(set(grad)) + 2 * n_mix_kinds * k1 + (m1 - k1)
+            how += (f"; claim 1: {n_1a} zoo sets × {m1} + own T {own_t} + {len(grad)} copying gradient sets × {m1} + "
+                    f"their T {sum(set(grad))} + {n_mix_kinds} kinds × 2 × {k1} copies + {m1 - k1} fresh")
+            # claim 2: claim2_strengths strengths per kind, m_l copies and fresh images per condition
+            k2 = int(large.get("claim2_strengths") or max(len(P["low_strengths"]), len(P["high_strengths"])))
+            n_c = 1 + min(k2, len(P["low_strengths"])) + min(k2, len(P["high_strengths"]))
+            n += (2 * n_c - 1) * m_l
+            how += f"; claim 2: ({n_c} fresh + {n_c - 1} copy sets) × {m_l}"
+            rows.append(("05_sensitivity", shuffled, s, t_l + int(large["n_test"]) + (2 * n_c - 1) * m_l,
+                         f"claim 2 at {s} px: T {t_l} + P_n {large['n_test']} + ({n_c} fresh + {n_c - 1} copy sets) × {m_l}"))
         else:
             n = n_t + n_test + fp_sets * m_sens
             how = f"claims 3-4 at {s} px: T {n_t} + P_n {n_test} + {fp_sets} sets × {m_sens}"

@@ -20,9 +20,9 @@
 # Here each choice is varied **one at a time** around the profile's defaults
 # (`memlib.sensitivity_grid.sensitivity_grid`), and at every setting each claim's verdict is
 # recomputed by the same rule and the same memlib functions as in its own notebook
-# (`memlib.sensitivity_eval`: claim 1 → `depth_signal` + `claims.depth_signal_claim`, claim 2 →
-# `copy_sensitivity` + `claims.copy_levels_claim`, claims 3–4 → `fingerprint_study` +
-# `claims.fingerprint_claims`).
+# (`memlib.sensitivity_eval`: claims 1a and 1b → `copy_depth.ClaimOneSets` + `copy_depth.run_claim_1`,
+# the function notebook 03 calls, claim 2 → `copy_sensitivity` + `claims.copy_levels_claim`,
+# claims 3–4 → `fingerprint_study` + `claims.fingerprint_claims`).
 #
 # **What each choice means.**
 # * `n_cells`: C_T's cells (k-means on $T$). Meehan et al. used many more than 3; more cells mean
@@ -32,7 +32,10 @@
 # * `final_norm`: the final LayerNorm applied to every block's output (computed from the cached
 #   raw CLS features: LayerNorm acts per token). Every zoo curve falls from layer 10 to 11:
 #   is that the scale of the raw residual stream?
-# * `image_size`: pixels the ViT sees (112 = 8 × 8 tokens); a new size embeds everything again.
+# * `image_size`: pixels the ViT sees (112 = 8 × 8 tokens); a new size embeds everything again, so
+#   at `sensitivity_large_image_size` every claim runs on a smaller stated subset
+#   (`sensitivity_large_subset`: only the rows a claim uses are embedded; claim 2 on fewer copy
+#   strengths), at any other size claims 3–4 only.
 # * `reference_n`, `reference_split`: how many images of $T$, and a second, disjoint public split.
 # * `m`: generated samples per set (copies per condition for claim 2, query size for 3–4). C_T is
 #   a $z$-score whose size grows with $m$; claims 1–2 are read on effect sizes, which do not.
@@ -40,8 +43,10 @@
 # **Subsets, stated.** To cost minutes, every setting runs on a subset of each claim's inputs
 # (`sensitivity_subset`: fewer samples, bootstrap draws, mixtures and seeds), so the row at the
 # defaults is the *subset's* verdict, the reference for every flip, and may differ from
-# `claims.csv`. Settings that would embed tens of thousands of images again do not run a claim;
-# the table says which and why (`note`). Where a choice leaves C_T undefined for one of a
+# `claims.csv`. Each row's `note` states its subset. Claim 1 scores every set against its
+# generator's own training data, never the public $T$, so at another $T$ its rows are the
+# defaults' (said in `note`). Settings that would embed tens of thousands of images again do not
+# run a claim; the table says which and why (`note`). Where a choice leaves C_T undefined for one of a
 # claim's sets (a kept cell with no test point: many cells around a small $T$), or its number
 # comes out NaN (every cell holding 20 or fewer generated points: many cells for m points), the
 # verdict is `C_T undefined` with the reason in `note`; neither counts as a flip. A verdict that flips under
@@ -87,6 +92,21 @@ print(f"{len(flips)} flips in {len(table)} rows" + ("" if len(flips) else ": eve
 flips[["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict"]].round(3)
 
 # %% [markdown]
+# ## Claim 1 by group: which group decides a flip
+# Claims 1a and 1b are means over groups of sets (1a: the standard zoo; 1b: the memorization
+# gradient's near copies and the fresh-padded mixtures); 1b's rule also reads every group's
+# interval. `sensitivity.csv` keeps each group's late-minus-early contrast and CI
+# (`<group>_metric`, `<group>_ci_low`, `<group>_ci_high`, `<group>_n_sets`) beside the pooled
+# number, at every setting.
+
+# %%
+GROUPS = [c[: -len("_metric")] for c in table.columns if c.endswith("_metric")]
+one = table[table.claim.isin([claims.CLAIM_1A, claims.CLAIM_1B])]
+cols = ["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict", "flips"] + [
+    f"{g}_{x}" for g in GROUPS for x in ("metric", "ci_low", "ci_high")]
+one[~one.is_default | (one.choice == one.choice.iloc[0])][cols].round(3)
+
+# %% [markdown]
 # ## One figure per claim
 # The claim's number with its CI at every value of every choice (`memlib.plots.sensitivity_figure`;
 # filled: the default; red: the verdict flips; grey cross: not run at that setting; orange cross:
@@ -94,13 +114,14 @@ flips[["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict"]].ro
 # Each figure states the subset it ran on under its axes (`memlib.plots.subset_note`).
 
 # %%
-THRESHOLDS = {"1-depth-trend": [(0, "0: no depth trend")],
+THRESHOLDS = {claims.CLAIM_1A: [(0, "0: no depth trend")], claims.CLAIM_1B: [(0, "0: no depth trend")],
               "2-memorization-levels": [(0, "0: no level contrast")],
               "3-architecture-signature": [(claims.SIGNATURE_SHARE_PARTLY, "partly ≥ 0.5")],
               "4a-fingerprint-full": [(claims.FULL_ACCURACY_REPRODUCED, "0.95"), (claims.FULL_ACCURACY_CI_LOW, "CI low 0.8")],
               "4b-vs-ct-baselines": [(0, "0"), (claims.BASELINE_GAP_REPRODUCED, "paper +0.30")],
               "4b-vs-feature-baselines": [(0, "0"), (claims.BASELINE_GAP_REPRODUCED, "paper +0.30")]}
-METRICS = {"1-depth-trend": "late − early effect size", "2-memorization-levels": "weaker direction's contrast",
+METRICS = {claims.CLAIM_1A: "late − early effect size (standard zoo)",
+           claims.CLAIM_1B: "late − early effect size (copy rows)", "2-memorization-levels": "weaker direction's contrast",
            "3-architecture-signature": "share of architectures separated", "4a-fingerprint-full": "accuracy",
            "4b-vs-ct-baselines": "curve − best C_T baseline", "4b-vs-feature-baselines": "curve − best feature baseline"}
 choices = list(P["sensitivity_grid"])
