@@ -64,7 +64,9 @@ study = Study(P)
 plots.style()
 models = zoo.zoo_models(P)
 gradient = zoo.gradient_models(P)
-print(f"{len(models)} zoo models, {len(gradient)} gradient models; encoder {P['encoder']} at "
+recipes = zoo.recipe_models(P)   # the same architectures trained with other recipes (zoo_recipes; may be none)
+print(f"{len(models)} zoo models, {len(gradient)} gradient models"
+      + (f", {len(recipes)} recipe models" if recipes else "") + f"; encoder {P['encoder']} at "
       f"{P['image_size']} px; external sets: {list(P['external_sets']) or 'none'}")
 # external_sets: {name: folder or .npz} or {name: [one per training run]}; lists allow fingerprinting
 
@@ -72,22 +74,30 @@ print(f"{len(models)} zoo models, {len(gradient)} gradient models; encoder {P['e
 # ## Train (or load) the zoo and the gradient, and embed every sample set
 # Training is cached per (family, variant, seed, data, hyper-parameters): the first run trains,
 # later runs load. Gradient models are variants `n<size>`, trained on the first `size` images
-# of `zoo_train`, and draw `gradient_n_samples` samples each.
+# of `zoo_train`, and draw `gradient_n_samples` samples each. Recipe models (variants
+# `recipe-<name>`, profile key `zoo_recipes`) are architectures of the zoo trained with other
+# hyper-parameters (fewer steps, another learning rate, another sampler step count) on the same
+# seed windows as their default recipe: notebook 04 asks whether a curve identifies the
+# architecture across recipes. A profile without recipes trains none.
 
 # %%
 zoo.zoo_sample(P)   # trains and samples every missing model, `zoo_workers` in parallel
 zoo.zoo_sample(P, models=gradient, n_samples=P["gradient_n_samples"])
+if recipes:
+    zoo.zoo_sample(P, models=recipes)
 sets = {}
 for family, variant, seed in tqdm(models, desc="zoo"):
     sets[(family, variant, seed)] = zoo.zoo_samples(family, seed, variant, P)
 grad_sets = {key: zoo.zoo_samples(key[0], key[2], key[1], P, n_samples=P["gradient_n_samples"])
              for key in gradient}
+recipe_sets = {key: zoo.zoo_samples(key[0], key[2], key[1], P) for key in recipes}
 for name, specs in P["external_sets"].items():  # folders / .npz of published samples, one per run
     for run, spec in enumerate([specs] if isinstance(specs, str) else specs):
         sets[(name, "external", run)] = load_images(spec, seed=P["seed"])
 name_of = lambda key: f"{key[0]}-{key[1]}-s{key[2]}"
 feats = {key: study.features(s.images, name=name_of(key)) for key, s in sets.items()}
 grad_feats = {key: study.features(s.images, name=name_of(key)) for key, s in grad_sets.items()}
+recipe_feats = {key: study.features(s.images, name=name_of(key)) for key, s in recipe_sets.items()}
 
 # %% [markdown]
 # ## Sample quality and copying: no family is a broken toy, and the gradient copies
@@ -97,23 +107,27 @@ grad_feats = {key: study.features(s.images, name=name_of(key)) for key, s in gra
 # image of the model's own training set, `train_data`, than the `zoo_copy_quantile` quantile of
 # test→train distances) and the pixel-space FD. Training and sampling times go to their own
 # table, `zoo_cost.csv`: wall-clock seconds are the one output that differs between two runs,
-# so they are kept out of the tables that must be byte-identical.
+# so they are kept out of the tables that must be byte-identical. Both tables name each model's
+# training `recipe` (`default` but for the recipe models).
 
 # %%
 test_final = study.features(study.images("test"))[-1]
 mu_t, cov_t = metrics.feature_stats(test_final)
 quality, cost = [], []
-for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
+all_feats = {**feats, **grad_feats, **recipe_feats}
+for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()) + list(recipe_sets.items()):
     if variant == "external":
         continue
-    f = (grad_feats if variant.startswith("n") else feats)[(family, variant, seed)]
+    f = all_feats[(family, variant, seed)]
     mu, cov = metrics.feature_stats(f[-1])
     m = s.manifest
-    quality.append(dict(family=zoo.family_of(family), architecture=family, seed=seed, variant=variant, train_data=m["train_spec"],
+    quality.append(dict(family=zoo.family_of(family), architecture=family, seed=seed, variant=variant,
+                        recipe=zoo.recipe_of(variant), train_data=m["train_spec"],
                         n_train=m["n_train"], fd=metrics.frechet_distance(mu, cov, mu_t, cov_t),
                         n_samples=m["n_samples"], copy_rate=m["copy_rate"], nn_ratio=m["nn_ratio"],
                         pixel_fd=m["pixel_fd"]))
-    cost.append(dict(architecture=family, seed=seed, variant=variant, train_seconds=m["train_seconds"],
+    cost.append(dict(architecture=family, seed=seed, variant=variant, recipe=zoo.recipe_of(variant),
+                     train_seconds=m["train_seconds"],
                      train_cpu_seconds=m["train_cpu_seconds"], sample_seconds=m["sample_seconds"],
                      torch_threads=m["torch_threads"]))
 real = study.features(study.images("reference_train"), first=P["zoo_n_samples"])[-1]
@@ -125,12 +139,12 @@ quality, cost = pd.DataFrame(quality), pd.DataFrame(cost)
 quality["n_train"] = quality["n_train"].astype("Int64")   # blank for the real-images row
 study.save_table(quality, "zoo_quality")
 study.save_table(cost, "zoo_cost")
-quality.merge(cost, on=["architecture", "seed", "variant"], how="left").groupby(
+quality.merge(cost.drop(columns="recipe"), on=["architecture", "seed", "variant"], how="left").groupby(
     ["architecture", "variant"], sort=False)[["n_train", "fd", "copy_rate", "nn_ratio", "train_seconds"]].mean().round(2)
 
 # %%
 first = {}
-for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()):
+for (family, variant, seed), s in list(sets.items()) + list(grad_sets.items()) + list(recipe_sets.items()):
     first.setdefault((family, variant), s.images)
 q_first = quality.drop_duplicates(["architecture", "variant"]).set_index(["architecture", "variant"])
 ncol = min(5, len(first))
@@ -143,7 +157,8 @@ for ax, ((family, variant), imgs) in zip(axes.flat, first.items()):
     plots.image_grid(ax, imgs[:9], ncol=3, title=f"{family} ({variant}){numbers}")
 for ax in axes.flat[len(first):]:
     ax.set_axis_off()
-fig.suptitle("9 samples of each model (first seed), 28 × 28 px; n<size>: trained on the first <size> training images\n"
+fig.suptitle("9 samples of each model (first seed), 28 × 28 px; n<size>: trained on the first <size> training images"
+             + ("; recipe-<name>: the architecture trained with another recipe" if recipes else "") + "\n"
              "FD: Fréchet distance to the test set (final-layer features); copy rate: share of samples nearer their "
              f"training set than the {P['zoo_copy_quantile']:.0%} quantile of test→train distances", fontsize=9)
 study.save(fig, pd.DataFrame([{"family": f, "variant": v, "n_shown": 9} for f, v in first]), "zoo_samples")

@@ -65,7 +65,7 @@ import seaborn as sns
 from tqdm.auto import tqdm
 
 from memlib import attribution_eval as ae
-from memlib import claims, fingerprint_study, metrics, plots, zoo
+from memlib import claims, corruption_eval, fingerprint_study, metrics, plots, recipe_eval, zoo
 from memlib import ct
 from memlib import fingerprint as fp
 from memlib.data import load_images
@@ -85,6 +85,8 @@ for name, specs in external.items():
         images[name, run] = load_images(spec, seed=P["seed"]).images
         train_data[name, run] = f"unknown ({name} run {run})"
 skipped = [name for name, specs in external.items() if len(specs) < 2]
+# the recipe models of notebook 03 (zoo_recipes; none in a profile without recipes): (architecture, recipe, seed)
+recipe_samples = {(a, zoo.recipe_of(v), s): zoo.zoo_samples(a, s, v, P) for a, v, s in zoo.recipe_models(P)}
 if skipped:
     print(f"external models with a single sample set cannot be held out and are left out: {skipped}")
 keys = list(images)
@@ -259,14 +261,18 @@ study.save(fig, rob, "fingerprint_robustness")
 
 # %% [markdown]
 # ## Confusion matrices at the largest query size (architecture grain)
+# The figure shows three methods on clean queries; `fingerprint_confusion.csv` holds the
+# confusion of every method, at both grains, for every query size and every corruption
+# (`memlib.corruption_eval.corruption_confusions`: columns grain, corruption, level,
+# query_size, method, true, predicted, count, share).
 
 # %%
+confusions = corruption_eval.corruption_confusions(predictions)
 arch_labels = sorted(set(architectures))
 full_preds = predictions[(predictions.grain == "architecture") & (predictions.corruption == "none")
                          & (predictions.query_size == sizes[-1])]
 show = [ae.CURVE_METHOD, ae.FD_METHOD, ae.KNN_METHOD]
 fig, axes = plt.subplots(1, len(show), figsize=(4.2 * len(show), 4))
-conf_rows = []
 for ax, method in zip(axes, show):
     d = full_preds[full_preds.method == method]
     cm = fp.confusion_matrix(d.true.to_numpy(), d.pred.to_numpy(), arch_labels)
@@ -275,14 +281,57 @@ for ax, method in zip(axes, show):
     ax.set_title(method, fontsize=9)
     ax.set_xlabel("predicted")
     ax.tick_params(labelsize=7)
-    conf_rows += [dict(method=method, true=arch_labels[i], predicted=arch_labels[j], count=int(cm[i, j]))
-                  for i in range(len(arch_labels)) for j in range(len(arch_labels))]
 axes[0].set_ylabel("true architecture")
 whole = sizes[-1] == m_total   # the whole set: one query per held-out seed; else several random subsets of each
 fig.suptitle(f"Confusion at query size m = {sizes[-1]}" + (" (all samples): counts of query sets, one per held-out seed" if whole
              else f" (of {m_total} samples): counts of queries, random subsets of each held-out seed's set"), fontsize=9)
 fig.tight_layout()
-study.save(fig, pd.DataFrame(conf_rows), "fingerprint_confusion")
+study.save(fig, confusions, "fingerprint_confusion")
+
+# %% [markdown]
+# ## Where do corrupted queries go? The blurriest architectures
+# One reading of the collapse under resizing: a round trip to half the resolution blurs every
+# query, and blurred queries go to the architectures whose clean samples are the blurriest.
+# Sharpness of a set: the variance of its pixel Laplacian (`memlib.corruption_eval.image_sharpness`,
+# higher = sharper), averaged over an architecture's seeds; the blurriest third of the
+# architectures (`blurriest_k`) are the "blurriest". Per corruption and method, at the
+# corrupted queries' size: the share of queries attributed to them, among the queries of the
+# other architectures (`share_others`, 0 when attribution is right) and of all queries
+# (`share`), beside chance (`memlib.corruption_eval.blur_table`, `fingerprint_blur.csv`; one row
+# per architecture: its sharpness and the share of queries attributed to it). Left: the
+# confusion of three methods under each corruption.
+
+# %%
+arch_rob = confusions[(confusions.grain == "architecture") & (confusions.query_size == n_rob)]
+sharpness = corruption_eval.sharpness_by_label({k: images[k] for k in keys}, lambda k: k[0])
+blur = corruption_eval.blur_table(arch_rob, sharpness)
+blurriest = ", ".join(blur[blur.blurriest].label.unique())
+conds = list(dict.fromkeys(zip(arch_rob.corruption, arch_rob.level)))
+fig, axes = plt.subplots(len(conds), len(show) + 1, figsize=(3.4 * (len(show) + 1), 3.1 * len(conds)), squeeze=False)
+for row, (corruption, lev) in zip(axes, conds):
+    for ax, method in zip(row, show):
+        d = arch_rob[(arch_rob.corruption == corruption) & (arch_rob.level == lev) & (arch_rob.method == method)]
+        cm = d.pivot_table(index="true", columns="predicted", values="count", sort=False).reindex(
+            index=arch_labels, columns=arch_labels)
+        sns.heatmap(cm, annot=True, fmt="g", cbar=False, ax=ax, cmap="Blues", annot_kws={"fontsize": 6})
+        ax.set_title(f"{'clean' if corruption == 'none' else f'{corruption} {lev:g}'} · {method}", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+    b = blur[(blur.corruption == corruption) & (blur.level == lev)].drop_duplicates("method")
+    row[-1].bar(np.arange(len(b)), b.share_others, color=[method_color.get(m, "0.5") for m in b.method])
+    row[-1].axhline(b.chance.iloc[0], color="0.5", ls=":", label="chance")
+    row[-1].set_xticks(np.arange(len(b)), b.method, rotation=35, ha="right", fontsize=6)
+    row[-1].set_ylim(0, 1.02)
+    row[-1].set_title(f"share of the other architectures' queries\nsent to the blurriest ({blurriest})", fontsize=7)
+    row[-1].legend(fontsize=6)
+order = sorted(sharpness, key=sharpness.get)
+fig.suptitle(f"Corrupted queries of m = {n_rob} samples (architecture grain). Sharpness of the clean samples, "
+             f"blurriest first: " + ", ".join(f"{a} {sharpness[a]:.4f}" for a in order), fontsize=8)
+fig.tight_layout()
+study.save(fig, blur, "fingerprint_blur")
+blur.drop_duplicates(["corruption", "level", "method"])[["corruption", "level", "method", "share", "share_others",
+                                                         "chance"]].round(2)
 
 # %% [markdown]
 # ## Claim 3: is the curve a property of the architecture?
@@ -343,6 +392,75 @@ study.save(fig, open_roc, "fingerprint_open_set")
 open_roc.groupby("left_out", sort=False).auc.first().round(2)
 
 # %% [markdown]
+# ## Across training recipes: is the curve the architecture's, or one recipe's?
+# Each architecture above is trained with one recipe. Where the profile trains some
+# architectures with other recipes too (`zoo_recipes`, notebook 03: fewer steps, another
+# learning rate, another sampler step count, on the same seed windows), every method gets
+# the same inputs as above (the recipe sets' subsets, curves, final-norm C_T and features
+# computed the same way, `memlib.recipe_eval.run_recipe_attribution`) and is asked two things:
+#
+# * **across recipes**: references from one recipe, queries from another, in both directions,
+#   leaving one seed out (an architecture without the reference recipe stays a candidate
+#   through its default sets), at both grains;
+# * **which recipe**: which recipe of one architecture made a set (labels = recipes).
+#
+# Every fold is checked for leaks: no reference shares a training run, a data window or a
+# seed with a query (`recipe_fold_leaks`). Accuracy with a cluster bootstrap over query sets
+# (`fingerprint_recipe.csv`; split `all` pools the directions or architectures). The table at
+# the end says, for each regime (task, grain, m), whether any method scores below 0.95: only
+# there can one method show that it beats another (C_T methods only where C_T is defined).
+#
+# **Claim 3-recipe, rule fixed before the computation** (`memlib.claims.RULE_3_RECIPE`). For
+# each architecture with other recipes: ratio = mean curve distance between its sets of
+# different recipe *and* different seed / mean distance of its sets to the nearest set of
+# another architecture (Euclidean, full-set curves). *Reproduced* if the CI of the largest
+# ratio (cluster bootstrap over training runs) lies below 1; *partly* if at least half of the
+# architectures have a point ratio below 1; *untestable here* with fewer than 3 architectures
+# of ≥ 3 recipes × ≥ 2 seeds from ≥ 2 families. The family grain is its own row
+# (`3-recipe-family`, `RULE_3_RECIPE_FAMILY`): families as labels, (architecture, recipe) pairs
+# as recipes. A profile without recipe models runs none of this and adds no row.
+
+# %%
+recipe_rows = []
+if recipe_samples:
+    rec = recipe_eval.run_recipe_attribution(
+        study, run, {k: s.images for k, s in recipe_samples.items()},
+        {**train_data, **{k: s.manifest["train_spec"] for k, s in recipe_samples.items()}}, family_of,
+        n_draws=P["n_query_draws"], level=P["ci_level"])
+    assert not rec.leaks, "references share a training run, window or seed with a query:\n" + "\n".join(rec.leaks)
+    print(f"{len(recipe_samples)} recipe sets; {sum(len(f) for f in rec.folds.values())} folds, no leaks")
+    recipe_rows, separation = recipe_eval.recipe_claim_rows(rec, family_of, level=P["ci_level"], seed=P["seed"])
+    study.save_table(separation, "fingerprint_recipe_separation")
+    panels = list(dict.fromkeys(zip(rec.accuracy.task, rec.accuracy.grain)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), sharey=True, squeeze=False)
+    for ax, (task, grain) in zip(axes[0], panels):
+        d = plots.ct_defined_rows(rec.accuracy[(rec.accuracy.task == task) & (rec.accuracy.grain == grain)
+                                               & (rec.accuracy.split == recipe_eval.ALL_SPLITS)])
+        for method, g in d.groupby("method", sort=False):
+            ax.errorbar(g.query_size, g.accuracy, yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy], marker="o",
+                        ms=4, capsize=3, label=method, color=method_color.get(method),
+                        lw=2.4 if method == ae.CURVE_METHOD else 1.1)
+        ax.axhline(d.chance.mean(), color="0.5", ls=":", label="chance")
+        ax.axhline(0.95, color="crimson", ls="--", lw=0.8, label="0.95")
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("query size m (samples)")
+        ax.set_title(f"{task} (grain: {grain})", fontsize=9)
+    axes[0, 0].set_ylabel(f"accuracy ({P['ci_level']:.0%} cluster-bootstrap CI)")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.suptitle("Attribution across training recipes (all directions pooled) and which recipe made a set"
+                 + (f"\n{plots.ct_undefined_note()}" if min(sizes) <= ct.MIN_CELL_POINTS else ""), fontsize=10)
+    fig.tight_layout()
+    study.save(fig, rec.accuracy, "fingerprint_recipe")
+    regimes = plots.ct_defined_rows(rec.accuracy[rec.accuracy.split == recipe_eval.ALL_SPLITS]).pivot_table(
+        index=["task", "grain", "query_size"], columns="method", values="accuracy", sort=False)   # C_T: m > 20 only
+    regimes["any method below 0.95"] = (regimes < 0.95).any(axis=1)
+    print(separation[["grain", "label", "n_recipes", "n_runs", "ratio", "ratio_lo", "ratio_hi"]].round(2).to_string())
+regimes.round(2) if recipe_samples else None
+
+# %% [markdown]
 # ## Verdicts on claims 3 and 4
 # Rules in `memlib.claims`, revised after earlier numbers had been seen
 # (`memlib.claims.RULE_HISTORY`, docs/history.md), read at the architecture grain, clean queries,
@@ -357,7 +475,7 @@ open_roc.groupby("left_out", sort=False).auc.first().round(2)
 # (verdicts: `signature_verdict`, `full_set_verdict`, `paired_gap_verdict`).
 
 # %%
-claim_rows = study.claims(fingerprint_study.claim_rows(run, level=P["ci_level"], seed=P["seed"]))
+claim_rows = study.claims(fingerprint_study.claim_rows(run, level=P["ci_level"], seed=P["seed"]) + recipe_rows)
 claim_rows
 
 # %% [markdown]

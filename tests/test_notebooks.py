@@ -22,13 +22,21 @@ REQUIRED_COLUMNS = {
     "claim1_ci_widths.csv": ["claim", "label", "resample", "value", "ci_low", "ci_high", "width"],
     "claim1_contrasts.csv": ["claim", "group", "set", "value", "ci_low", "ci_high"],
     "memorization_levels_margins.csv": ["quantity", "kind", "value", "ci_low", "ci_high"],
-    "zoo_quality.csv": ["family", "architecture", "seed", "variant", "train_data", "n_train", "fd", "n_samples",
-                        "copy_rate"],
+    "zoo_quality.csv": ["family", "architecture", "seed", "variant", "recipe", "train_data", "n_train", "fd",
+                        "n_samples", "copy_rate"],
     "memorization_gradient.csv": ["group", "set", "architecture", "n_train", "copy_rate", "layer", "ct",
                                   "effect", "effect_lo", "effect_hi"],
     "memorization_gradient_contrast.csv": ["group", "set", "contrast", "ci_low", "ci_high"],
     "copy_sensitivity.csv": ["encoder", "kind", "strength", "layer", "sensitivity", "ci_low", "ci_high"],
-    "zoo_cost.csv": ["architecture", "seed", "variant", "train_seconds", "sample_seconds"],
+    "zoo_cost.csv": ["architecture", "seed", "variant", "recipe", "train_seconds", "sample_seconds"],
+    "fingerprint_recipe.csv": ["task", "grain", "split", "query_size", "method", "accuracy", "acc_lo", "acc_hi",
+                               "n_queries", "chance"],
+    "fingerprint_recipe_separation.csv": ["grain", "label", "n_recipes", "n_runs", "min_seeds", "across",
+                                          "nearest_other", "ratio", "ratio_lo", "ratio_hi", "separated"],
+    "fingerprint_confusion.csv": ["grain", "corruption", "level", "query_size", "method", "true", "predicted",
+                                  "count", "share"],
+    "fingerprint_blur.csv": ["corruption", "level", "query_size", "method", "label", "sharpness", "sharpness_rank",
+                             "blurriest", "attributed", "share", "share_others", "chance"],
     "sensitivity.csv": ["claim", "choice", "value", "metric", "ci_low", "ci_high", "verdict", "flips", "note"],
     "sensitivity_cost.csv": ["claim", "choice", "value", "seconds"],
 }
@@ -68,7 +76,7 @@ def test_smoke_claims_cover_every_paper_claim(smoke_run):
     claims = pd.read_csv(smoke_run / "claims.csv")
     assert set(claims.claim) == {"1-depth-trend", "1a-depth-rise", "1b-copy-signal-depth", "2-memorization-levels",
                                  "3-architecture-signature", "4a-fingerprint-full", "4b-vs-ct-baselines",
-                                 "4b-vs-feature-baselines"}
+                                 "4b-vs-feature-baselines", "3-recipe", "3-recipe-family"}
     from memlib.claims import RULE_HISTORY, VERDICTS
     assert set(claims.verdict) <= set(VERDICTS)
     decided_on_cis = claims[claims.verdict != "untestable here"]
@@ -83,6 +91,30 @@ def test_smoke_zoo_seeds_train_on_their_own_data(smoke_run):
     assert (std.family == [zoo.family_of(a) for a in std.architecture]).all()
     assert (std.groupby("architecture").train_data.nunique() == std.groupby("architecture").seed.nunique()).all()
     assert std.groupby("seed").train_data.nunique().eq(1).all()      # architectures of one seed share its window
+
+
+def test_smoke_recipe_models_are_recorded_and_attributed(smoke_run):
+    """The smoke profile's zoo_recipes reach every recipe output: zoo_quality / zoo_cost name each
+    model's recipe (>= 3 architectures of >= 3 recipes x >= 2 seeds from >= 2 families, on their
+    seed's window), notebook 04 attributes across recipes in both directions and the recipe task."""
+    from memlib import zoo
+    q = pd.read_csv(smoke_run / "zoo_quality.csv")
+    models = q[q.variant != "real"]
+    assert (models.recipe == [zoo.recipe_of(v) for v in models.variant]).all()
+    rec = models[models.variant.str.startswith("recipe-") | (models.variant == "standard")]
+    per_arch = rec.groupby("architecture").agg(recipes=("recipe", "nunique"), families=("family", "first"))
+    per_arch = per_arch[per_arch.recipes >= 3]
+    assert len(per_arch) >= 3 and per_arch.families.nunique() >= 2
+    assert rec.groupby(["architecture", "recipe"]).seed.nunique().min() >= 2
+    assert rec.groupby("seed").train_data.nunique().eq(1).all()       # every recipe of seed s on seed s's window
+    cost = pd.read_csv(smoke_run / "zoo_cost.csv")
+    assert set(cost.recipe) == set(models.recipe)
+    acc = pd.read_csv(smoke_run / "fingerprint_recipe.csv")
+    assert set(acc.task) == {"across recipes", "which recipe"}
+    assert set(acc.grain) == {"architecture", "family", "recipe"}
+    across = set(acc[acc.task == "across recipes"].split) - {"all"}
+    assert all(f"{b}->{a}" in across for a, b in (s.split("->") for s in across))   # both directions
+    assert set(acc[acc.task == "which recipe"].split) == set(per_arch.index) | {"all"}
 
 
 def test_smoke_every_png_has_its_csv(smoke_run):
