@@ -1,15 +1,16 @@
-"""Attribution under corruption, explained (Study v3 groundwork, issue 31 point 6).
+"""Attribution under corruption, explained (issue 31 point 6; notebook 04).
 
 Study v2 saved accuracies under corruption but no confusions, so its reading of the
 half-resolution collapse ("a 28 → 14 → 28 px round trip shifts every set toward the blurriest
 architectures") could not be checked. Here:
 
 - :func:`corruption_confusions`: the confusion table of every method under every corruption,
-  with a ``corruption`` column (what ``fingerprint_confusion.csv`` will gain);
+  with a ``corruption`` column (``fingerprint_confusion.csv``);
 - :func:`image_sharpness`: a pixel-space sharpness score of a set (higher = sharper), to rank
-  architectures from blurriest to sharpest;
+  architectures from blurriest to sharpest (:func:`sharpness_by_label` per architecture);
 - :func:`blurriest_share`: the share of (corrupted) queries attributed to the k blurriest
-  architectures, beside chance; compare its ``corruption == "none"`` row at the same query size.
+  architectures, beside chance; compare its ``corruption == "none"`` row at the same query size;
+  :func:`blur_table` puts it beside each architecture's sharpness (``fingerprint_blur.csv``).
 
 Inputs are rows of :func:`memlib.attribution_eval.query_predictions` (columns method, true, pred,
 set, plus grouping keys such as grain, corruption, level, query_size). Docs: docs/design.md,

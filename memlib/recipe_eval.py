@@ -1,4 +1,4 @@
-"""Architecture or training recipe? Folds and the claim-3-recipe statistic (Study v3 groundwork).
+"""Architecture or training recipe? Folds, attribution across recipes and claim 3-recipe (notebook 04).
 
 Issue 31 asks whether a C_T-layer curve is a property of the *architecture* or only of one
 training recipe (docs/design.md, "Study v3 groundwork: claims 3–4"). A table of generated sets
@@ -21,6 +21,9 @@ Folds (:class:`memlib.fingerprint.Fold`, indices into the table) for
   out; :func:`recipe_pairs` gives both directions.
 - :func:`recipe_task_folds`: the fine-grained task, which recipe of one architecture made a set.
 - :func:`recipe_fold_leaks`: what a fold's references share with its queries (must be nothing).
+
+Notebook 04 runs :func:`run_recipe_attribution` (every method on those folds, with the inputs of
+the main run) and :func:`recipe_claim_rows` (claim 3-recipe at both grains).
 
 Claim 3-recipe's statistic: :func:`recipe_separation` (per label, the curve distance across
 its recipes over the distance to the nearest other label, with a cluster bootstrap over training
