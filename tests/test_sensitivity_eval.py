@@ -323,7 +323,6 @@ def test_sensitivity_csv_keeps_claim_1s_groups(smoke, monkeypatch):
     assert len(set(one_b.metric)) == 1 and not table.flips.any()   # at another T: the same rows
 
 
-@pytest.mark.slow
 def test_claim1_evaluator_on_real_sets_equals_run_claim_1_on_its_sets(smoke, cache_dir):
     """Parity on a small real study (two quick architectures, one gradient model, exact and
     low-level copies): claim_1_rows equals ClaimOneSets.run (run_claim_1) on the sets that
