@@ -43,7 +43,10 @@ from .errors import InputError, ParameterError
 from .study import Study
 
 CLAIM_IDS = (claims.CLAIM_1A, claims.CLAIM_1B, "2-memorization-levels", "3-architecture-signature",
-             "4a-fingerprint-full", "4b-vs-ct-baselines", "4b-vs-feature-baselines")
+             "4a-fingerprint-full", "4b-vs-ct-baselines", "4b-vs-feature-baselines",
+             claims.CLAIM_3_RECIPE, claims.CLAIM_3_RECIPE_FAMILY)
+RECIPE_CLAIMS = (claims.CLAIM_3_RECIPE, claims.CLAIM_3_RECIPE_FAMILY)
+NO_RECIPES = "no training recipes in the profile (zoo_recipes is empty): nothing to compare across recipes"
 TABLE_COLUMNS = ["claim", "encoder", "kind", "n_layers", "image_size", "value", "ci_low", "ci_high",
                  "verdict", "note"]
 LAYER_COLUMNS = ["claim", "encoder", "kind", "quantity", "layer", "n_layers", "depth", "value"]
@@ -279,14 +282,29 @@ def claim_2_rows(study: Study, *, n_boot: int, progress: bool = False) -> tuple[
 
 
 def claims_3_4_rows(study: Study, images: Mapping[tuple, np.ndarray], *, n_draws: int,
-                    progress: bool = False) -> list[dict]:
+                    recipe_images: Mapping[tuple, np.ndarray] | None = None,
+                    train_data: Mapping[tuple, str] | None = None, progress: bool = False) -> list[dict]:
     """Claims 3, 4a and the two 4b rows in one space: notebook 04's standard zoo sets
     ({(architecture, seed): uint8 images}), every query size of ``query_sizes``, ``n_draws``
-    subsets per (set, size), clean queries (the rows read clean queries only)."""
+    subsets per (set, size), clean queries (the rows read clean queries only). With
+    ``recipe_images`` ({(architecture, recipe, seed): images}) and ``train_data`` ({key: training
+    spec} of every set), also claims 3-recipe and 3-recipe-family as notebook 04 asks them
+    (:func:`memlib.recipe_eval.run_recipe_attribution`, no fold may leak); without, those two rows
+    are ``untestable here``."""
+    from . import recipe_eval
+
     P = study.params
     run = fingerprint_study.run_fingerprinting(study, dict(images), zoo.family_of, sizes=P["query_sizes"],
                                                n_draws=n_draws, level=P["ci_level"], progress=progress)
-    return fingerprint_study.claim_rows(run, level=P["ci_level"], seed=P["seed"])
+    rows = fingerprint_study.claim_rows(run, level=P["ci_level"], seed=P["seed"])
+    if not recipe_images:
+        return rows + [dict(claim=c, metric=NO_RECIPES, value=float("nan"), ci_low=float("nan"),
+                            ci_high=float("nan"), verdict=claims.UNTESTABLE) for c in RECIPE_CLAIMS]
+    rec = recipe_eval.run_recipe_attribution(study, run, dict(recipe_images), dict(train_data or {}), zoo.family_of,
+                                             n_draws=n_draws, level=P["ci_level"], progress=progress)
+    if rec.leaks:
+        raise InputError("references share a training run, window or seed with a query: " + "; ".join(rec.leaks))
+    return rows + recipe_eval.recipe_claim_rows(rec, zoo.family_of, level=P["ci_level"], seed=P["seed"])[0]
 
 
 # --------------------------------------------------------------------------- every space
@@ -308,6 +326,11 @@ class EmbeddingSpaces:
     excluded: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def pixel_reasons() -> dict[str, str]:
+    """Why each claim of :data:`CLAIM_IDS` is untestable in pixels (one layer)."""
+    return {**PIXEL_WHY, **{c: PIXEL_WHY_3_4 for c in CLAIM_IDS[3:]}}
+
+
 def untestable_rows(encoder: str, kind: str, why: Mapping[str, str]) -> list[dict]:
     """``untestable here`` rows of :data:`CLAIM_IDS` for a space, ``why[claim]`` in ``note``."""
     return [dict(claim=c, encoder=encoder, kind=kind, value=float("nan"), ci_low=float("nan"),
@@ -315,12 +338,14 @@ def untestable_rows(encoder: str, kind: str, why: Mapping[str, str]) -> list[dic
 
 
 def run(params: Mapping[str, Any], sets: Mapping[tuple, Any], grad_sets: Mapping[tuple, Any], *,
-        subset: Mapping[str, Any], progress: bool = True,
+        subset: Mapping[str, Any], recipe_sets: Mapping[tuple, Any] | None = None, progress: bool = True,
         study_of: Callable[[str], Study] | None = None) -> EmbeddingSpaces:
     """Every claim in every space of :func:`spaces`, and each claim's generality verdict.
 
     sets, grad_sets: the zoo's and the gradient's samples (as :func:`claim_1_sets`); claims 3-4
-    use the ``standard`` ones of ``sets``. subset: ``embedding_spaces_subset`` (``n_bootstrap``:
+    use the ``standard`` ones of ``sets``; recipe_sets: {(architecture, recipe, seed):
+    :class:`memlib.zoo.ZooSamples`} of :func:`memlib.zoo.recipe_models` (claims 3-recipe and
+    3-recipe-family; none: untestable). subset: ``embedding_spaces_subset`` (``n_bootstrap``:
     replicates of every interval; ``n_query_draws``: subsets per set and query size).
     study_of: encoder -> its Study (default :func:`space_study`).
     """
@@ -330,12 +355,15 @@ def run(params: Mapping[str, Any], sets: Mapping[tuple, Any], grad_sets: Mapping
     study_of = study_of or (lambda e: space_study(params, e))
     n_boot, n_draws = int(subset["n_bootstrap"]), int(subset["n_query_draws"])
     images = {(k[0], k[2]): s.images for k, s in sets.items() if k[1] == "standard"}
+    recipe_images = {k: s.images for k, s in (recipe_sets or {}).items()}
+    train_data = {**{(k[0], k[2]): s.manifest["train_spec"] for k, s in sets.items() if k[1] == "standard"},
+                  **{k: s.manifest["train_spec"] for k, s in (recipe_sets or {}).items()}}
     rows, layers, seconds, excluded = [], [], [], []
     n_layers, sizes = {}, {}   # per space; pixels: one layer of the images as they are (28 px)
     note = f"subset: {n_boot} bootstrap replicates, {n_draws} query draws"
     for encoder, kind in spaces(params).items():
         if kind == "pixels":
-            rows += untestable_rows(encoder, kind, {**PIXEL_WHY, **{c: PIXEL_WHY_3_4 for c in CLAIM_IDS[3:]}})
+            rows += untestable_rows(encoder, kind, pixel_reasons())
             n_layers[encoder], sizes[encoder] = 1, None
             continue
         study = study_of(encoder)
@@ -346,7 +374,8 @@ def run(params: Mapping[str, Any], sets: Mapping[tuple, Any], grad_sets: Mapping
         t1 = time.perf_counter()
         got2, lay2 = claim_2_rows(study, n_boot=n_boot, progress=progress)
         t2 = time.perf_counter()
-        got34 = claims_3_4_rows(study, images, n_draws=n_draws, progress=progress)
+        got34 = claims_3_4_rows(study, images, n_draws=n_draws, recipe_images=recipe_images,
+                                train_data=train_data, progress=progress)
         t3 = time.perf_counter()
         seconds += [dict(encoder=encoder, part=p, seconds=s) for p, s in
                     (("claims 1a-1b", t1 - start), ("claim 2", t2 - t1), ("claims 3-4", t3 - t2))]

@@ -88,10 +88,13 @@ encoders[["name", "kind", "n_layers", "dim", "n_params", "test_accuracy", "train
 gradient = zoo.gradient_models(P)
 zoo.zoo_sample(P, progress=False)
 zoo.zoo_sample(P, models=gradient, n_samples=P["gradient_n_samples"], progress=False)
+if zoo.recipe_models(P):
+    zoo.zoo_sample(P, models=zoo.recipe_models(P), progress=False)
 sets = {k: zoo.zoo_samples(k[0], k[2], k[1], P, progress=False) for k in zoo.zoo_models(P) if k[1] == "standard"}
 grad_sets = {k: zoo.zoo_samples(k[0], k[2], k[1], P, n_samples=P["gradient_n_samples"], progress=False)
              for k in gradient}
-print(f"{len(sets)} standard zoo sets, {len(grad_sets)} gradient sets")
+recipe_sets = {(a, zoo.recipe_of(v), s): zoo.zoo_samples(a, s, v, P, progress=False) for a, v, s in zoo.recipe_models(P)}
+print(f"{len(sets)} standard zoo sets, {len(grad_sets)} gradient sets, {len(recipe_sets)} sets of other training recipes")
 
 # %% [markdown]
 # ## The rules, fixed before any number of a trained encoder's space
@@ -100,7 +103,9 @@ print(f"{len(sets)} standard zoo sets, {len(grad_sets)} gradient sets")
 # notebook 03 (`memlib.copy_depth.run_claim_1`, hierarchical intervals over reference draws,
 # architectures, sets and points), claim 2 by `memlib.claims.copy_levels_claim` (the space's
 # encoder against *its own* `+shuffled` control and pixels), claims 3, 4a and 4b by
-# `memlib.claims.fingerprint_claims` (notebook 04's zoo sets, leave one seed out, clean queries).
+# `memlib.claims.fingerprint_claims` (notebook 04's zoo sets, leave one seed out, clean queries),
+# 3-recipe and 3-recipe-family by `memlib.claims.claim_3_recipe_claim` / `claim_3_recipe_family_claim`
+# on the same folds across training recipes (`memlib.recipe_eval`; untestable without `zoo_recipes`).
 #
 # **Generality, one verdict per claim** (`memlib.claims.generality_verdict`, its history in the
 # `rule_history` columns): the checkpoint's verdict *holds* in another space when that space
@@ -133,7 +138,7 @@ print(claims.RULE_GENERALITY)
 # `+shuffled` controls); `embedding_spaces_cost.csv` holds the seconds of each part.
 
 # %%
-run = embedding_spaces.run(P, sets, grad_sets, subset=SUB)
+run = embedding_spaces.run(P, sets, grad_sets, recipe_sets=recipe_sets, subset=SUB)
 table = run.table
 study.save_table(table, "embedding_spaces")
 study.save_table(run.seconds, "embedding_spaces_cost")
@@ -156,7 +161,8 @@ here.join(full[["value", "verdict"]].rename(columns=lambda c: f"{c} (claims.csv)
 # ## Each claim's number per space, with its interval
 # One panel per claim: the number its rule reads (1a, 1b: late-minus-early effect contrast;
 # 2: the weaker direction's contrast, < 0 = holds; 3: share of architectures separated; 4a:
-# accuracy at the largest query size; 4b: curve minus the best baseline), its interval
+# accuracy at the largest query size; 4b: curve minus the best baseline; 3-recipe: the largest
+# across-recipe / nearest-other-architecture distance ratio, < 1 = separated), its interval
 # (`ci_level`), the verdict under each point, and the generality verdict in the title. A grey
 # cross: untestable in that space.
 
@@ -166,7 +172,7 @@ gen = table[table.encoder == embedding_spaces.GENERALITY_ENCODER].set_index("cla
 per = table[table.encoder != embedding_spaces.GENERALITY_ENCODER]
 colors = {"reproduced": "tab:green", "partly": "tab:orange", "not reproduced": "tab:red", claims.UNTESTABLE: "0.6"}
 claim_ids = list(embedding_spaces.CLAIM_IDS)
-fig, axes = plt.subplots(2, 4, figsize=(16, 7.4))
+fig, axes = plt.subplots(2, 5, figsize=(19, 7.4))
 for ax, claim in zip(axes.flat, claim_ids):
     d = per[per.claim == claim].set_index("encoder").reindex(order)
     for x, (enc, r) in enumerate(d.iterrows()):
@@ -184,7 +190,8 @@ for ax, claim in zip(axes.flat, claim_ids):
 axes.flat[-1].set_axis_off()
 axes.flat[-1].text(0, 0.5, "\n".join(f"{v}: {k}" for k, v in {
     "late − early effect": "1a, 1b", "weaker direction's contrast (< 0 holds)": "2",
-    "share of architectures separated": "3", "accuracy, largest query": "4a", "curve − best baseline": "4b"}.items()),
+    "share of architectures separated": "3", "accuracy, largest query": "4a", "curve − best baseline": "4b",
+    "across-recipe / nearest-other ratio (< 1 separated)": "3-recipe, 3-recipe-family"}.items()),
     fontsize=7, va="center")
 fig.suptitle("Every claim in every embedding space (own rule, same sets): number and interval per space", fontsize=10)
 fig.tight_layout()

@@ -200,6 +200,6 @@ def test_generality_rows_from_a_table():
 
 def test_pixels_rows_say_why():
     from memlib import embedding_spaces as es
-    rows = es.untestable_rows("pixels", "pixels", {**es.PIXEL_WHY, **{c: es.PIXEL_WHY_3_4 for c in es.CLAIM_IDS[3:]}})
+    rows = es.untestable_rows("pixels", "pixels", es.pixel_reasons())
     assert [r["claim"] for r in rows] == list(es.CLAIM_IDS)
     assert all(r["verdict"] == U and "one layer" in r["note"] for r in rows)
