@@ -9,9 +9,10 @@ checkpoint, the encoders the study trains itself (:mod:`memlib.trained_encoders`
 (the profile's parameters with ``encoder`` replaced; :meth:`memlib.study.Study.encoder_name`
 resolves a trained name and :meth:`~memlib.study.Study.image_size_of` gives its input size):
 
-* claims 1a / 1b: :func:`claim_1_sets` builds notebook 03's sets (the standard zoo against its
-  own training data; the gradient sets' copy rows; the mixtures, their parts and the
-  fresh-padded sets; exclusions by the same rules), :func:`memlib.copy_depth.run_claim_1` decides;
+* claims 1a / 1b: :func:`claim_1_sets` builds notebook 03's sets with the same
+  :class:`memlib.copy_depth.ClaimOneSets` calls (the standard zoo against its own training data;
+  the gradient sets' copy rows; the mixtures and the fresh-padded sets; what 1b leaves out and
+  why), :func:`memlib.copy_depth.run_claim_1` decides;
 * claim 2: notebook 02's copies and fresh images, :func:`memlib.copy_sensitivity.measure_spaces`
   over the space's encoder, its ``+shuffled`` control and pixels, :func:`memlib.claims.copy_levels_claim`;
 * claims 3-4: notebook 04's standard zoo sets, :func:`memlib.fingerprint_study.run_fingerprinting`
@@ -87,20 +88,14 @@ def space_study(params: Mapping[str, Any], encoder: str) -> Study:
 
 
 @dataclass
-class ClaimOneSets:
-    """The inputs of :func:`memlib.copy_depth.run_claim_1` for one space (notebook 03's sets).
+class SpaceClaimOne:
+    """Claim 1's sets in one space: ``sets`` (:class:`memlib.copy_depth.ClaimOneSets`: 1a's
+    zoo sets, 1b's (set, part) pairs, every other scored set, what was left out of 1b and why),
+    ``references`` (reference key -> its reference draws), ``seen`` (mixture transform ->
+    whether some layer sees it as a copy) and ``n_layers`` (L)."""
 
-    zoo_1a: the standard zoo's sets against their own training data; copy_1b: (set, part) pairs
-    that enter 1b; parts: every gradient and mixture set with its parts; references: reference key
-    -> its reference draws; excluded: rows (set, part, reason) left out of 1b; seen: mixture
-    transform -> whether some layer sees it as a copy; n_layers: L.
-    """
-
-    zoo_1a: list
-    copy_1b: list
-    parts: list
+    sets: copy_depth.ClaimOneSets
     references: dict
-    excluded: list
     seen: dict
     n_layers: int
 
@@ -111,8 +106,9 @@ def name_of(key: tuple) -> str:
 
 
 def claim_1_sets(study: Study, sets: Mapping[tuple, Any], grad_sets: Mapping[tuple, Any], *,
-                 n_boot: int, progress: bool = False) -> ClaimOneSets:
-    """Notebook 03's claim-1 sets in ``study``'s space (its encoder), scored on reference draws.
+                 n_boot: int, progress: bool = False) -> SpaceClaimOne:
+    """Notebook 03's claim-1 sets in ``study``'s space (its encoder), scored on reference draws,
+    built with the same :class:`memlib.copy_depth.ClaimOneSets` calls in the same order.
 
     sets: (family, variant, seed) -> :class:`memlib.zoo.ZooSamples` of the zoo (1a takes the
     ``standard`` ones; the mixtures the first seed's); grad_sets: the same for the memorization
@@ -134,33 +130,22 @@ def claim_1_sets(study: Study, sets: Mapping[tuple, Any], grad_sets: Mapping[tup
         return refs[key]
 
     test_images = study.images("test").images
-    zoo_1a, parts, copy_1b, excluded = [], [], [], []
+    c1 = copy_depth.ClaimOneSets()
     standard = [k for k in sets if k[1] == "standard"]
     feats = {k: study.features(sets[k].images, name=name_of(k)) for k in tqdm(standard, desc="zoo sets", disable=quiet)}
-    for key in standard:
+    for key in standard:   # 1a: every standard model against its own training data
         spec = sets[key].manifest["train_spec"]
         ref_key = f"{spec}[:{P['own_reference_n']}]"
         r = draws_of(ref_key, train=spec, n_train=P["own_reference_n"], whole_set_used=False)
-        zoo_1a.append(copy_depth.score_set(name_of(key), "zoo", copy_depth.distances(r, feats[key]),
-                                           reference=ref_key, cluster=key[0],
-                                           copy_rate=sets[key].manifest["copy_rate"]))
-    for key, s in tqdm(list(grad_sets.items()), desc="gradient sets", disable=quiet):
+        c1.add_zoo(name_of(key), copy_depth.distances(r, feats[key]), reference=ref_key, cluster=key[0],
+                   copy_rate=sets[key].manifest["copy_rate"])
+    for key, s in tqdm(list(grad_sets.items()), desc="gradient sets", disable=quiet):   # 1b: near-copy rows
         spec = s.manifest["train_spec"]
         kind = copy_depth.copy_rows(s.images, study.images(spec).images, test_images,
                                     quantile=P["zoo_copy_quantile"], copy_rate=s.manifest["copy_rate"])
-        scored = copy_depth.score_set(
-            name_of(key), "gradient", copy_depth.distances(draws_of(spec, train=spec),
-                                                           study.features(s.images, name=name_of(key))),
-            reference=spec, cluster=key[0], copy_rate=s.manifest["copy_rate"],
-            parts={"copies": kind != "none", "exact copies": kind == "exact",
-                   "near copies": kind == "near", "non-copies": kind == "none"})
-        parts.append(scored)
-        if not claims.is_copying_set("gradient", s.manifest["copy_rate"]):
-            excluded.append(dict(set=scored.name, part="near copies", reason=f"copy rate below {claims.COPY_RATE_MIN}"))
-        elif not (kind == "near").any():
-            excluded.append(dict(set=scored.name, part="near copies", reason="only exact copies (the floor on every layer)"))
-        else:
-            copy_1b.append((scored, "near copies"))
+        c1.add_gradient(name_of(key), copy_depth.distances(draws_of(spec, train=spec),
+                                                           study.features(s.images, name=name_of(key))), kind,
+                        reference=spec, cluster=key[0], copy_rate=s.manifest["copy_rate"])
     # mixtures: the first seed's standard models, a share rho replaced by copies of zoo_train's images
     own = P["zoo_train"]
     zoo_train = study.images("zoo_train")
@@ -177,33 +162,11 @@ def claim_1_sets(study: Study, sets: Mapping[tuple, Any], grad_sets: Mapping[tup
     copy_d = {kind: copy_depth.distances(r_own, copy_feats[kind]) for kind in P["mixture_kinds"]}
     fresh_d = copy_depth.distances(r_own, study.features(fresh))
     m_mix = P["mixture_m"]
-    combos = [(k, r) for k in P["mixture_kinds"] for r in P["mixture_rhos"]]
     for key in [k for k in standard if k[2] == P["zoo_seeds"][0]]:
-        base_d = copy_depth.distances(r_own, feats[key].subset(np.arange(m_mix)))
-        parts.append(copy_depth.score_set(name_of(key), "mixture", base_d, reference=own, cluster=key[0], whole="base"))
-        for kind, rho in combos:
-            k = copies.n_copies(m_mix, rho)
-            parts.append(copy_depth.score_set(
-                f"{name_of(key)}+{kind}@{rho:g}", "mixture",
-                copy_depth.stack_distances((copy_d[kind], np.arange(k)), (base_d, np.arange(k, m_mix))),
-                reference=own, cluster=key[0], copy_rate=k / m_mix,
-                parts={"copies": np.arange(k), "non-copies": np.arange(k, m_mix)}))
-    for kind, rho in combos:
-        k = copies.n_copies(m_mix, rho)
-        if fresh_d[0].dist.shape[1] < m_mix - k:
-            raise InputError(f"fresh-padded sets need {m_mix - k} fresh images; `fresh` has {fresh_d[0].dist.shape[1]}")
-        padded = copy_depth.score_set(
-            f"fresh+{kind}@{rho:g}", "mixture",
-            copy_depth.stack_distances((copy_d[kind], np.arange(k)), (fresh_d, np.arange(m_mix - k))),
-            reference=own, cluster=kind, copy_rate=k / m_mix, whole="fresh-padded", parts={"copies": np.arange(k)})
-        parts.append(padded)
-        if kind == "exact":
-            excluded.append(dict(set=padded.name, part="fresh-padded", reason="exact copies (the floor on every layer)"))
-        elif not seen[kind]:
-            excluded.append(dict(set=padded.name, part="fresh-padded", reason="no layer sees this transform as a copy"))
-        else:
-            copy_1b.append((padded, "fresh-padded"))
-    return ClaimOneSets(zoo_1a, copy_1b, parts, refs, excluded, seen, study.reference().n_layers)
+        c1.add_mixtures(name_of(key), copy_depth.distances(r_own, feats[key].subset(np.arange(m_mix))), copy_d,
+                        P["mixture_rhos"], reference=own, cluster=key[0])
+    c1.add_fresh_padded(copy_d, fresh_d, P["mixture_rhos"], m_mix, seen, reference=own)
+    return SpaceClaimOne(c1, refs, seen, study.reference().n_layers)
 
 
 def mean_part_curve(s: copy_depth.ScoredSet, references, part: str) -> np.ndarray:
@@ -213,19 +176,18 @@ def mean_part_curve(s: copy_depth.ScoredSet, references, part: str) -> np.ndarra
     return np.nanmean([st.score(r, whole)[0] for r in range(st.n_refs)], axis=0)
 
 
-def claim_1_rows(study: Study, inputs: ClaimOneSets, *, n_boot: int) -> tuple[list[dict], pd.DataFrame]:
+def claim_1_rows(study: Study, inputs: SpaceClaimOne, *, n_boot: int) -> tuple[list[dict], pd.DataFrame]:
     """Claims 1a and 1b in one space (:func:`memlib.copy_depth.run_claim_1`, no decomposition
     table) and their per-layer curves: the mean effect over 1a's sets, and over 1b's copy rows
     (equal weight per set), rows of :data:`LAYER_COLUMNS` without encoder / kind."""
     P = study.params
     L = inputs.n_layers
-    run = copy_depth.run_claim_1(inputs.zoo_1a, inputs.copy_1b, (), inputs.references,
-                                 excluded=inputs.excluded, n_boot=n_boot, seed=P["seed"],
-                                 level=P["ci_level"], n_layers=L)
+    run = inputs.sets.run(inputs.references, n_boot=n_boot, seed=P["seed"], level=P["ci_level"],
+                          n_layers=L, decompose=False)
     layers = []
     for claim, quantity, pairs in (
-            (claims.CLAIM_1A, "effect, standard zoo vs own training data", [(s, copy_depth.ALL) for s in inputs.zoo_1a]),
-            (claims.CLAIM_1B, "effect, copy rows", list(inputs.copy_1b))):
+            (claims.CLAIM_1A, "effect, standard zoo vs own training data", [(s, copy_depth.ALL) for s in inputs.sets.zoo]),
+            (claims.CLAIM_1B, "effect, copy rows", list(inputs.sets.copy_sets))):
         curves = [mean_part_curve(s, inputs.references[s.reference], part) for s, part in pairs]
         if not curves:
             continue
@@ -379,7 +341,7 @@ def run(params: Mapping[str, Any], sets: Mapping[tuple, Any], grad_sets: Mapping
         t3 = time.perf_counter()
         seconds += [dict(encoder=encoder, part=p, seconds=s) for p, s in
                     (("claims 1a-1b", t1 - start), ("claim 2", t2 - t1), ("claims 3-4", t3 - t2))]
-        excluded.append(pd.DataFrame(inputs.excluded, columns=["set", "part", "reason"]).assign(encoder=encoder))
+        excluded.append(pd.DataFrame(inputs.sets.excluded, columns=["set", "part", "reason"]).assign(encoder=encoder))
         for r in got1 + got2 + got34:
             rows.append(dict(claim=r["claim"], encoder=encoder, kind=kind, value=r["value"], ci_low=r["ci_low"],
                              ci_high=r["ci_high"], verdict=r["verdict"], note=f"{note}; {r['metric']}"))
