@@ -170,10 +170,19 @@ def claim_1_sets(study: Study, sets: Mapping[tuple, Any], grad_sets: Mapping[tup
 
 
 def mean_part_curve(s: copy_depth.ScoredSet, references, part: str) -> np.ndarray:
-    """(L,) effect of one part of a scored set, the mean over its reference draws (no bootstrap)."""
+    """(L,) effect of one part of a scored set, the mean over its reference draws (no bootstrap);
+    NaN on a layer where no draw defines it (no cell keeps more than 20 of the part's rows)."""
     st = copy_depth.part_stat(s, references, part)
     whole = np.arange(st.m)[None]
-    return np.nanmean([st.score(r, whole)[0] for r in range(st.n_refs)], axis=0)
+    return _nanmean([st.score(r, whole)[0] for r in range(st.n_refs)])
+
+
+def _nanmean(rows) -> np.ndarray:
+    """Mean over the first axis ignoring NaN; NaN (without a warning) where every value is NaN."""
+    a = np.asarray(rows, dtype=np.float64)
+    n = np.isfinite(a).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, np.nansum(a, axis=0) / np.maximum(n, 1), np.nan)
 
 
 def claim_1_rows(study: Study, inputs: SpaceClaimOne, *, n_boot: int) -> tuple[list[dict], pd.DataFrame]:
@@ -191,7 +200,7 @@ def claim_1_rows(study: Study, inputs: SpaceClaimOne, *, n_boot: int) -> tuple[l
         curves = [mean_part_curve(s, inputs.references[s.reference], part) for s, part in pairs]
         if not curves:
             continue
-        mean = np.nanmean(np.stack(curves), axis=0)
+        mean = _nanmean(np.stack(curves))
         layers += [dict(claim=claim, quantity=quantity, layer=l + 1, n_layers=L,
                         depth=float(relative_depth(l + 1, L)), value=float(mean[l])) for l in range(L)]
     return run.rows, pd.DataFrame(layers)
