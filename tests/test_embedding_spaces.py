@@ -78,10 +78,16 @@ def test_the_generality_rule_has_its_history():
 
 @pytest.fixture(scope="module")
 def smoke_study(cache_dir, tmp_path_factory):
+    """A smoke Study; its trained encoders are trained first as tests/test_trained_encoders.py
+    trains them (one torch thread, the session cache), so that the session cache holds the
+    weights those tests check byte for byte whichever file runs first."""
+    from memlib import trained_encoders as te
     from memlib.params import load_params
     from memlib.study import Study
-    return Study(load_params("smoke", overrides={"figures_dir": str(tmp_path_factory.mktemp("fig")),
-                                                 "device": "cpu"}))
+    P = load_params("smoke", overrides={"figures_dir": str(tmp_path_factory.mktemp("fig")), "device": "cpu"})
+    for name, recipe in te.recipes(P).items():
+        te.train_or_load(name, recipe, cache_dir=cache_dir, device="cpu", progress=False, threads=1)
+    return Study(P)
 
 
 def test_study_resolves_trained_names_and_native_sizes(smoke_study, fmnist_small):
