@@ -35,15 +35,18 @@ def trained(smoke, cache_dir):
 # --- determinism and the cache ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NAMES)
-def test_training_is_deterministic(name, smoke, trained, cache_dir, tmp_path):
-    """The same recipe trained again (another cache, same machine, same thread count) gives the
-    same weights, byte for byte, the same key and the same measured numbers."""
-    resolved, first = trained[name]
-    again, second = te.train_or_load(name, te.recipes(smoke)[name], cache_dir=tmp_path,
-                                     device="cpu", progress=False, threads=1)
-    assert again == resolved
-    a = (te.entry_folder(name, first["key"], cache_dir) / te.WEIGHTS_FILE).read_bytes()
-    b = (te.entry_folder(name, second["key"], tmp_path) / te.WEIGHTS_FILE).read_bytes()
+def test_training_is_deterministic(name, smoke, trained, tmp_path):
+    """The same recipe trained twice (two caches, same machine, same thread count) gives the
+    same weights, byte for byte, the same key and the same measured numbers. Both trainings are
+    made here: the session cache's entry may come from the smoke notebooks (notebook 06 trains
+    on the kernel's thread count, which changes the last bits, not the key)."""
+    resolved, _ = trained[name]
+    runs = [te.train_or_load(name, te.recipes(smoke)[name], cache_dir=tmp_path / d, device="cpu",
+                             progress=False, threads=1) for d in ("a", "b")]
+    (again, first), (twice, second) = runs
+    assert again == twice == resolved
+    a = (te.entry_folder(name, first["key"], tmp_path / "a") / te.WEIGHTS_FILE).read_bytes()
+    b = (te.entry_folder(name, second["key"], tmp_path / "b") / te.WEIGHTS_FILE).read_bytes()
     assert a == b
     for k in ("test_accuracy", "epoch_loss", "epoch_accuracy", "n_params", "weights_sha256"):
         assert first[k] == second[k], k
@@ -63,7 +66,7 @@ def test_manifest_records_what_was_measured(smoke, trained):
         assert resolved == f"{name}@{m['key']}" and m["weights_id"] == f"trained:{m['key']}"
         assert m["recipe"] == r and m["n_train"] == 512 and m["n_eval"] == 300
         assert m["n_layers"] == (r["depth"] if r["kind"] == "vit" else sum(r["stages"]))
-        assert m["dim"] == r["width"] and m["torch_threads"] == 1 and m["precision"] == "float32"
+        assert m["dim"] == r["width"] and m["torch_threads"] >= 1 and m["precision"] == "float32"
         assert m["train_seconds"] > 0 and m["train_cpu_seconds"] > 0 and m["cpu"]
         assert len(m["epoch_loss"]) == r["epochs"] and m["epoch_loss"][-1] < m["epoch_loss"][0]
         # two epochs on 512 images: far from good, but above chance (0.1) on held-out images
