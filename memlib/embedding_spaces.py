@@ -13,8 +13,8 @@ resolves a trained name and :meth:`~memlib.study.Study.image_size_of` gives its 
   :class:`memlib.copy_depth.ClaimOneSets` calls (the standard zoo against its own training data;
   the gradient sets' copy rows; the mixtures and the fresh-padded sets; what 1b leaves out and
   why), :func:`memlib.copy_depth.run_claim_1` decides;
-* claim 2: notebook 02's copies and fresh images, :func:`memlib.copy_sensitivity.measure_spaces`
-  over the space's encoder, its ``+shuffled`` control and pixels, :func:`memlib.claims.copy_levels_claim`;
+* claim 2: :mod:`memlib.copy_levels` (notebook 02's copies and fresh images, the space's encoder, its
+  ``+shuffled`` control and pixels, :func:`memlib.claims.copy_levels_claim`);
 * claims 3-4: notebook 04's standard zoo sets, :func:`memlib.fingerprint_study.run_fingerprinting`
   on clean queries (the rows read clean queries only), :func:`memlib.claims.fingerprint_claims`.
 
@@ -38,8 +38,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import claims, copies, copy_depth, copy_sensitivity, depth_signal, fingerprint_study, zoo
-from .bootstrap import resample_indices
+from . import claims, copies, copy_depth, copy_levels, depth_signal, fingerprint_study, zoo
 from .errors import InputError, ParameterError
 from .study import Study
 
@@ -217,30 +216,11 @@ def claim_2_rows(study: Study, *, n_boot: int, progress: bool = False) -> tuple[
     each kind's (rows of :data:`LAYER_COLUMNS` without encoder / kind)."""
     P = study.params
     enc = P["encoder"]
-    m, seed = P["copy_m"], P["seed"]
-    train = study.images("reference_train")
-    source_index = copies.pick_sources(len(train), m, seed)
-    sources, fresh = train.images[source_index], study.images("fresh").images[:m]
-    conditions = copy_sensitivity.conditions(P)
-    made = {c: copies.make_copies(c[0], sources, strength=c[1], seed=seed) for c in conditions}
-    made_fresh = {c: copies.make_copies(c[0], fresh, strength=c[1], seed=seed) for c in conditions}
-
-    def copies_features(encoder, kind, s):
-        if kind == "exact":
-            return study.features(train, encoder=encoder).subset(source_index)
-        return study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}")
-
-    def fresh_features(encoder, kind, s):
-        return study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}")
-
-    sens = copy_sensitivity.measure_spaces([enc, enc + "+shuffled", "pixels"], conditions,
-                                           lambda e: study.reference(encoder=e), copies_features,
-                                           fresh_features, resample_indices(m, n_boot, seed), progress=progress)
+    sens = copy_levels.measure(study, copy_levels.make_conditions(study), n_boot=n_boot, progress=progress)
     L = study.reference().n_layers
-    row = claims.copy_levels_claim(copy_sensitivity.contrast_table(sens, enc, P["ci_level"]),
-                                   copy_sensitivity.crossing_table(sens), encoder=enc, n_layers=L,
-                                   level=P["ci_level"])
-    table = copy_sensitivity.summary_table(sens, P["ci_level"])
+    result = copy_levels.claim_tables(sens, encoder=enc, n_layers=L, level=P["ci_level"])
+    row = result.row
+    table = result.table
     mine = table[table.encoder == enc].groupby(["kind", "layer"], as_index=False).sensitivity.mean()
     layers = [dict(claim="2-memorization-levels", quantity=f"copy sensitivity, {r.kind}"
                    + ("" if r.kind == "exact" else " (mean over strengths)"),

@@ -8,8 +8,7 @@ m, and returns the claims.csv-style rows (claim, value, ci_low, ci_high, verdict
 (registered in :data:`EVALUATORS`, its claim names in :data:`CLAIMS_OF`), computed by the
 same memlib functions the notebooks use (:class:`memlib.copy_depth.ClaimOneSets` and
 :func:`memlib.copy_depth.run_claim_1` for claims 1a and 1b, with their groups' numbers;
-:func:`memlib.copy_sensitivity.measure_spaces`
-and :func:`memlib.claims.copy_levels_claim` for claim 2;
+:mod:`memlib.copy_levels` for claim 2 (as notebook 02);
 :func:`memlib.fingerprint_study.run_fingerprinting` and :func:`memlib.claims.fingerprint_claims`
 for claims 3-4). To cost minutes, they run on a stated subset of each claim's inputs
 (``sensitivity_subset`` in the profile: fewer generated samples, bootstrap draws, mixtures and
@@ -31,8 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import claims, copies, copy_depth, copy_sensitivity, fingerprint_study, hierarchical, zoo
-from .bootstrap import resample_indices
+from . import claims, copies, copy_depth, copy_levels, copy_sensitivity, fingerprint_study, hierarchical, zoo
 from .ct import MIN_CELL_POINTS
 from .data import head_spec
 from .encoders import shared_encoder
@@ -243,35 +241,12 @@ def copy_levels_rows(study: Study, sub: dict[str, Any], m: int) -> list[dict]:
     whole = getattr(study, "cached_sets", True)
     if not whole and sub.get("claim2_strengths"):
         P = strength_subset(P, int(sub["claim2_strengths"]))
-    n = P["copy_m"]
-    train = study.images("reference_train")
-    source_index = copies.pick_sources(len(train), n, P["seed"])
-    sources, fresh = train.images[source_index], study.images("fresh").images[:n]
-    conditions = copy_sensitivity.conditions(P)
-    made = {c: copies.make_copies(c[0], sources, strength=c[1], seed=P["seed"]) for c in conditions}
-    made_fresh = {c: copies.make_copies(c[0], fresh, strength=c[1], seed=P["seed"]) for c in conditions}
-    first = np.arange(min(m, n))
-
-    def rows_of(images, encoder, name):
-        if whole:
-            return study.features(images, encoder=encoder, name=name).subset(first)
-        return study.features(images, encoder=encoder, name=name, first=len(first), whole_set_used=False)
-
-    def copies_features(encoder, kind, s):
-        if kind == "exact":
-            return study.features(train, encoder=encoder).subset(source_index[first])
-        return rows_of(made[kind, s], encoder, f"copies-{kind}-{s:g}")
-
-    def fresh_features(encoder, kind, s):
-        return rows_of(made_fresh[kind, s], encoder, f"fresh-{kind}-{s:g}")
-
-    spaces = [P["encoder"], P["encoder"] + "+shuffled", "pixels"]
-    sens = copy_sensitivity.measure_spaces(spaces, conditions, lambda e: study.reference(encoder=e),
-                                           copies_features, fresh_features,
-                                           resample_indices(len(first), sub["n_bootstrap"], P["seed"]), progress=False)
-    contrasts = copy_sensitivity.contrast_table(sens, P["encoder"], P["ci_level"])
-    row = claims.copy_levels_claim(contrasts, copy_sensitivity.crossing_table(sens), encoder=P["encoder"],
-                                   n_layers=study.reference().n_layers, level=P["ci_level"])
+    cond = copy_levels.make_conditions(study, P)
+    first = np.arange(min(m, cond.m))
+    sens = copy_levels.measure(study, cond, n_boot=sub["n_bootstrap"], rows=len(first), whole=whole)
+    row = copy_levels.claim_tables(sens, encoder=P["encoder"], n_layers=study.reference().n_layers,
+                                   level=P["ci_level"]).row
+    train = cond.train
     if not whole:
         row["note"] = (f"subset: first m = {len(first)} copies and fresh images per condition; strengths "
                        f"low-level {P['low_strengths']}, high-level {P['high_strengths']}; "

@@ -56,7 +56,7 @@ params_file = None    # or your own YAML with the same keys; single keys: paperm
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from memlib import bootstrap, claims, copies, copy_sensitivity, plots
+from memlib import bootstrap, claims, copy_levels, copy_sensitivity, plots
 from memlib.params import notebook_params
 from memlib.study import Study
 
@@ -64,11 +64,8 @@ P = notebook_params(globals())
 study = Study(P)
 plots.style()
 m, seed = P["copy_m"], P["seed"]
-train = study.images("reference_train")
-source_index = copies.pick_sources(len(train), m, seed)   # training rows of T that are copied
-sources = train.images[source_index]
-fresh = study.images("fresh").images[:m]
-conditions = copy_sensitivity.conditions(P)
+cond = copy_levels.make_conditions(study)   # m training images of T and m fresh images, each transformed at every condition
+sources, conditions = cond.train.images[cond.source_index], cond.conditions
 print(f"{len(conditions)} conditions (exact + low-level × {len(P['low_strengths'])} + high-level × "
       f"{len(P['high_strengths'])} strengths), m = {m} copies and m fresh images each")
 
@@ -77,8 +74,7 @@ print(f"{len(conditions)} conditions (exact + low-level × {len(P['low_strengths
 # Each row: a training image, then its copies at increasing strength.
 
 # %%
-made = {(kind, s): copies.make_copies(kind, sources, strength=s, seed=seed) for kind, s in conditions}
-made_fresh = {(kind, s): copies.make_copies(kind, fresh, strength=s, seed=seed) for kind, s in conditions}
+made = cond.made
 show = 6
 cols = [("source", None)] + conditions
 fig, axes = plt.subplots(1, len(cols), figsize=(1.1 * len(cols), 1.35 * show))
@@ -90,7 +86,7 @@ fig.suptitle(f"{show} of the m = {m} training images of T (left) and their copie
              "ranges (1 = the full ranges)", fontsize=8, wrap=True)
 fig.tight_layout(rect=(0, 0, 1, 0.97))
 study.save(fig, pd.DataFrame([dict(kind=k, strength=s, source_index=int(i)) for k, s in conditions
-                              for i in source_index[:show]]), "memorization_copies_gallery")
+                              for i in cond.source_index[:show]]), "memorization_copies_gallery")
 
 # %% [markdown]
 # ## The rule for claim 2, fixed before the computation
@@ -124,22 +120,10 @@ study.save(fig, pd.DataFrame([dict(kind=k, strength=s, source_index=int(i)) for 
 # features.
 
 # %%
-def copies_features(encoder, kind, s):
-    if kind == "exact":   # the sources are rows of T: cut their features instead of embedding again
-        return study.features(train, encoder=encoder).subset(source_index)
-    return study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}")
-
-
-def fresh_features(encoder, kind, s):
-    return study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}")
-
-
-draws = bootstrap.resample_indices(m, P["n_bootstrap"], seed)   # one (B, m) draw for every set
-spaces = [P["encoder"], P["encoder"] + "+shuffled", "pixels"]
-sens = copy_sensitivity.measure_spaces(spaces, conditions, lambda e: study.reference(encoder=e),
-                                       copies_features, fresh_features, draws)
-table = copy_sensitivity.summary_table(sens, P["ci_level"])
+sens = copy_levels.measure(study, cond, n_boot=P["n_bootstrap"], progress=True)   # one paired (B, m) draw for every set
 L = study.reference().n_layers
+result = copy_levels.claim_tables(sens, encoder=P["encoder"], n_layers=L, level=P["ci_level"])
+table = result.table
 table[table.encoder == P["encoder"]].pivot_table(index=["kind", "strength"], columns="layer",
                                                 values="sensitivity", sort=False).round(2)
 
@@ -190,7 +174,7 @@ study.save(fig, table, "copy_sensitivity")
 # Open markers: censored (the layer never drops to half, so the value is the largest strength).
 
 # %%
-crossings = copy_sensitivity.crossing_table(sens)
+crossings = result.crossings
 units = {"low-level": "share of 4-px tiles moved", "high-level": "scale of jitter/photometric/blur ranges"}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.0))
 for ax, kind in zip(axes, copy_sensitivity.KINDS):
@@ -252,15 +236,6 @@ crossings.pivot_table(index=["kind", "encoder"], columns="layer", values="half_s
 # %%
 print("seen strengths:", {kind: copy_sensitivity.seen_strengths(sens, P["encoder"], kind, P["ci_level"])
                            for kind in copy_sensitivity.KINDS})
-contrasts = copy_sensitivity.contrast_table(sens, P["encoder"], P["ci_level"])
-learned = copy_sensitivity.learned_contrast_table(sens, P["encoder"], P["ci_level"])
-margins = copy_sensitivity.beyond_margin_table(sens, P["encoder"], L, P["ci_level"])
-counts = ["n_strengths", "n_draws", "n_nan", "n_partial"]   # n_strengths: learned_did only; n_partial: margins only
-margin_table = pd.concat([learned.assign(quantity="learned_did"), margins.assign(quantity="beyond_margin")],
-                         ignore_index=True).astype({c: "Int64" for c in counts})
-margin_table = margin_table[["quantity", "kind", "layers", "value", "ci_low", "ci_high", "trained", "shuffled",
-                             "pixels"] + counts]
-study.save_table(margin_table, "memorization_levels_margins")
-print(margin_table.round(3).to_string(index=False))
-study.claims([claims.copy_levels_claim(contrasts, crossings, encoder=P["encoder"], n_layers=L,
-                                       level=P["ci_level"], learned=learned, margins=margins)])
+study.save_table(result.margin_table, "memorization_levels_margins")
+print(result.margin_table.round(3).to_string(index=False))
+study.claims([result.row])

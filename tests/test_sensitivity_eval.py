@@ -192,32 +192,12 @@ def test_a_nan_number_off_the_defaults_is_undefined_and_pca_none_is_named(smoke,
 
 
 def _notebook02_claim(study):
-    """Notebook 02's claim-2 computation, cell by cell (copies of T, fresh copies, three spaces)."""
-    from memlib import bootstrap, claims, copies, copy_sensitivity
+    """Notebook 02's claim-2 computation: its three calls into memlib.copy_levels."""
+    from memlib import copy_levels
     P = study.params
-    m, seed = P["copy_m"], P["seed"]
-    train = study.images("reference_train")
-    source_index = copies.pick_sources(len(train), m, seed)
-    fresh = study.images("fresh").images[:m]
-    conditions = copy_sensitivity.conditions(P)
-    made = {(k, s): copies.make_copies(k, train.images[source_index], strength=s, seed=seed) for k, s in conditions}
-    made_fresh = {(k, s): copies.make_copies(k, fresh, strength=s, seed=seed) for k, s in conditions}
-
-    def copies_features(encoder, kind, s):
-        if kind == "exact":
-            return study.features(train, encoder=encoder).subset(source_index)
-        return study.features(made[kind, s], encoder=encoder, name=f"copies-{kind}-{s:g}")
-
-    def fresh_features(encoder, kind, s):
-        return study.features(made_fresh[kind, s], encoder=encoder, name=f"fresh-{kind}-{s:g}")
-
-    draws = bootstrap.resample_indices(m, P["n_bootstrap"], seed)
-    spaces = [P["encoder"], P["encoder"] + "+shuffled", "pixels"]
-    sens = copy_sensitivity.measure_spaces(spaces, conditions, lambda e: study.reference(encoder=e),
-                                           copies_features, fresh_features, draws, progress=False)
-    return claims.copy_levels_claim(copy_sensitivity.contrast_table(sens, P["encoder"], P["ci_level"]),
-                                    copy_sensitivity.crossing_table(sens), encoder=P["encoder"],
-                                    n_layers=study.reference().n_layers, level=P["ci_level"])
+    sens = copy_levels.measure(study, copy_levels.make_conditions(study), n_boot=P["n_bootstrap"])
+    return copy_levels.claim_tables(sens, encoder=P["encoder"], n_layers=study.reference().n_layers,
+                                    level=P["ci_level"]).row
 
 
 def _same_row(a, b):
