@@ -55,11 +55,16 @@ def test_vae_training_step_is_forward_plus_backward_by_hand():
 def test_the_ledger_gives_exact_counts_per_notebook(tmp_path):
     """A ledger's lines are attributed to notebooks by the committed timings and counted; a line
     of an earlier run in the same cache is left out."""
+    import pandas as pd
     params = load_params("default")
+    timings = pd.read_csv(compute_floor.REPO / params["figures_dir"] / "executed" / "timings.csv")
+    end = {nb: pd.Timestamp(t) for nb, t in zip(timings.notebook, timings.finished)}   # the committed run
+    at = lambda nb, seconds_before: (end[nb] - pd.Timedelta(seconds=seconds_before)).isoformat()
+    when = [(5000, at("01_ct_sanity", 60)), (2000, at("01_ct_sanity", 30)), (500, at("02_memorization_levels", 60)),
+            (999, (end["00_ct_by_hand"] - pd.Timedelta(days=1)).isoformat())]    # the last: an earlier run
     lines = [dict(encoder="dinov2-s-offline", image_size=112, precision="bfloat16-autocast", n_images=n,
                   n_entry=n, seconds=1.0, kind="features", key=f"k{i}", finished=t, pid=1)
-             for i, (n, t) in enumerate([(5000, "2026-12-05T13:27:00+00:00"), (2000, "2026-12-05T13:28:00+00:00"),
-                                         (500, "2026-12-05T13:30:00+00:00"), (999, "2026-12-04T10:00:00+00:00")])]
+             for i, (n, t) in enumerate(when)]
     path = tmp_path / "embed.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     table = compute_floor.vit_work(params, path).set_index("notebook")
