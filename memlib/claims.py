@@ -99,14 +99,16 @@ RULE_HISTORY = {
         "contrasts of whole copying sets, which motivated the split)"),
     # Study v3 (issue 31): claim 3 asked of the architecture across training recipes
     "3-recipe": (
-        "before", "8637873", "",
+        "before", "8637873", "6512366",
         "written before any recipe model was trained or any across-recipe distance computed; the "
         "same-recipe claim 3 had been seen (separated share, 4b1f87b onwards), which motivated "
-        "asking it across recipes"),
+        "asking it across recipes; first numbers: a cold run of 6512366 that was stopped after "
+        "notebook 04 and not committed (docs/design.md, issue 31 section); unchanged since"),
     "3-recipe-family": (
-        "before", "71ecdf0", "",
+        "before", "71ecdf0", "6512366",
         "the family grain of 3-recipe, given its own row; written before any recipe model was trained or "
-        "any across-recipe distance computed"),
+        "any across-recipe distance computed; first numbers: the uncommitted cold run of 6512366; "
+        "unchanged since"),
 }
 CLAIM_1A, CLAIM_1B = "1a-depth-rise", "1b-copy-signal-depth"   # the claims.csv ids of RULE_1A/1B
 

@@ -73,7 +73,8 @@ def test_too_few_recipes_is_untestable():
 
 def test_rule_history_says_before():
     out = claims.with_rule_history(pd.DataFrame({"claim": [claims.CLAIM_3_RECIPE]}))
-    assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == [""]
+    # fixed before its first numbers (an uncommitted cold run of 6512366, after the rule's commit)
+    assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == ["6512366"]
     assert out.rule_commit.tolist() == ["8637873"]
 
 
@@ -100,4 +101,4 @@ def test_family_grain_row_has_its_own_id_rule_and_condition():
 
 def test_family_rule_history_says_before():
     out = claims.with_rule_history(pd.DataFrame({"claim": [claims.CLAIM_3_RECIPE_FAMILY]}))
-    assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == [""]
+    assert out.rule_history.tolist() == ["before"] and out.numbers_first_seen.tolist() == ["6512366"]
