@@ -12,6 +12,8 @@ variability of the reference split; ``docs/design.md`` says so next to the rules
 """
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -52,11 +54,15 @@ def layer_draws(reference: Reference, gen: Any, draws: np.ndarray, *,
 
 
 def percentile_ci(boot: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """The (1 ± level)/2 percentiles of replicates along axis 0 (NaN replicates ignored)."""
+    """The (1 ± level)/2 percentiles of replicates along axis 0 (NaN replicates ignored; NaN
+    where every replicate is NaN, e.g. a layer on which a part keeps no cell, without numpy's
+    All-NaN warning: that NaN is an expected result, reported as such in the tables)."""
     if not 0 < level < 1:
         raise ParameterError(f"level must lie in (0, 1), got {level}")
     alpha = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(boot, [alpha, 100 - alpha], axis=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        lo, hi = np.nanpercentile(boot, [alpha, 100 - alpha], axis=0)
     return lo, hi
 
 
