@@ -30,6 +30,12 @@ import pandas as pd
 from . import fingerprint as fp
 
 CURVE_METHOD = "C_T-layer curve"
+SHAPE_METHOD = "C_T-layer curve, shape only"
+# Stated before the shape-only method's first number (issue 31 point 4): the curve (Euclidean:
+# level and shape) is the primary attribution method of claims 4a / 4b; the shape-only curve
+# (z-normalised over layers, memlib.fingerprint distance "znorm") is a labelled secondary.
+PRIMARY_METHOD, SECONDARY_METHOD = CURVE_METHOD, SHAPE_METHOD
+CURVE_METHODS = (CURVE_METHOD, SHAPE_METHOD)   # the methods under test; every other one is a baseline
 FINAL_LAYER_METHOD = "final-layer C_T"
 BEST_LAYER_METHOD = "best single layer"
 FD_METHOD = "Fréchet distance (final layer)"
@@ -124,7 +130,8 @@ def query_predictions(labels, seeds, refs: SizeInputs, queries: SizeInputs | Non
     refs: the clean inputs at one query size; queries: what is attributed, the same sets
     (e.g. corrupted, at the same size), default ``refs``. In the fold of seed s the queries are
     the subsets of the seed-s sets and the references everything with another seed.
-    Methods: the whole curve (1-NN, :func:`memlib.fingerprint.attribute`), its final layer, the
+    Methods: the whole curve (1-NN, :func:`memlib.fingerprint.attribute`), its shape only
+    (the same 1-NN on curves z-normalised over layers, the secondary), its final layer, the
     best single layer (chosen on the references, sets as groups), with ``final_norm`` the
     final-layer C_T on the final-norm embedding, with ``features`` the Fréchet distance of each
     query subset to each reference set's pooled :func:`reference_rows` and the majority vote of
@@ -142,6 +149,7 @@ def query_predictions(labels, seeds, refs: SizeInputs, queries: SizeInputs | Non
         qc, ql, qg = fold_curves(q.curves, labels, fold.queries)
         draw = np.concatenate([np.arange(len(q.curves[i])) for i in fold.queries])
         preds = {CURVE_METHOD: fp.attribute(qc, rc, rl).labels,
+                 SHAPE_METHOD: fp.attribute(qc, rc, rl, distance="znorm").labels,
                  FINAL_LAYER_METHOD: fp.attribute(qc, rc, rl, layers=[-1]).labels,
                  BEST_LAYER_METHOD: fp.best_layer_attribute(qc, rc, rl, groups=rg)[0].labels}
         if refs.final_norm is not None and q.final_norm is not None:
@@ -178,8 +186,11 @@ def accuracy_table(predictions: pd.DataFrame, keys: Sequence[str] = (), *, seed:
 
 
 def baseline_gap_table(predictions: pd.DataFrame, keys: Sequence[str] = (), *, seed: int,
-                       level: float = 0.95, n_boot: int = 2000) -> pd.DataFrame:
+                       level: float = 0.95, n_boot: int = 2000, curve_method: str = CURVE_METHOD) -> pd.DataFrame:
     """The curve against each baseline group, per group of ``keys``, with paired CIs.
+
+    ``curve_method``: the method under test (default the primary; :data:`SHAPE_METHOD` for
+    the secondary); the columns ``curve`` and ``gap`` are then its.
 
     For each group of baselines in :data:`BASELINE_GROUPS` that is present, the best baseline
     is the one of highest accuracy on these queries (ties: the first in the group's order; the
@@ -195,14 +206,14 @@ def baseline_gap_table(predictions: pd.DataFrame, keys: Sequence[str] = (), *, s
         key = key if isinstance(key, tuple) else (key,)
         wide = g.assign(correct=g.true == g.pred).pivot_table(
             index=["fold", "set", "draw"], columns="method", values="correct", aggfunc="first")
-        if CURVE_METHOD not in wide:
+        if curve_method not in wide:
             continue
         for group, methods in BASELINE_GROUPS.items():
             present = [m for m in methods if m in wide]
             if not present:
                 continue
             best = max(present, key=lambda m: (wide[m].mean(), -present.index(m)))
-            a, b = wide[CURVE_METHOD].to_numpy(bool), wide[best].to_numpy(bool)
+            a, b = wide[curve_method].to_numpy(bool), wide[best].to_numpy(bool)
             gap, lo, hi = paired_gap_ci(a, b, wide.index.get_level_values("set").to_numpy(),
                                         level=level, n_boot=n_boot, seed=seed)
             base = float(b.mean())

@@ -14,6 +14,8 @@ claim                       notebook rule (row builder / verdict function)
 4a fingerprint, full sets   04       :func:`fingerprint_claims` / :func:`full_set_verdict`
 4b vs C_T / feature         04       :func:`fingerprint_claims` / :func:`paired_gap_verdict`
 baselines (two rows)
+4a-shape-only (secondary)   04       :func:`fingerprint_claims` / :func:`full_set_verdict` (the
+                                     shape-only curve; primary / secondary stated before its numbers)
 3-recipe (issue 31)         04       :func:`claim_3_recipe_claim` / :func:`claim_3_recipe_verdict`
 3-recipe-family             04       :func:`claim_3_recipe_family_claim` / :func:`claim_3_recipe_verdict`
                                      (both written before any number; rows only where the profile
@@ -33,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .attribution_eval import CURVE_METHOD
+from .attribution_eval import CURVE_METHOD, SHAPE_METHOD
 from .bootstrap import late_minus_early, layer_thirds, percentile_ci
 from .errors import InputError
 
@@ -109,6 +111,13 @@ RULE_HISTORY = {
         "the family grain of 3-recipe, given its own row; written before any recipe model was trained or "
         "any across-recipe distance computed; first numbers: the uncommitted cold run of 6512366; "
         "unchanged since"),
+    # Study v3 (issue 31 point 4): the shape-only curve as a second attribution method
+    "4a-shape-only": (
+        "before", "SHAPE_RULE_COMMIT", "",
+        "the primary / secondary split (the Euclidean curve decides 4a and 4b; the shape-only curve is "
+        "a labelled secondary judged by 4a's rule) was stated in memlib.attribution_eval before any "
+        "shape-only attribution accuracy was computed; the shape-only separation of claim 3 "
+        "(family_separation, znorm) had been seen since 4b1f87b"),
 }
 CLAIM_1A, CLAIM_1B = "1a-depth-rise", "1b-copy-signal-depth"   # the claims.csv ids of RULE_1A/1B
 
@@ -541,8 +550,11 @@ def _row(table: pd.DataFrame, **where) -> pd.DataFrame:
 
 
 def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd.DataFrame, *,
-                       level: float = 0.95, seed: int = 0) -> list[dict]:
-    """The claims.csv rows of claims 3, 4a, 4b-vs-ct-baselines and 4b-vs-feature-baselines.
+                       level: float = 0.95, seed: int = 0, shape_gaps: pd.DataFrame | None = None) -> list[dict]:
+    """The claims.csv rows of claims 3, 4a, 4b-vs-ct-baselines and 4b-vs-feature-baselines, and,
+    where ``accuracy`` has the shape-only curve (:data:`memlib.attribution_eval.SHAPE_METHOD`),
+    the secondary row :data:`CLAIM_4A_SHAPE` (4a's rule on that method; its gaps to the
+    baselines, ``shape_gaps``, are reported in the metric).
 
     accuracy: :func:`memlib.attribution_eval.accuracy_table` with keys grain, corruption,
         query_size (query sizes increasing; the largest is the full set);
@@ -607,7 +619,37 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
                   f"lies above 0; that m is chosen after looking (favours the claim)"),
             value=float(best.gap), ci_low=float(best.gap_lo), ci_high=float(best.gap_hi), paper_value="+0.30",
             verdict=paired_gap_verdict(best.gap_lo, best.gap_hi)))
-    return rows
+    return rows + _shape_only_rows(clean, full_n, k_arch, shape_gaps)
+
+
+CLAIM_4A_SHAPE = "4a-shape-only"
+
+
+def _shape_only_rows(clean: pd.DataFrame, full_n: int, k_arch: int, shape_gaps: pd.DataFrame | None) -> list[dict]:
+    """The secondary row of issue 31 point 4: the shape-only curve judged by 4a's rule
+    (:func:`full_set_verdict`) at the architecture grain, clean queries, largest query size;
+    none when the accuracy table has no shape-only method."""
+    by_grain = _row(clean, method=SHAPE_METHOD, query_size=full_n).set_index("grain")
+    if CLAIM_GRAIN not in by_grain.index:
+        return []
+    arch = by_grain.loc[CLAIM_GRAIN]
+    gaps = "" if shape_gaps is None else "; ".join(
+        f"vs {r.baselines} baselines at m={int(r.query_size)}: {r.gap:+.2f} [{r.gap_lo:+.2f}, {r.gap_hi:+.2f}] "
+        f"({r.best_baseline})"
+        for r in _row(shape_gaps, grain=CLAIM_GRAIN, corruption="none", query_size=full_n).itertuples())
+    fam = (f"; family grain: {by_grain.loc['family'].accuracy:.2f}" if "family" in by_grain.index else "")
+    return [dict(
+        claim=CLAIM_4A_SHAPE,
+        statement="(secondary, stated before its numbers) The shape of the C_T-layer curve alone, z-normalised "
+                  "over layers, identifies the generating model on full datasets",
+        metric=(f"leave-one-seed-out accuracy of the nearest size-matched reference curve after z-normalising every curve "
+                f"over layers (level removed), largest query size m={full_n}, {k_arch} architectures (chance "
+                f"{1 / k_arch:.2f}){fam}" + (f"; curve minus best baseline, {gaps}" if gaps else "")),
+        rule=(f"4a's rule on the shape-only method: reproduced if the accuracy CI (cluster bootstrap over query sets) "
+              f"reaches {FULL_ACCURACY_REPRODUCED} and lies above {FULL_ACCURACY_CI_LOW}, partly if it lies above "
+              f"chance; secondary: the Euclidean curve (4a) decides"),
+        value=float(arch.accuracy), ci_low=float(arch.acc_lo), ci_high=float(arch.acc_hi), paper_value="1.00",
+        verdict=full_set_verdict(arch.acc_lo, arch.acc_hi, 1 / k_arch))]
 
 
 # --------------------------------------------------------------------------- claim 3-recipe (v3)

@@ -114,11 +114,11 @@ def ct_undefined_note(size_symbol: str = "m") -> str:
 def ct_defined_rows(table, *, size: str = "query_size", method: str = "method"):
     """The rows of an attribution table (``fingerprint_accuracy.csv``'s columns) whose method is
     defined at its query size: the C_T-based methods (the curve and the C_T baselines of
-    :data:`memlib.attribution_eval.BASELINE_GROUPS`) only above :data:`memlib.ct.MIN_CELL_POINTS`
+    :data:`memlib.attribution_eval.BASELINE_GROUPS`, and the shape-only curve) only above :data:`memlib.ct.MIN_CELL_POINTS`
     points; the feature baselines at every size."""
-    from .attribution_eval import BASELINE_GROUPS, CURVE_METHOD
+    from .attribution_eval import BASELINE_GROUPS, CURVE_METHODS
     from .ct import MIN_CELL_POINTS
-    ct_methods = (CURVE_METHOD, *BASELINE_GROUPS["C_T"])
+    ct_methods = (*CURVE_METHODS, *BASELINE_GROUPS["C_T"])
     return table[~table[method].isin(ct_methods) | (table[size] > MIN_CELL_POINTS)]
 
 

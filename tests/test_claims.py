@@ -203,6 +203,23 @@ def test_fingerprint_claims_known_rows():
     assert "relative +0%" in feat["metric"]
 
 
+def test_the_shape_only_secondary_row_follows_4a_rule():
+    accuracy, gaps, signature = _v2_inputs()
+    shape = accuracy[accuracy.method == ae.CURVE_METHOD].assign(method=ae.SHAPE_METHOD)
+    shape.loc[(shape.grain == "architecture") & (shape.query_size == 100), ["accuracy", "acc_lo", "acc_hi"]] = [0.5, 0.3, 0.7]
+    shape_gaps = gaps.assign(gap=-0.4, gap_lo=-0.5, gap_hi=-0.3)
+    rows = claims.fingerprint_claims(pd.concat([accuracy, shape]), gaps, signature, shape_gaps=shape_gaps)
+    assert [r["claim"] for r in rows][-1] == claims.CLAIM_4A_SHAPE and len(rows) == 5
+    row = rows[-1]
+    assert set(row) == set(claims.CLAIM_COLUMNS) and row["statement"].startswith("(secondary")
+    assert (row["value"], row["ci_low"], row["ci_high"], row["verdict"]) == (0.5, 0.3, 0.7, "partly")   # above chance 1/6
+    assert "vs features baselines at m=100: -0.40 [-0.50, -0.30]" in row["metric"]
+    assert rows[1]["value"] == 0.9                         # the primary 4a is untouched
+    shape.loc[shape.grain == "architecture", ["acc_lo", "acc_hi"]] = [0.96, 1.0]
+    assert claims.fingerprint_claims(pd.concat([accuracy, shape]), gaps, signature)[-1]["verdict"] == "reproduced"
+    assert len(claims.fingerprint_claims(accuracy, gaps, signature)) == 4    # no shape-only method, no row
+
+
 def test_fingerprint_claims_verdicts_move_with_their_inputs():
     accuracy, gaps, signature = _v2_inputs(curve_lo=(1.0, 0.79))
     signature.loc[signature.distance == "euclidean", "separated"] = True
@@ -253,22 +270,43 @@ def test_fold_curves_stacks_labels_and_set_ids():
 def test_separable_families_are_attributed_perfectly_by_every_method():
     families, seeds, curves, features, subsets = _table()
     preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, features))
-    methods = [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD, ae.FINAL_NORM_METHOD,
+    methods = [ae.CURVE_METHOD, ae.SHAPE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD, ae.FINAL_NORM_METHOD,
                ae.FD_METHOD, ae.KNN_METHOD]
     assert list(preds.columns) == ["fold", "set", "draw", "method", "true", "pred"]
     assert list(dict.fromkeys(preds.method)) == methods
     assert len(preds) == len(methods) * 6 * N_SUBSETS            # every set queried once, every draw
+    preds = preds[preds.method != ae.SHAPE_METHOD]                # flat curves: their shape is noise (next test)
     assert (preds.true == preds.pred).all()
     table = ae.accuracy_table(preds.assign(query_size=10), ["query_size"], seed=0)
     assert list(table.columns) == ["query_size", "method", "accuracy", "acc_lo", "acc_hi", "n_queries"]
     assert (table.accuracy == 1.0).all() and (table.acc_lo == 1.0).all() and (table.n_queries == 6 * N_SUBSETS).all()
 
 
+def test_shape_only_attribution_ignores_the_level_and_euclidean_does_not():
+    """Families differ in shape only (rising, falling, a V), every set sits at a random level:
+    the shape-only curve attributes every query, the Euclidean curve is thrown by the levels."""
+    rng = np.random.default_rng(3)
+    families, seeds = np.repeat(FAMS, 2), np.tile([0, 1], 3)
+    x = np.linspace(-1, 1, N_LAYERS)
+    shapes = {FAMS[0]: x, FAMS[1]: -x, FAMS[2]: np.abs(x) - 0.5}
+    levels = [0.0, 30.0, 30.0, 0.0, 0.0, 30.0]          # each family's two seeds sit at different levels
+    curves = [np.tile(shapes[f], (N_SUBSETS, 1)) + lev + rng.normal(0, 0.02, (N_SUBSETS, N_LAYERS))
+              for f, lev in zip(families, levels)]
+    subsets = [[np.arange(10 * d, 10 * d + 10) for d in range(N_SUBSETS)] for _ in families]
+    preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, final_norm=False))
+    shape = preds[preds.method == ae.SHAPE_METHOD]
+    assert (shape.true == shape.pred).all()
+    euclid = preds[preds.method == ae.CURVE_METHOD]
+    assert (euclid.true == euclid.pred).mean() < 0.5
+    assert ae.PRIMARY_METHOD == ae.CURVE_METHOD and ae.SECONDARY_METHOD == ae.SHAPE_METHOD
+
+
 def test_identical_families_fall_to_chance():
     """Identical curves tie at every reference: ties go to the first family, so 1/3 exactly."""
     families, seeds, curves, _, subsets = _table(identical=True)
     preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, final_norm=False))
-    assert list(dict.fromkeys(preds.method)) == [ae.CURVE_METHOD, ae.FINAL_LAYER_METHOD, ae.BEST_LAYER_METHOD]
+    assert list(dict.fromkeys(preds.method)) == [ae.CURVE_METHOD, ae.SHAPE_METHOD, ae.FINAL_LAYER_METHOD,
+                                                 ae.BEST_LAYER_METHOD]
     table = ae.accuracy_table(preds, seed=0)
     np.testing.assert_allclose(table.accuracy, 1 / 3)
     assert ((table.acc_lo <= 1 / 3) & (table.acc_hi >= 1 / 3)).all()
@@ -294,6 +332,7 @@ def test_methods_see_only_the_reference_subsets_samples():
     garbage = [np.concatenate([f, np.tile(1e3 * np.eye(3)[(FAMS.index(fam) + 1) % 3], (20, 1))])
                for f, fam in zip(features, families)]        # 20 more rows, far out in another family's corner
     preds = ae.query_predictions(families, seeds, _inputs(curves, subsets, garbage))
+    preds = preds[preds.method != ae.SHAPE_METHOD]                # flat curves: their shape is noise
     assert (preds.true == preds.pred).all()
     assert ae.reference_rows(subsets[0]).tolist() == list(range(40))
     on_garbage = [[np.arange(40, 60)] * N_SUBSETS for _ in subsets]       # reference subsets on the garbage rows
