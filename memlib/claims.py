@@ -113,7 +113,7 @@ RULE_HISTORY = {
         "unchanged since"),
     # Study v3 (issue 31 point 4): the shape-only curve as a second attribution method
     "4a-shape-only": (
-        "before", "SHAPE_RULE_COMMIT", "",
+        "before", "3244cb7", "",
         "the primary / secondary split (the Euclidean curve decides 4a and 4b; the shape-only curve is "
         "a labelled secondary judged by 4a's rule) was stated in memlib.attribution_eval before any "
         "shape-only attribution accuracy was computed; the shape-only separation of claim 3 "
