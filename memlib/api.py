@@ -42,14 +42,15 @@ def load_params(profile: str = "default", *, path: str | os.PathLike | None = No
     return _load_params(profile, path=path, overrides=overrides or None)
 
 
-def settings(profile: str = "default", params: dict | None = None, **overrides: Any) -> dict:
+def settings(profile: str = "default", params: dict | None = None, *, progress: bool = False,
+             **overrides: Any) -> dict:
     """Resolved parameters: ``params`` (an already loaded dict) or ``profile``'s, with
     ``overrides`` (keys of params/default.yaml) checked and applied.
 
     A trained encoder of the profile (``encoder="fmnist-vit"``, docs/design.md#trained-encoders)
     becomes its registry name ``<name>@<key>`` (trained on first use) and, unless ``image_size``
     is among the overrides, its native image size (28 px); any other size is refused when it
-    embeds."""
+    embeds. ``progress``: a progress bar while such an encoder trains (the command line's)."""
     if params is None:
         p = load_params(profile, **overrides)
     else:
@@ -60,7 +61,7 @@ def settings(profile: str = "default", params: dict | None = None, **overrides: 
     native = native_image_size(p["encoder"], p)
     if native is None:
         return p
-    return {**p, "encoder": resolve(p["encoder"], p, progress=False),
+    return {**p, "encoder": resolve(p["encoder"], p, progress=progress),
             "image_size": int(overrides.get("image_size", native))}
 
 

@@ -224,20 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ENCODER_FLAGS = ("encoder", "image_size", "token", "final_norm", "batch_size", "device", "precision")
+
+
 def _encoder_settings(args: argparse.Namespace, params: dict) -> dict:
-    pick = lambda flag, key: params[key] if getattr(args, flag, None) is None else getattr(args, flag)
-    settings = dict(encoder=pick("encoder", "encoder"), image_size=pick("image_size", "image_size"),
-                    token=pick("token", "token"), final_norm=pick("final_norm", "final_norm"),
-                    batch_size=pick("batch_size", "batch_size"), device=pick("device", "device"),
-                    precision=pick("precision", "precision"))
-    if settings["encoder"].split("+")[0] in (params.get("trained_encoders") or {}):
-        # a trained encoder (memlib.trained_encoders): its registry name <name>@<key> (trained
-        # on first use) and, unless --image-size says otherwise, its native image size
-        from .trained_encoders import native_image_size, resolve
-        if getattr(args, "image_size", None) is None:
-            settings["image_size"] = native_image_size(settings["encoder"], params)
-        settings["encoder"] = resolve(settings["encoder"], {**params, "device": settings["device"]})
-    return settings
+    """The embedding settings of a command: the profile's, the command's flags over them, a
+    trained encoder resolved to its registry name and native size (:func:`memlib.api.settings`)."""
+    from .api import settings
+    overrides = {k: getattr(args, k) for k in ENCODER_FLAGS if getattr(args, k, None) is not None}
+    resolved = settings(params=params, progress=True, **overrides)
+    return {k: resolved[k] for k in ENCODER_FLAGS}
 
 
 def cmd_encoders(args: argparse.Namespace, params: dict) -> None:

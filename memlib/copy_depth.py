@@ -36,7 +36,7 @@ from . import claims, hierarchical
 from .bootstrap import late_minus_early
 from .ct import LayerDistances, Reference
 from .errors import InputError
-from .row_effects import contribution, row_terms
+from .row_effects import contribution, row_indices, row_terms
 
 ALL = "all"
 DECOMPOSITION_COLUMNS = ["set", "group", "part", "n", "share", "copy_rate", "layer", "effect",
@@ -112,7 +112,7 @@ def score_set(name: str, group: str, dists: Sequence[LayerDistances], *,
         raise InputError(f"set {name!r} has no rows")
     named = {whole: np.arange(m, dtype=np.int64)}
     for part, sel in (parts or {}).items():
-        named[part] = _rows(sel, m, f"{name}/{part}")
+        named[part] = row_indices(sel, m, f"{name}/{part}")
     return ScoredSet(name, group, name if cluster is None else cluster, reference, dists, named,
                      float(copy_rate), dict(labels))
 
@@ -199,13 +199,19 @@ def set_contrasts(stats: Sequence[hierarchical.SetStat], *, n_boot: int, seed: i
 
 
 def ci_widths(claim: str, groups: Mapping[str, Sequence[hierarchical.SetStat]], *, n_boot: int,
-              seed: int, level: float, resample: Sequence[str]) -> pd.DataFrame:
+              seed: int, level: float, resample: Sequence[str],
+              deciding: pd.DataFrame | None = None) -> pd.DataFrame:
     """The claim's contrast intervals twice from the same inputs: points resampled alone (the
     Study v2 interval: sets, T, P_n and cells fixed; averaged over the reference draws) and
-    ``resample`` (the interval that decides the verdict). Columns :data:`WIDTH_COLUMNS`."""
+    ``resample`` (the interval that decides the verdict; ``deciding``: its
+    :func:`contrast_summary` when already computed with these arguments, else computed here).
+    Columns :data:`WIDTH_COLUMNS`."""
     out = []
     for levels in (V2_RESAMPLE, tuple(resample)):
-        t = contrast_summary(groups, n_boot=n_boot, seed=seed, level=level, resample=levels)
+        if levels == tuple(resample) and deciding is not None:
+            t = deciding
+        else:
+            t = contrast_summary(groups, n_boot=n_boot, seed=seed, level=level, resample=levels)
         out.append(t.assign(claim=claim, resample="+".join(levels)))
     return pd.concat(out, ignore_index=True)[WIDTH_COLUMNS]
 
@@ -274,7 +280,8 @@ def run_claim_1(zoo_sets: Sequence[ScoredSet], copy_sets: Sequence[tuple[ScoredS
                             for name, g in groups.items()], ignore_index=True)
         contrasts.append(summary.assign(claim=claim, resample="+".join(levels)))
         per_set.append(sets_t.assign(claim=claim))
-        widths.append(ci_widths(claim, groups, n_boot=n_boot, seed=seed, level=level, resample=levels))
+        widths.append(ci_widths(claim, groups, n_boot=n_boot, seed=seed, level=level, resample=levels,
+                                deciding=summary))
         rows.append(row_of(summary, sets_t, sum(len(g) for g in groups.values()), levels, n_layers, level))
     return ClaimOne(
         decomposition=decomposition_table(decomposed, references, n_boot=n_boot, seed=seed, level=level),
@@ -352,7 +359,8 @@ class ClaimOneSets:
     def add_fresh_padded(self, copies: Mapping[str, Sequence[LayerDistances]], fresh: Sequence[LayerDistances],
                          rhos: Sequence[float], m: int, seen: Mapping[str, bool], *, reference: str) -> list:
         """Per copy kind and ρ, the set ``fresh+<kind>@<ρ>`` of m rows: the first round(ρ·m)
-        copies, then fresh real images (in neither T nor P_n; :func:`fresh_padded` on features),
+        copies, then fresh real images (in neither T nor P_n; their distances stacked, which equals
+        scoring the concatenated features),
         cluster = the kind. It enters 1b unless its copies are exact (the floor on every layer)
         or no layer sees the kind as a copy (``seen[kind]`` False, :func:`transform_seen`).
         Raises InputError where ``fresh`` has fewer than m − round(ρ·m) rows."""
@@ -453,19 +461,6 @@ def transform_seen(reference: Reference, copies: Any, fresh: Any, *, n_boot: int
     return bool(np.any(hi < 0)), sens.point, hi
 
 
-def fresh_padded(copies: Any, fresh: Any, k: int, m: int) -> Any:
-    """A set of m rows: the first k rows of ``copies``, then the first m − k rows of ``fresh``
-    (real held-out images, in neither T nor P_n): copies with no under-fitting beside them.
-    Both are :class:`memlib.features.LayerFeatures`."""
-    from .features import LayerFeatures
-
-    if copies.n < k or fresh.n < m - k:
-        raise InputError(f"fresh-padded set: {k} copies and {m - k} fresh images needed, "
-                         f"{copies.n} and {fresh.n} given (use more `fresh` images or a smaller "
-                         f"mixture_m)")
-    return LayerFeatures.concat([copies.subset(np.arange(k)), fresh.subset(np.arange(m - k))])
-
-
 # --------------------------------------------------------------------------- rows
 
 
@@ -506,16 +501,3 @@ def _row_1b(summary, per_set, n_sets, levels, n_layers, level):
                 statement="The copy signal weakens with depth (rows that copy only: the paper's reading)",
                 rule=claims.RULE_1B, metric=metric, value=value, ci_low=lo, ci_high=hi,
                 paper_value="qualitative", verdict=claims.claim_1b_verdict(lo, group_lows, n_sets))
-
-
-def _rows(sel, m, name):
-    a = np.asarray(sel)
-    if a.dtype == bool:
-        if a.shape != (m,):
-            raise InputError(f"part {name!r}: a mask needs shape ({m},), got {a.shape}")
-        return np.flatnonzero(a).astype(np.int64)
-    if a.size == 0:
-        return np.zeros(0, np.int64)
-    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= m:
-        raise InputError(f"part {name!r}: rows must be 1-D integer indices in [0, {m}) or an ({m},) mask")
-    return a.astype(np.int64)

@@ -100,7 +100,7 @@ def split_table(reference: Reference, gen: Any, parts: Mapping[str, np.ndarray])
     terms = row_terms(reference, dist)
     rows = []
     for name, sel in parts.items():
-        idx = _indices(sel, m, name)
+        idx = row_indices(sel, m, name)
         if len(idx):
             own = reference.subset_curves(dist, [idx], statistic="effect")[0]
         else:
@@ -111,7 +111,9 @@ def split_table(reference: Reference, gen: Any, parts: Mapping[str, np.ndarray])
     return pd.DataFrame(rows, columns=["part", "layer", "n", "share", "effect", "contribution"])
 
 
-def _indices(sel, m, name):
+def row_indices(sel, m: int, name: str) -> np.ndarray:
+    """The rows a part selects, as int64 indices into [0, m): ``sel`` is an (m,) boolean mask or
+    1-D integer indices. Raises InputError naming the part ``name`` otherwise."""
     a = np.asarray(sel)
     if a.dtype == bool:
         if a.shape != (m,):

@@ -68,18 +68,6 @@ def test_parts_are_the_engines_subset_curves_and_contributions_add_up(world):
     assert by.loc[("copies", 1), "share"] == pytest.approx(0.3)
 
 
-def test_fresh_padded_sets_and_their_bad_sizes():
-    rng = np.random.default_rng(1)
-    c = _layers(rng.normal(size=(L, 30, D)).astype(np.float32))
-    f = _layers(rng.normal(size=(L, 50, D)).astype(np.float32))
-    p = cd.fresh_padded(c, f, k=10, m=40)
-    assert p.n == 40
-    np.testing.assert_array_equal(p[0][:10], c[0][:10])
-    np.testing.assert_array_equal(p[0][10:], f[0][:30])
-    with pytest.raises(InputError, match="fresh images needed"):
-        cd.fresh_padded(c, f, k=10, m=80)
-
-
 def test_transform_seen_tells_copies_from_fresh_images(world):
     rng, train, test, refs = world
     copies = _layers(train[:, :300] + 0.01)               # nearer to T than any held-out image
@@ -145,6 +133,13 @@ def test_hierarchical_interval_is_wider_than_the_points_only_one(world):
     w = run.widths[(run.widths.claim == claims.CLAIM_1A) & (run.widths.label == "all")].set_index("resample")
     assert w.loc["reference+clusters+sets+points", "width"] > 2 * w.loc["points", "width"]
     assert w.loc["points", "value"] == pytest.approx(w.loc["reference+clusters+sets+points", "value"])
+    # the deciding interval in the widths table is the one in the contrasts (computed once, reused)
+    deciding = run.contrasts[(run.contrasts.claim == claims.CLAIM_1A) & (run.contrasts.label == "all")].iloc[0]
+    assert (w.loc["reference+clusters+sets+points", ["ci_low", "ci_high"]].tolist()
+            == [deciding.ci_low, deciding.ci_high])
+    again = cd.ci_widths(claims.CLAIM_1A, {"zoo": [cd.part_stat(s, refs[s.reference]) for s in zoo]}, n_boot=80,
+                         seed=0, level=0.95, resample=("reference", "clusters", "sets", "points"))
+    assert again.equals(run.widths[run.widths.claim == claims.CLAIM_1A].reset_index(drop=True))
 
 
 def test_no_eligible_set_is_untestable_and_undefined_parts_are_excluded(world):
