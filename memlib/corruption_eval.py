@@ -5,7 +5,8 @@ half-resolution collapse ("a 28 → 14 → 28 px round trip shifts every set tow
 architectures") could not be checked. Here:
 
 - :func:`corruption_confusions`: the confusion table of every method under every corruption,
-  with a ``corruption`` column (``fingerprint_confusion.csv``);
+  with a ``corruption`` column and a ``references`` column (clean references, or references
+  corrupted the same way as the queries) (``fingerprint_confusion.csv``);
 - :func:`image_sharpness`: a pixel-space sharpness score of a set (higher = sharper), to rank
   architectures from blurriest to sharpest (:func:`sharpness_by_label` per architecture);
 - :func:`blurriest_share`: the share of (corrupted) queries attributed to the k blurriest
@@ -13,7 +14,7 @@ architectures") could not be checked. Here:
   :func:`blur_table` puts it beside each architecture's sharpness (``fingerprint_blur.csv``).
 
 Inputs are rows of :func:`memlib.attribution_eval.query_predictions` (columns method, true, pred,
-set, plus grouping keys such as grain, corruption, level, query_size). Docs: docs/design.md,
+set, plus grouping keys such as grain, corruption, level, references, query_size). Docs: docs/design.md,
 "Study v3 groundwork: claims 3–4".
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 
 from .errors import InputError
 
-CONFUSION_KEYS = ("grain", "corruption", "level", "query_size")
+CONFUSION_KEYS = ("grain", "corruption", "level", "references", "query_size")
 
 
 def corruption_confusions(predictions: pd.DataFrame, keys: Sequence[str] = CONFUSION_KEYS) -> pd.DataFrame:

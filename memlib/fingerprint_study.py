@@ -5,8 +5,9 @@ under other analysis choices. Steps (Study v2 protocol, docs/design.md): feature
 (cached), the public C_T reference and its final-norm twin, per-point distances once per set,
 size-matched subset curves at every query size (:func:`memlib.attribution_eval.size_inputs`),
 every method on every query at both grains (:func:`memlib.attribution_eval.query_predictions`),
-optionally the same on corrupted queries, then the accuracy, paired-gap and separation tables
-the verdict rules read (:func:`memlib.claims.fingerprint_claims`).
+optionally the same on corrupted queries (against clean references, and against references
+corrupted the same way: the ``references`` column), then the accuracy, paired-gap and separation
+tables the verdict rules read (:func:`memlib.claims.fingerprint_claims`, clean queries only).
 
 Set keys are ``(architecture, seed)`` pairs; ``images[key]`` is a uint8 (N, H, W[, C]) array.
 """
@@ -24,7 +25,11 @@ from . import attribution_eval as ae
 from . import fingerprint as fp
 from .copies import corrupt
 
-TABLE_KEYS = ["grain", "corruption", "level", "query_size"]
+TABLE_KEYS = ["grain", "corruption", "level", "references", "query_size"]
+# the references a query is attributed against: the clean sets (every clean query; a corrupted
+# query as a database of clean samples meets it) or the other seeds' sets corrupted the same way
+# (same kind and level: the matched condition, corrupted queries only)
+CLEAN_REFERENCES, CORRUPTED_REFERENCES = "clean", "corrupted"
 DISTANCES = ("euclidean", "znorm")   # claim 3: primary (level and shape), secondary (shape only)
 
 
@@ -36,7 +41,8 @@ class FingerprintRun:
     :class:`~memlib.attribution_eval.SizeInputs` at each size; final: per set its (N, D)
     final-layer features in the PCA space of T (the feature baselines'); predictions /
     accuracy / gaps: :func:`memlib.attribution_eval.query_predictions`, ``accuracy_table`` and
-    ``baseline_gap_table`` with the :data:`TABLE_KEYS` columns; signature:
+    ``baseline_gap_table`` with the :data:`TABLE_KEYS` columns (``references``:
+    :data:`CLEAN_REFERENCES` on every clean-query row, both values on every corrupted one); signature:
     :func:`memlib.attribution_eval.family_separation` of the full-size curves per grain and
     distance in :data:`DISTANCES`; seconds: wall time of the run.
     """
@@ -78,7 +84,10 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
     family_of: architecture -> family; sizes: query sizes (capped at the smallest set);
     n_draws: subsets per (set, size) (one when the size is the whole set);
     corruptions: (kind, level) pairs of :func:`memlib.copies.corrupt`, applied to the first
-        ``robust_n`` samples of every set and queried in subsets of ``robust_query_size``;
+        ``robust_n`` samples of every set and queried in subsets of ``robust_query_size``, twice:
+        against the clean references of that size (``references`` = "clean") and against the
+        other seeds' corrupted subsets of the same kind and level (``references`` = "corrupted",
+        leave one seed out as for clean queries);
     level: of every CI.
     """
     import time
@@ -109,8 +118,8 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
                               final_norm_reference=fn_reference, final_norm_distances=[fn[k] for k in keys])
 
     clean = {n: inputs_at(n, dists, fn_dists, final, m_total) for n in sizes}
-    preds = [ae.query_predictions(labels[grain], seeds, clean[n]).assign(grain=grain, corruption="none", level=0.0,
-                                                                          query_size=n)
+    preds = [ae.query_predictions(labels[grain], seeds, clean[n]).assign(
+                 grain=grain, corruption="none", level=0.0, references=CLEAN_REFERENCES, query_size=n)
              for grain in ae.GRAINS for n in tqdm(sizes, desc=f"attribution ({grain})", disable=quiet)]
     extra: dict[str, Any] = {}
     if corruptions:
@@ -124,8 +133,13 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
             q = inputs_at(n_rob, {k: reference.layer_distances(f) for k, f in c_feats.items()},
                           {k: fn_reference.layer_distances(study.final_norm_features(f)) for k, f in c_feats.items()},
                           {k: pca.transform(f[-1]) for k, f in c_feats.items()}, pool)
-            preds += [ae.query_predictions(labels[grain], seeds, refs_rob, q)
-                      .assign(grain=grain, corruption=kind, level=float(lev), query_size=n_rob) for grain in ae.GRAINS]
+            for grain in ae.GRAINS:
+                tag = dict(grain=grain, corruption=kind, level=float(lev))
+                preds.append(ae.query_predictions(labels[grain], seeds, refs_rob, q)
+                             .assign(**tag, references=CLEAN_REFERENCES, query_size=n_rob))
+                # matched: the references are the other seeds' sets corrupted the same way (refs = q)
+                preds.append(ae.query_predictions(labels[grain], seeds, q)
+                             .assign(**tag, references=CORRUPTED_REFERENCES, query_size=n_rob))
         extra.update(robust_pool=pool, robust_query_size=n_rob)
     predictions = pd.concat(preds, ignore_index=True)
     full = np.stack([c[0] for c in clean[sizes[-1]].curves])

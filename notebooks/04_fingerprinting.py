@@ -118,10 +118,26 @@ pd.DataFrame({"architecture": architectures, "family": families, "seed": seeds,
 # The tables keep those rows (at chance, by tie-breaking); the figures do not draw them
 # (`memlib.plots.ct_defined_rows`) and say so.
 #
+# **Which curve method decides.** Stated before the shape-only method's first number
+# (`memlib.attribution_eval.PRIMARY_METHOD`): the curve compared by Euclidean distance (its level
+# *and* its shape) is the primary method of claims 4a and 4b. The *shape-only* curve (every curve
+# z-normalised over layers before the same nearest-reference rule, dashed in the figures) is a
+# labelled secondary: it ignores how far a set sits above or below the null overall (mostly the
+# model's under-fitting) and keeps only how C_T changes with depth. It gets the same inputs, is not
+# a baseline, and has its own row in `claims.csv` (`4a-shape-only`, 4a's rule).
+#
 # **Corrupted queries.** The first `robust_n` samples of every set are corrupted (JPEG,
 # resizing to a fraction and back, grey-level noise), embedded again and queried in subsets of
-# `robust_query_size` against the clean references of the same size, in every fold, by every
-# method.
+# `robust_query_size`, in every fold, by every method, twice (column `references`):
+# * against the *clean* references of the same size (`references = clean`): a database built
+#   from clean samples meets a corrupted query;
+# * against references *corrupted the same way* (same kind and level; `references = corrupted`,
+#   the matched condition): the other seeds' corrupted subsets of the same size, leave one seed
+#   out as for clean queries. Both sides went through the same corruption, so what is left is
+#   whether the corrupted sets still differ by architecture. Its references hold the corrupted
+#   samples only (the first `robust_n` of every set), fewer than the clean references.
+#
+# Clean queries always have clean references; every claim row reads clean queries only.
 
 # %%
 run = fingerprint_study.run_fingerprinting(
@@ -200,7 +216,7 @@ gaps[gaps.corruption == "none"].round(2)
 
 # %% [markdown]
 # ## Below the ceiling: where the best baseline scores under 0.95
-# The regimes (grain, corruption, query size) in which no baseline is near-perfect: only there
+# The regimes (grain, corruption, references, query size) in which no baseline is near-perfect: only there
 # can a method show a gain.
 
 # %%
@@ -233,38 +249,58 @@ pair_table.pivot_table(index=["pair", "method"], columns="query_size", values="a
 
 # %% [markdown]
 # ## Robustness: every method on corrupted queries
+# Two questions, one row each (the *clean* bars, clean queries against clean references, are
+# the same in both rows: the level to compare against).
+# * **Top, clean references:** a database built from clean samples meets corrupted queries. Does
+#   attribution survive a corruption the references never saw?
+# * **Bottom, matched (references corrupted the same way):** both sides went through the same
+#   corruption (kind and level). Does the architecture's trace survive the corruption at all?
+#   In particular: does the collapse under the half-resolution round trip go away when the
+#   references are blurred too? If it does, the collapse is a mismatch between clean references
+#   and blurred queries; if not, the round trip erases what tells the architectures apart.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
 rob = plots.ct_defined_rows(accuracy[accuracy.query_size == n_rob])
-for ax, grain in zip(axes, ae.GRAINS):
-    d = rob[rob.grain == grain]
-    conds = list(dict.fromkeys(zip(d.corruption, d.level)))
-    methods = list(dict.fromkeys(d.method))
-    w = 0.8 / len(methods)
-    for j, method in enumerate(methods):
-        g = d[d.method == method].set_index(["corruption", "level"]).loc[conds]
-        ax.bar(np.arange(len(conds)) + (j - len(methods) / 2 + 0.5) * w, g.accuracy, w,
-               yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy], capsize=2, label=method, color=method_color[method],
-               error_kw={"lw": 0.8, "ecolor": "0.25"})
-    ax.set_xticks(np.arange(len(conds)), ["clean" if c == "none" else f"{c} {l:g}" for c, l in conds])
-    ax.axhline(chance(grain), color="0.5", ls=":", label="chance")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"grain: {grain}, queries of m = {n_rob} samples", fontsize=9)
-axes[0].set_ylabel("accuracy (cluster-bootstrap CI)")
-handles, names = axes[0].get_legend_handles_labels()
+ref_conditions = {fingerprint_study.CLEAN_REFERENCES: "clean references",
+                  fingerprint_study.CORRUPTED_REFERENCES: "references corrupted the same way (matched)"}
+fig, axes = plt.subplots(len(ref_conditions), 2, figsize=(13, 3.9 * len(ref_conditions)), sharey=True, squeeze=False)
+for row, (references, title) in zip(axes, ref_conditions.items()):
+    for ax, grain in zip(row, ae.GRAINS):
+        # one row per (corruption, level, method): the corrupted queries of this condition and the clean queries
+        d = rob[(rob.grain == grain) & ((rob.references == references) | (rob.corruption == "none"))]
+        conds = list(dict.fromkeys(zip(d.corruption, d.level)))
+        methods = list(dict.fromkeys(d.method))
+        w = 0.8 / len(methods)
+        for j, method in enumerate(methods):
+            g = d[d.method == method].set_index(["corruption", "level"]).loc[conds]
+            bars = ax.bar(np.arange(len(conds)) + (j - len(methods) / 2 + 0.5) * w, g.accuracy, w,
+                          yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy], capsize=2, label=method,
+                          color=method_color[method], edgecolor="white", error_kw={"lw": 0.8, "ecolor": "0.25"})
+            for bar, (c, _) in zip(bars.patches, conds):   # hatched: corrupted queries against corrupted references
+                bar.set_hatch("//" if c != "none" and references == fingerprint_study.CORRUPTED_REFERENCES else None)
+        ax.set_xticks(np.arange(len(conds)), ["clean" if c == "none" else f"{c} {l:g}" for c, l in conds])
+        ax.axhline(chance(grain), color="0.5", ls=":", label="chance")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{title} · grain: {grain}, queries of m = {n_rob} samples", fontsize=9)
+    row[0].set_ylabel("accuracy (cluster-bootstrap CI)")
+handles, names = axes[0, 0].get_legend_handles_labels()
 fig.legend(handles, names, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
 fig.suptitle(f"Corrupted queries (JPEG quality, resize factor, noise σ in grey levels; corrupted subsets drawn from "
-             f"the first {min(P['robust_n'], m_total)} samples) against clean references", fontsize=9)
+             f"the first {min(P['robust_n'], m_total)} samples). Top: against clean references; bottom (hatched): "
+             f"against the other seeds' sets corrupted the same way", fontsize=9)
 fig.tight_layout()
 study.save(fig, rob, "fingerprint_robustness")
+# the curve and every baseline under each corruption: clean against matched references
+rob[rob.corruption != "none"].pivot_table(index=["grain", "corruption", "level", "method"], columns="references",
+                                          values="accuracy", sort=False)[list(ref_conditions)].round(2)
 
 # %% [markdown]
 # ## Confusion matrices at the largest query size (architecture grain)
 # The figure shows three methods on clean queries; `fingerprint_confusion.csv` holds the
 # confusion of every method, at both grains, for every query size and every corruption
 # (`memlib.corruption_eval.corruption_confusions`: columns grain, corruption, level,
-# query_size, method, true, predicted, count, share).
+# references, query_size, method, true, predicted, count, share; `references`: clean, or
+# corrupted the same way as the queries, for corrupted queries).
 
 # %%
 confusions = corruption_eval.corruption_confusions(predictions)
@@ -299,10 +335,14 @@ study.save(fig, confusions, "fingerprint_confusion")
 # other architectures (`share_others`, 0 when attribution is right) and of all queries
 # (`share`), beside chance (`memlib.corruption_eval.blur_table`, `fingerprint_blur.csv`; one row
 # per architecture: its sharpness and the share of queries attributed to it). Left: the
-# confusion of three methods under each corruption.
+# confusion of three methods under each corruption. All of this section is on **clean
+# references** (a blurred query meeting clean references is what the reading is about; with
+# matched references, see the robustness figure's bottom row and the `references = corrupted`
+# rows of `fingerprint_confusion.csv`).
 
 # %%
-arch_rob = confusions[(confusions.grain == "architecture") & (confusions.query_size == n_rob)]
+arch_rob = confusions[(confusions.grain == "architecture") & (confusions.query_size == n_rob)
+                      & (confusions.references == fingerprint_study.CLEAN_REFERENCES)]
 sharpness = corruption_eval.sharpness_by_label({k: images[k] for k in keys}, lambda k: k[0])
 blur = corruption_eval.blur_table(arch_rob, sharpness)
 blurriest = ", ".join(blur[blur.blurriest].label.unique())
@@ -326,7 +366,7 @@ for row, (corruption, lev) in zip(axes, conds):
     row[-1].set_title(f"share of the other architectures' queries\nsent to the blurriest ({blurriest})", fontsize=7)
     row[-1].legend(fontsize=6)
 order = sorted(sharpness, key=sharpness.get)
-fig.suptitle(f"Corrupted queries of m = {n_rob} samples (architecture grain). Sharpness of the clean samples, "
+fig.suptitle(f"Corrupted queries of m = {n_rob} samples against clean references (architecture grain). Sharpness of the clean samples, "
              f"blurriest first: " + ", ".join(f"{a} {sharpness[a]:.4f}" for a in order), fontsize=8)
 fig.tight_layout()
 study.save(fig, blur, "fingerprint_blur")

@@ -103,3 +103,23 @@ def test_sharpness_by_label_averages_a_labels_sets():
     flat = np.full((5, 8, 8), 100, np.uint8)
     s = ce.sharpness_by_label({("a", 0): sharp, ("a", 1): flat, ("b", 0): flat}, lambda k: k[0])
     assert s["b"] == 0 and s["a"] == pytest.approx(ce.image_sharpness(sharp) / 2)
+
+
+def test_confusions_and_blur_table_carry_the_references_column():
+    """Corrupted queries against clean references and against references corrupted the same way
+    (notebook 04): one confusion per (corruption, references), never pooled."""
+    clean_refs = predictions().assign(references="clean")
+    matched = clean_refs[clean_refs.corruption == "resize"].assign(references="corrupted", pred=lambda d: d.true)
+    c = ce.corruption_confusions(pd.concat([clean_refs, matched], ignore_index=True))
+    assert list(c.columns) == ["grain", "corruption", "level", "references", "query_size", "method", "true",
+                               "predicted", "count", "share"]
+    assert ce.CONFUSION_KEYS == ("grain", "corruption", "level", "references", "query_size")
+    assert set(zip(c.corruption, c.references)) == {("none", "clean"), ("resize", "clean"), ("resize", "corrupted")}
+    assert c.groupby(["corruption", "references", "method"])["count"].sum().tolist() == [16] * 6
+    m = c[(c.references == "corrupted") & (c.method == "curve")]
+    assert (m[m.true == m.predicted]["share"] == 1).all()
+    r = c[(c.corruption == "resize") & (c.references == "clean") & (c.method == "curve")].set_index(["true", "predicted"])
+    assert r["count"]["gan", "gmm"] == 2 and r["count"]["gan", "gan"] == 0      # as without the matched rows
+    t = ce.blur_table(c, SHARP, k=2).drop_duplicates(["corruption", "references", "method"]).set_index(
+        ["corruption", "references", "method"])
+    assert t.share_others["resize", "clean", "curve"] == 1 and t.share_others["resize", "corrupted", "curve"] == 0
