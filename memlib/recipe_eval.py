@@ -25,6 +25,10 @@ Folds (:class:`memlib.fingerprint.Fold`, indices into the table) for
 Notebook 04 runs :func:`run_recipe_attribution` (every method on those folds, with the inputs of
 the main run) and :func:`recipe_claim_rows` (claim 3-recipe at both grains).
 
+The open set across recipes (issue 31 item 5): :func:`recipe_open_set`, whether a set of a
+recipe the references (default recipe only) never saw is accepted and attributed to its
+architecture or rejected, beside the rejection of a left-out family under the same threshold rule.
+
 Claim 3-recipe's statistic: :func:`recipe_separation` (per label, the curve distance across
 its recipes over the distance to the nearest other label, with a cluster bootstrap over training
 runs); the rule is :func:`memlib.claims.claim_3_recipe_verdict`.
@@ -417,3 +421,292 @@ def recipe_separation(curves, labels, recipes, seeds, *, distance: str = "euclid
     worst_boot = boot.max(axis=1)
     w_lo, w_hi = np.quantile(worst_boot, q)
     return RecipeSeparation(table, float(point.max()), float(w_lo), float(w_hi), boot, redrawn)
+
+
+# --------------------------------------------------------------------------- the open set across recipes
+
+OUTCOMES = ("rejected", "accepted, right architecture", "accepted, wrong architecture")
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class RecipeOpenSet:
+    """A recipe never seen in the references: attributed to its architecture, or rejected?
+    (:func:`recipe_open_set`).
+
+    folds: one :class:`memlib.fingerprint.Fold` per held-out seed s (``held_out`` = s): refs =
+        default-recipe sets of the other seeds, queries = default-recipe sets of seed s (the
+        *known* queries), unknown = every non-default recipe set of seed s (the *recipe*
+        queries); indices into the table.
+    queries: one row per query subset: seed (the fold), set, draw, run (training run id
+        ``architecture/recipe/s<seed>``), architecture, recipe, kind (``known`` | ``recipe``),
+        score (distance to the nearest reference curve, curve units), threshold (the fold's),
+        predicted (the nearest reference's architecture), outcome (one of :data:`OUTCOMES`).
+    thresholds: per fold: seed, threshold (curve units), n_known (known query subsets),
+        known_rejected (share of them above the threshold, ≈ ``false_alarm``).
+    shares: one row per group of queries: kind, architecture and recipe (``all`` where pooled;
+        rows: the known queries, every recipe query pooled, per recipe name pooled over
+        architectures, per (architecture, recipe)), n_runs, n_queries, then for each outcome
+        (``rejected``, ``right``, ``wrong``) its share of the group's query subsets and the CI
+        (``*_lo``, ``*_hi``), and auc, auc_lo, auc_hi: ROC AUC of the score, these recipe
+        queries against every known query (0.5: a new recipe looks as known as a known
+        architecture's new seed; 1: always scored further away). NaN AUC on the known row.
+    unknown_family: the contrast, a family left out of the references (as
+        :func:`memlib.attribution_eval.open_set_scores`, default-recipe sets only): one row per
+        left-out family and ``all``: left_out, n_runs, n_queries, rejected, rejected_lo,
+        rejected_hi (share of its query subsets above the threshold of the fold, fixed by the
+        same rule on the fold's known queries), auc, auc_lo, auc_hi (today's open-set ROC AUC).
+        Empty with fewer than two families.
+    false_alarm, level, n_boot: as given; redrawn: unknown-family folds left out of a replicate
+        because none of their known runs was drawn (their threshold is undefined there).
+    """
+
+    folds: list
+    queries: pd.DataFrame
+    thresholds: pd.DataFrame
+    shares: pd.DataFrame
+    unknown_family: pd.DataFrame
+    false_alarm: float
+    level: float
+    n_boot: int
+    redrawn: int = 0
+
+    def table(self) -> pd.DataFrame:
+        """Both tables stacked for one CSV: ``what`` = ``recipe open set`` (rows of ``shares``)
+        or ``unknown family`` (rows of ``unknown_family``, left_out in ``architecture``)."""
+        fam = self.unknown_family.rename(columns={"left_out": "architecture"}).assign(
+            what="unknown family", kind="unknown family", recipe=DEFAULT_RECIPE)
+        out = pd.concat([self.shares.assign(what="recipe open set"), fam], ignore_index=True)
+        first = ["what", "kind", "architecture", "recipe"]
+        return out[first + [c for c in out.columns if c not in first]].assign(false_alarm=self.false_alarm)
+
+
+def _per_set_curves(curves, n: int) -> list[np.ndarray]:
+    """(N, L) or a sequence of (S_i, L) -> a list of finite (S_i, L) arrays, one per set."""
+    if isinstance(curves, np.ndarray) and curves.ndim == 2:
+        curves = [c[None, :] for c in curves]
+    out = [np.asarray(c, float) for c in curves]
+    if len(out) != n:
+        raise InputError(f"curves: {len(out)} sets but {n} labels")
+    widths = {c.shape[1] if c.ndim == 2 else -1 for c in out}
+    if len(widths) != 1 or -1 in widths or any(len(c) == 0 for c in out) or not all(np.isfinite(c).all() for c in out):
+        raise InputError("curves: every set needs a finite (S_i, L) array of one L, S_i >= 1")
+    return out
+
+
+def _stratum_counts(strata: list[np.ndarray], n_sets: int, n_boot: int, rng) -> np.ndarray:
+    """(n_boot, n_sets) how often each set (training run) is drawn: per stratum, as many draws
+    with replacement as it has members."""
+    counts = np.zeros((n_boot, n_sets))
+    for members in strata:
+        k = len(members)
+        draws = rng.integers(0, k, size=(n_boot, k))
+        counts[:, members] += (draws[:, :, None] == np.arange(k)).sum(axis=1)
+    return counts
+
+
+def _thresholds(scores: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile of ``scores`` (numpy's linear rule) with each score repeated ``weights[b]``
+    times, per replicate b -> (B,), NaN where every weight is 0."""
+    out = np.full(len(weights), np.nan)
+    for b, w in enumerate(weights.astype(int)):
+        if w.sum():
+            out[b] = np.quantile(np.repeat(scores, w), q)
+    return out
+
+
+def _weighted_auc(pos: np.ndarray, neg: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
+    """ROC AUC of positives (higher score) against negatives with per-replicate weights:
+    (B, P) and (B, K) -> (B,) (ties count one half; NaN where a side has no weight)."""
+    cmp = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    num = np.einsum("bi,ij,bj->b", w_pos, cmp, w_neg)
+    den = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _share(outcome: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted share per replicate: outcome (B, Q) or (Q,) bool, weights (B, Q) -> (B,)."""
+    den = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (weights * outcome).sum(axis=1) / np.where(den > 0, den, 1), np.nan)
+
+
+def recipe_open_set(curves, architectures, recipes, seeds, families, *, false_alarm: float = 0.05, seed: int = 0,
+                    n_boot: int = 2000, level: float = 0.95) -> RecipeOpenSet:
+    """The open set across recipes (issue 31 item 5): a set from a training recipe the
+    references never saw should be attributed to its architecture, not rejected as unknown.
+
+    curves: per set, its (S_i, L) C_T-layer curves of S_i query subsets at one query size
+        (C_T units; e.g. ``RecipeAttribution.inputs[m].curves``), or (N, L), one curve per set;
+    architectures, recipes, seeds, families: (N,) per set (module doc); the default recipe is
+        :data:`DEFAULT_RECIPE`.
+    The references are what the fingerprint database holds: default-recipe sets only. Leave
+    one seed out: in the fold of seed s the references are the default-recipe sets of every
+    other seed, the *known* queries the default-recipe sets of seed s, the *recipe* queries
+    every non-default recipe set of seed s (every recipe of seed s trains on seed s's window,
+    which no reference saw). Score of a query subset: the distance to the nearest reference
+    curve (Euclidean, curve units; :func:`memlib.attribution_eval.open_set_scores`' score),
+    its attribution that reference's architecture.
+
+    **Threshold rule, fixed before any number:** per fold, the threshold is the
+    ``1 - false_alarm`` quantile (numpy's linear rule) of the fold's *known* query scores, so
+    that about ``false_alarm`` of the known queries are rejected; no recipe query takes part in
+    it. A query is rejected if its score is above the threshold; an accepted query is right if
+    attributed to its own architecture. The unknown-family contrast uses the same rule on each
+    open-set fold (left-out family, held-out seed) of the default-recipe sets.
+
+    Shares are of query subsets (every subset counts once). CI: cluster bootstrap whose unit is
+    the training run (architecture, recipe, seed) = one set: each replicate redraws the runs
+    with replacement within strata (default-recipe runs per seed, so every fold keeps its
+    number of known runs; recipe runs per (architecture, recipe)), weights each subset by its
+    run's draw count and recomputes everything, the thresholds included; percentile interval
+    at ``level`` (:func:`memlib.bootstrap.percentile_ci`). The references stay fixed.
+    Returns :class:`RecipeOpenSet`. Raises InputError for mismatched lengths, bad curves, no
+    non-default recipe, a default recipe in fewer than 2 seeds, a seed with recipe queries but
+    no known query, or a recipe query whose architecture has no reference, and for
+    ``false_alarm`` outside (0, 1).
+    """
+    from .bootstrap import percentile_ci
+
+    architectures, recipes, seeds = _columns(architectures, recipes, seeds)
+    families = np.asarray(families)
+    if families.shape != architectures.shape:
+        raise InputError(f"families must be as long as the other columns; got {families.shape}, {architectures.shape}")
+    curves = _per_set_curves(curves, len(architectures))
+    if not 0 < false_alarm < 1:
+        raise InputError(f"false_alarm must lie in (0, 1), got {false_alarm}")
+    default = recipes == DEFAULT_RECIPE
+    if default.all():
+        raise InputError(f"recipe_open_set: no set of a recipe other than {DEFAULT_RECIPE!r}")
+    if len(set(seeds[default].tolist())) < 2:
+        raise InputError("recipe_open_set: default-recipe sets of >= 2 seeds are needed (leave one seed out)")
+    folds = []
+    for s in np.unique(seeds[~default]):
+        refs = np.flatnonzero(default & (seeds != s))
+        known = np.flatnonzero(default & (seeds == s))
+        new = np.flatnonzero(~default & (seeds == s))
+        if not known.size:
+            raise InputError(f"recipe_open_set: seed {s} has recipe sets but no default-recipe set (no threshold)")
+        missing = sorted(set(architectures[new].tolist()) - set(architectures[refs].tolist()))
+        if missing:
+            raise InputError(f"recipe_open_set: {missing} have no default-recipe reference besides seed {s}")
+        assert not set(seeds[refs].tolist()) & {s}
+        folds.append(fp.Fold(s.item() if hasattr(s, "item") else s, refs, known, new))
+
+    rows = []
+    for f in folds:
+        rc, rl, _ = ae.fold_curves(curves, architectures, f.refs)
+        for i in np.concatenate([f.queries, f.unknown]):
+            att = fp.attribute(curves[i], rc, rl)
+            rows.append(pd.DataFrame(dict(seed=f.held_out, set=i, draw=np.arange(len(curves[i])),
+                                          run=f"{architectures[i]}/{recipes[i]}/s{seeds[i]}",
+                                          architecture=architectures[i], recipe=recipes[i],
+                                          kind="known" if default[i] else "recipe",
+                                          score=att.distances.min(axis=1), predicted=att.labels)))
+    q = pd.concat(rows, ignore_index=True)
+    fold_of = q.seed.to_numpy()
+    is_known = (q.kind == "known").to_numpy()
+    thr = {f.held_out: float(np.quantile(q.score[is_known & (fold_of == f.held_out)], 1 - false_alarm))
+           for f in folds}
+    q["threshold"] = q.seed.map(thr)
+    rejected = (q.score > q.threshold).to_numpy()
+    right = ~rejected & (q.predicted == q.architecture).to_numpy()
+    q["outcome"] = np.where(rejected, OUTCOMES[0], np.where(right, OUTCOMES[1], OUTCOMES[2]))
+    thresholds = pd.DataFrame([dict(seed=s, threshold=t, n_known=int((is_known & (fold_of == s)).sum()),
+                                    known_rejected=float(rejected[is_known & (fold_of == s)].mean()))
+                               for s, t in thr.items()])
+
+    # bootstrap: draw counts per training run (= set), within strata
+    rng = np.random.default_rng(seed)
+    strata = [np.flatnonzero(default & (seeds == s)) for s in np.unique(seeds[default])]
+    strata += [np.flatnonzero((architectures == a) & (recipes == r))
+               for a, r in sorted({(a, r) for a, r in zip(architectures[~default], recipes[~default])})]
+    counts = _stratum_counts(strata, len(architectures), n_boot, rng)
+    point = np.ones((1, len(architectures)))
+    set_of = q.set.to_numpy()
+    scores = q.score.to_numpy()
+
+    def outcomes(cnt):
+        """(B, Q) weights, rejected and right of every query under the run counts ``cnt``."""
+        w = cnt[:, set_of]
+        t = np.empty_like(w)
+        for f in folds:
+            sel = is_known & (fold_of == f.held_out)
+            t[:, fold_of == f.held_out] = _thresholds(scores[sel], w[:, sel], 1 - false_alarm)[:, None]
+        rej = scores[None, :] > t
+        return w, rej, ~rej & (q.predicted == q.architecture).to_numpy()[None, :]
+
+    boot_out, point_out = outcomes(counts), outcomes(point)
+    groups = [("known", ALL, DEFAULT_RECIPE, is_known), ("recipe", ALL, ALL, ~is_known)]
+    groups += [("recipe", ALL, r, (q.recipe == r).to_numpy()) for r in sorted(set(recipes[~default].tolist()))]
+    groups += [("recipe", a, r, ((q.architecture == a) & (q.recipe == r)).to_numpy())
+               for a, r in sorted({(a, r) for a, r in zip(architectures[~default], recipes[~default])})]
+    share_rows = []
+    for kind, a, r, sel in groups:
+        row = dict(kind=kind, architecture=a, recipe=r, n_runs=int(len(set(set_of[sel].tolist()))),
+                   n_queries=int(sel.sum()))
+        for key, pick in (("rejected", lambda rej, rt: rej), ("right", lambda rej, rt: rt),
+                          ("wrong", lambda rej, rt: ~rej & ~rt)):
+            w, rej, rt = point_out
+            row[key] = float(_share(pick(rej, rt)[:, sel], w[:, sel])[0])
+            w, rej, rt = boot_out
+            lo, hi = percentile_ci(_share(pick(rej, rt)[:, sel], w[:, sel]), level)
+            row[f"{key}_lo"], row[f"{key}_hi"] = float(lo), float(hi)
+        if kind == "known":
+            row.update(auc=np.nan, auc_lo=np.nan, auc_hi=np.nan)
+        else:
+            row["auc"] = float(_weighted_auc(scores[sel], scores[is_known], point_out[0][:, sel],
+                                             point_out[0][:, is_known])[0])
+            lo, hi = percentile_ci(_weighted_auc(scores[sel], scores[is_known], boot_out[0][:, sel],
+                                                 boot_out[0][:, is_known]), level)
+            row["auc_lo"], row["auc_hi"] = float(lo), float(hi)
+        share_rows.append(row)
+    shares = pd.DataFrame(share_rows)
+
+    unknown_family, redrawn = _unknown_family_contrast(curves, architectures, seeds, families, default, counts,
+                                                       false_alarm, level)
+    return RecipeOpenSet(folds, q, thresholds, shares, unknown_family, float(false_alarm), float(level), int(n_boot),
+                         redrawn)
+
+
+def _unknown_family_contrast(curves, architectures, seeds, families, default, counts, false_alarm, level):
+    """The rows of ``RecipeOpenSet.unknown_family`` and the count of (replicate, fold) pairs
+    left out for lack of known runs (the same run counts as the recipe queries')."""
+    from .bootstrap import percentile_ci
+
+    columns = ["left_out", "n_runs", "n_queries", "rejected", "rejected_lo", "rejected_hi", "auc", "auc_lo", "auc_hi"]
+    idx = np.flatnonzero(default)
+    if len(set(families[idx].tolist())) < 2:
+        return pd.DataFrame(columns=columns), 0
+    o = ae.open_set_scores([curves[i] for i in idx], architectures[idx], seeds[idx], families[idx])
+    set_of = idx[o.set.to_numpy()]          # back to the whole table
+    unknown, scores = o.unknown.to_numpy(bool), o.score.to_numpy()
+    fold = (o.left_out.astype(str) + "/" + o.seed.astype(str)).to_numpy()
+    redrawn = 0
+
+    def rejected(cnt):
+        nonlocal redrawn
+        w = cnt[:, set_of]
+        t = np.full(w.shape, np.nan)
+        for f in np.unique(fold):
+            in_f = fold == f
+            t[:, in_f] = _thresholds(scores[in_f & ~unknown], w[:, in_f & ~unknown], 1 - false_alarm)[:, None]
+        undefined = np.isnan(t)
+        redrawn += int(np.isnan(t[:, np.unique(fold, return_index=True)[1]]).sum()) if len(cnt) > 1 else 0
+        return np.where(undefined, 0.0, w), scores[None, :] > np.nan_to_num(t, nan=np.inf)
+
+    boot_w, boot_rej = rejected(counts)
+    point_w, point_rej = rejected(np.ones((1, counts.shape[1])))
+    rows = []
+    for name in [ALL] + sorted(set(o.left_out.tolist())):
+        in_g = np.ones(len(o), bool) if name == ALL else (o.left_out == name).to_numpy()
+        u, k = in_g & unknown, in_g & ~unknown
+        lo, hi = percentile_ci(_share(boot_rej[:, u], boot_w[:, u]), level)
+        a_lo, a_hi = percentile_ci(_weighted_auc(scores[u], scores[k], boot_w[:, u], boot_w[:, k]), level)
+        rows.append(dict(left_out=name, n_runs=int(len(set(set_of[u].tolist()))), n_queries=int(u.sum()),
+                         rejected=float(_share(point_rej[:, u], point_w[:, u])[0]), rejected_lo=float(lo),
+                         rejected_hi=float(hi),
+                         auc=float(_weighted_auc(scores[u], scores[k], point_w[:, u], point_w[:, k])[0]),
+                         auc_lo=float(a_lo), auc_hi=float(a_hi)))
+    return pd.DataFrame(rows, columns=columns), redrawn

@@ -501,6 +501,85 @@ if recipe_samples:
 regimes.round(2) if recipe_samples else None
 
 # %% [markdown]
+# ## The open set across recipes: attributed to its architecture, or rejected?
+# The fingerprint database holds default-recipe curves only. A set from a recipe it never saw
+# (a VAE trained for half the steps, say) is still that architecture's work: it should be
+# *accepted* and attributed to its architecture, not rejected as unknown the way a left-out
+# family should be. Leave one seed out, as the database would be used: references = the
+# default-recipe sets of the other seeds; *known* queries = the default-recipe sets of the
+# held-out seed; *recipe* queries = every other recipe's sets of that seed (trained on a window
+# no reference saw). Queries are the subsets of the largest $m$; the score is the open-set
+# score above, the distance to the nearest reference curve.
+#
+# **Threshold rule, fixed before the computation** (`memlib.recipe_eval.recipe_open_set`): per
+# held-out seed, the threshold is the $1 - $ `false_alarm` quantile of the *known* queries'
+# scores, so that about `false_alarm` = 5 % of them are rejected; no recipe query takes part in
+# it. A query above it is *rejected*; below it, *accepted* and attributed to the nearest
+# reference's architecture, right or wrong. The contrast: the unknown-family folds of the open
+# set above, thresholded by the same rule (there, rejection is the goal). AUC of recipe against
+# known queries: 0.5 = a new recipe looks as familiar as a new seed (the goal here), 1 = always
+# further away. CIs: cluster bootstrap whose unit is the training run (architecture, recipe,
+# seed), thresholds recomputed in every replicate. Table: `fingerprint_recipe_open_set.csv`
+# (`what` = recipe open set: per recipe, per architecture and recipe, pooled, and the known
+# queries; `what` = unknown family).
+
+# %%
+false_alarm = 0.05   # share of known queries rejected by the threshold rule
+if recipe_samples:
+    recipe_open = recipe_eval.recipe_open_set(rec.inputs[sizes[-1]].curves, rec.architectures, rec.recipes, rec.seeds,
+                                              rec.families, false_alarm=false_alarm, seed=P["seed"], level=P["ci_level"])
+    sh = recipe_open.shares
+    bars = pd.concat([sh[sh.kind == "known"], sh[(sh.kind == "recipe") & (sh.architecture == recipe_eval.ALL)]])
+    archs_of = {r: ", ".join(sorted(set(rec.architectures[rec.recipes == r]))) for r in set(rec.recipes)}
+    auc_text = lambda r: "" if np.isnan(r.auc) else f"\nAUC {r.auc:.2f} [{r.auc_lo:.2f}, {r.auc_hi:.2f}]"
+    names = ["known\n(default recipe,\nheld-out seed)"] + [
+        ("every recipe" if r.recipe == recipe_eval.ALL else f"{r.recipe}\n({archs_of[r.recipe]})") + auc_text(r)
+        for r in bars.iloc[1:].itertuples()]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [max(len(bars), 3), 3.5]})
+    ax, x = axes[0], np.arange(len(bars))
+    # right share from 0 (bottom), rejected share from 1 (top): both CIs read on the axis; wrong = the rest
+    right, rejected, wrong = bars.right.to_numpy(), bars.rejected.to_numpy(), bars.wrong.to_numpy()
+    ax.bar(x, right, 0.6, color="#27ae60", label="accepted, right architecture")
+    ax.bar(x, wrong, 0.6, bottom=right, color="#e67e22", label="accepted, wrong architecture")
+    ax.bar(x, rejected, 0.6, bottom=1 - rejected, color="#c0392b", label="rejected")
+    ax.errorbar(x - 0.1, right, yerr=[right - bars.right_lo, bars.right_hi - right], fmt="none", ecolor="0.1",
+                capsize=3, lw=0.9, label=f"{P['ci_level']:.0%} CI: right share (from 0), rejected share (from 1)")
+    ax.errorbar(x + 0.1, 1 - rejected, yerr=[bars.rejected_hi - rejected, rejected - bars.rejected_lo], fmt="none",
+                ecolor="0.1", capsize=3, lw=0.9)
+    ax.axhline(1 - false_alarm, color="0.3", ls=":",
+               label=f"known queries rejected by the rule: {false_alarm:.0%} (read from the top)")
+    ax.set_xticks(x, names, fontsize=7)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel(f"share of query subsets (m = {sizes[-1]} samples)")
+    ax.set_xlabel("queries (recipe: its architectures; AUC of recipe vs known queries' scores, 0.5 = as familiar as a "
+                  "new seed)", fontsize=8)
+    ax.set_title("A recipe the references never saw: rejected, or attributed to its architecture?", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+    u, ax = recipe_open.unknown_family, axes[1]
+    if len(u):
+        xu = np.arange(len(u))
+        ax.bar(xu, u.rejected, 0.6, color="#c0392b", yerr=[u.rejected - u.rejected_lo, u.rejected_hi - u.rejected],
+               capsize=3, error_kw={"lw": 0.9, "ecolor": "0.1"})
+        ax.set_xticks(xu, [("every family" if f == recipe_eval.ALL else f) + f"\nAUC {a:.2f}\n[{lo:.2f}, {hi:.2f}]"
+                           for f, a, lo, hi in zip(u.left_out, u.auc, u.auc_lo, u.auc_hi)], fontsize=7)
+    ax.axhline(false_alarm, color="0.3", ls=":", label=f"chance: an uninformative score rejects {false_alarm:.0%}")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("share of query subsets rejected")
+    ax.set_xlabel("family left out of the references (AUC: today's open-set ROC)", fontsize=8)
+    ax.set_title("Contrast: a family the references do not know\n(same threshold rule; rejection is the goal)",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+    fig.suptitle(f"Open set across training recipes (threshold per held-out seed: {1 - false_alarm:.0%} quantile of the "
+                 f"known queries' nearest-reference distance; {P['ci_level']:.0%} cluster-bootstrap CIs over training runs)",
+                 fontsize=9)
+    fig.tight_layout()
+    study.save(fig, recipe_open.table(), "fingerprint_recipe_open_set")
+else:
+    print("This profile trains no recipe models (zoo_recipes): the open set across recipes is not measured.")
+(recipe_open.shares[["kind", "architecture", "recipe", "n_runs", "rejected", "rejected_lo", "rejected_hi", "right",
+                     "wrong", "auc", "auc_lo", "auc_hi"]].round(2) if recipe_samples else None)
+
+# %% [markdown]
 # ## Verdicts on claims 3 and 4
 # Rules in `memlib.claims`, revised after earlier numbers had been seen
 # (`memlib.claims.RULE_HISTORY`, docs/history.md), read at the architecture grain, clean queries,

@@ -274,3 +274,116 @@ def test_separation_targets_pick_labels():
     assert sep.table.label.tolist() == ["b"]
     with pytest.raises(InputError, match="targets"):
         re_.recipe_separation(curves, t.arch, t.recipe, t.seed, n_boot=20, targets=["zzz"])
+
+
+# --------------------------------------------------------------------------- the open set across recipes
+
+
+def _open_table(recipe_curve, archs=("a", "a2", "b", "c"), recipes=("default", "twin", "far"), seeds=(0, 1, 2),
+                draws=4, seed=0):
+    """Sets of 4 architectures in 3 families (a, a2: f1), c with the default recipe only; a
+    default set's subset curves are its architecture's level + noise; recipe_curve(arch, recipe,
+    seed, default_curves) gives a recipe set's curves."""
+    rng = np.random.default_rng(seed)
+    family = {"a": "f1", "a2": "f1", "b": "f2", "c": "f3"}
+    level = {"a": 0.0, "a2": 3.0, "b": 6.0, "c": 9.0}
+    t = table(archs=archs, recipes=recipes, seeds=seeds, no_recipe=("c",))
+    base = {(a, s): level[a] + np.linspace(0, 1, 5) + rng.normal(0, 0.2, (draws, 5)) for a in archs for s in seeds}
+    curves = [base[a, s] if r == "default" else recipe_curve(a, r, s, base)
+              for a, r, s in zip(t.arch, t.recipe, t.seed)]
+    return t, curves, t.arch.map(family).to_numpy()
+
+
+def _twin_or_far(a, r, s, base):
+    # twin: the architecture's own default curves of the next seed (a reference: distance 0);
+    # far: 50 curve units away from everything
+    return base[a, (s + 1) % 3] if r == "twin" else base[a, s] + 50.0
+
+
+def test_recipe_open_set_known_answer():
+    t, curves, families = _open_table(_twin_or_far)
+    res = re_.recipe_open_set(curves, t.arch, t.recipe, t.seed, families, n_boot=200, seed=3)
+    s = res.shares.set_index(["kind", "architecture", "recipe"])
+    twin, far = s.loc["recipe", "all", "twin"], s.loc["recipe", "all", "far"]
+    assert twin.right == 1 and twin.rejected == 0 and twin.wrong == 0 and twin.right_lo == 1
+    assert far.rejected == 1 and far.rejected_lo == 1 and far.right == 0
+    assert far.auc == 1 and twin.auc < 0.5                       # twin scores 0: nearer than any known query
+    pooled = s.loc["recipe", "all", "all"]
+    assert pooled.rejected == pytest.approx(0.5) and pooled.n_runs == 3 * 2 * 3 and pooled.n_queries == 3 * 2 * 3 * 4
+    assert s.loc["recipe", "a2", "far"].n_runs == 3
+    # the threshold rule: about false_alarm of the known queries of each fold above it (3 folds x 4 arch x 4 draws)
+    assert (res.thresholds.n_known == 16).all() and (res.thresholds.known_rejected == 1 / 16).all()
+    known = s.loc["known", "all", "default"]
+    assert known.rejected == pytest.approx(1 / 16) and known.right == pytest.approx(15 / 16) and np.isnan(known.auc)
+    q = res.queries
+    assert set(q.outcome) <= set(re_.OUTCOMES) and (q[q.recipe == "far"].outcome == "rejected").all()
+    assert (q[q.recipe == "twin"].outcome == "accepted, right architecture").all()
+    for col in ("rejected", "right", "wrong"):
+        sh = res.shares
+        assert ((sh[f"{col}_lo"] <= sh[col] + 1e-12) & (sh[col] <= sh[f"{col}_hi"] + 1e-12)).all()
+    # the contrast: a left-out family is 6 units from the nearest other: always rejected, and its AUC is
+    # today's open-set ROC AUC on the default sets
+    u = res.unknown_family.set_index("left_out")
+    assert list(u.index) == ["all", "f1", "f2", "f3"] and (u.rejected == 1).all()
+    d = t.recipe == "default"
+    o = ae.open_set_scores([c for c, k in zip(curves, d) if k], t.arch[d].to_numpy(), t.seed[d].to_numpy(), families[d])
+    assert u.loc["all"].auc == pytest.approx(ae.open_set_roc(o.score, o.unknown).attrs["auc"])
+    tab = res.table()
+    assert set(tab.what) == {"recipe open set", "unknown family"} and len(tab) == len(res.shares) + len(u)
+
+
+def test_recipe_open_set_same_score_as_known_gives_known_shares():
+    """A recipe whose curves equal the default curves of its own run's seed scores exactly as the
+    known queries do: the same shares, AUC 0.5."""
+    t, curves, families = _open_table(lambda a, r, s, base: base[a, s], recipes=("default", "same"))
+    res = re_.recipe_open_set(curves, t.arch, t.recipe, t.seed, families, n_boot=100)
+    same = res.shares.set_index(["kind", "architecture", "recipe"]).loc["recipe", "all", "same"]
+    known_on_those = res.queries[(res.queries.kind == "known") & res.queries.architecture.isin(["a", "a2", "b"])]
+    assert same.rejected == pytest.approx((known_on_those.outcome == "rejected").mean())
+    assert same.auc == pytest.approx(0.5, abs=0.1)
+
+
+def test_recipe_open_set_queries_share_no_run_with_references():
+    t, curves, families = _open_table(_twin_or_far)
+    res = re_.recipe_open_set(curves, t.arch, t.recipe, t.seed, families, n_boot=20)
+    from memlib.fingerprint import Fold
+    assert [f.held_out for f in res.folds] == [0, 1, 2]
+    for f in res.folds:
+        assert set(t.recipe.iloc[f.refs]) == {"default"} and set(t.recipe.iloc[f.queries]) == {"default"}
+        assert set(t.recipe.iloc[f.unknown]) == {"twin", "far"}
+        both = Fold(f.held_out, f.refs, np.r_[f.queries, f.unknown], np.array([], int))
+        assert re_.recipe_fold_leaks(both, t.arch, t.recipe, t.seed, t.data) == []
+        assert set(t.seed.iloc[np.r_[f.queries, f.unknown]]) == {f.held_out}
+        assert f.held_out not in set(t.seed.iloc[f.refs])
+    runs = res.queries.groupby("seed").run.unique()
+    for f in res.folds:
+        ref_runs = {f"{a}/{r}/s{s}" for a, r, s in zip(t.arch.iloc[f.refs], t.recipe.iloc[f.refs], t.seed.iloc[f.refs])}
+        assert not ref_runs & set(runs[f.held_out])
+
+
+def test_recipe_open_set_bad_input():
+    t, curves, families = _open_table(_twin_or_far)
+    args = (t.arch, t.recipe, t.seed)
+    with pytest.raises(InputError, match="equally long"):
+        re_.recipe_open_set(curves, t.arch[:-1], t.recipe, t.seed, families)
+    with pytest.raises(InputError, match="families"):
+        re_.recipe_open_set(curves, *args, families[:-1])
+    with pytest.raises(InputError, match="sets but"):
+        re_.recipe_open_set(curves[:-1], *args, families)
+    d = (t.recipe == "default").to_numpy()
+    with pytest.raises(InputError, match="no set of a recipe"):
+        re_.recipe_open_set([c for c, k in zip(curves, d) if k], t.arch[d], t.recipe[d], t.seed[d], families[d])
+    with pytest.raises(InputError, match="false_alarm"):
+        re_.recipe_open_set(curves, *args, families, false_alarm=0)
+    no_ref = ~((t.arch == "b") & (t.recipe == "default") & (t.seed != 0)).to_numpy()
+    with pytest.raises(InputError, match=r"\['b'\] have no default-recipe reference"):
+        re_.recipe_open_set([c for c, k in zip(curves, no_ref) if k], t.arch[no_ref], t.recipe[no_ref],
+                            t.seed[no_ref], families[no_ref])
+    bad = list(curves)
+    bad[0] = bad[0].copy()
+    bad[0][0, 0] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        re_.recipe_open_set(bad, *args, families)
+    # (N, L) full-set curves work as one subset per set
+    res = re_.recipe_open_set(np.stack([c[0] for c in curves]), *args, families, n_boot=20)
+    assert res.shares.n_queries.iloc[0] == 12
