@@ -168,7 +168,8 @@ for ax, grain in zip(axes, ae.GRAINS):
     d = plots.ct_defined_rows(accuracy[(accuracy.grain == grain) & (accuracy.corruption == "none")])
     for method, g in d.groupby("method", sort=False):
         ax.errorbar(g.query_size, g.accuracy, yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy],
-                    marker="o", ms=4, capsize=3, label=method, color=method_color[method], lw=2.4 if method == ae.CURVE_METHOD else 1.1)
+                    marker="o", ms=4, capsize=3, label=method, color=method_color[method], lw=2.4 if method == ae.CURVE_METHOD else 1.1,
+                    ls="--" if method == ae.SHAPE_METHOD else "-")
     ax.axhline(chance(grain), color="0.5", ls=":", label="chance")
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
@@ -220,9 +221,10 @@ gaps[gaps.corruption == "none"].round(2)
 # can a method show a gain.
 
 # %%
-base = accuracy[accuracy.method != ae.CURVE_METHOD].groupby(keys_cols, sort=False).accuracy.max().rename("best_baseline")
+base = accuracy[~accuracy.method.isin(ae.CURVE_METHODS)].groupby(keys_cols, sort=False).accuracy.max().rename("best_baseline")
 curve_acc = accuracy[accuracy.method == ae.CURVE_METHOD].set_index(keys_cols).accuracy.rename("curve")
-regimes = pd.concat([base, curve_acc], axis=1).reset_index()
+shape_acc = accuracy[accuracy.method == ae.SHAPE_METHOD].set_index(keys_cols).accuracy.rename("curve, shape only")
+regimes = pd.concat([base, curve_acc, shape_acc], axis=1).reset_index()
 below = regimes[regimes.best_baseline < 0.95]
 print(f"{len(below)} of {len(regimes)} regimes have a best baseline below 0.95")
 below.round(2)
@@ -479,7 +481,7 @@ if recipe_samples:
         for method, g in d.groupby("method", sort=False):
             ax.errorbar(g.query_size, g.accuracy, yerr=[g.accuracy - g.acc_lo, g.acc_hi - g.accuracy], marker="o",
                         ms=4, capsize=3, label=method, color=method_color.get(method),
-                        lw=2.4 if method == ae.CURVE_METHOD else 1.1)
+                        lw=2.4 if method == ae.CURVE_METHOD else 1.1, ls="--" if method == ae.SHAPE_METHOD else "-")
         ax.axhline(d.chance.mean(), color="0.5", ls=":", label="chance")
         ax.axhline(0.95, color="crimson", ls="--", lw=0.8, label="0.95")
         ax.set_xscale("log")
