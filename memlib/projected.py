@@ -285,6 +285,82 @@ class ProjectedSink:
         self.buffer = None
 
 
+class ProjectedReference:
+    """A ``ct`` reference fit on projected T and P_n that scores generated sets from either
+    store (what :class:`memlib.study.Study` uses as the public reference with
+    ``feature_store: projected``).
+
+    Generated layers of the basis's dimension k (a projected entry, (N, k)) are scored as they
+    are; full layers (N, D), D = the basis's feature dimension, are first projected through the
+    basis and rounded to the store's ``dtype``, i.e. turned into the values a projected entry
+    of the same rows holds (:meth:`ProjectedSink.project`). So a set embedded in full (because
+    another analysis needs its final layer) and a set embedded straight into the projected
+    store are scored the same way, and with a float32 store both equal the full-feature
+    reference's numbers (tests/test_study_store.py). :class:`memlib.ct.LayerDistances` pass
+    through. Every other attribute (``n_layers``, ``variant``, ``pca_fitted``, …) is the
+    wrapped reference's.
+
+    Args:
+        reference: :func:`memlib.ct.fit_reference` of projected T and P_n (variant ``ct``).
+        basis: the :class:`Basis` T and P_n were projected on.
+        dtype: the store's dtype (``float16`` or ``float32``).
+    """
+
+    def __init__(self, reference, basis: Basis, dtype: str):
+        if dtype not in STORE_DTYPES:
+            raise InputError(f"dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+        if reference.variant != "ct":
+            raise InputError(f"a projected reference is of variant ct (PCA fit on T), got "
+                             f"{reference.variant!r}: ct_modified and ct_test need full features")
+        self.reference, self.basis, self.dtype = reference, basis, dtype
+        self._sink = ProjectedSink(basis, dtype, 0)
+
+    def __getattr__(self, name):
+        if name in ("reference", "basis", "dtype", "_sink"):    # not set yet (copy, unpickling)
+            raise AttributeError(name)
+        return getattr(self.reference, name)
+
+    def projected(self, gen, name: str = "gen"):
+        """``gen`` as the projected store holds it: L layers of (N, k) in the store's dtype
+        (full layers projected, projected ones as they are), or ``gen`` itself when it is a
+        :class:`~memlib.ct.LayerDistances` or not of the basis's shape (the engine's own
+        checks then name the problem)."""
+        from .ct import LayerDistances
+        from .ct_inputs import as_layers
+
+        if isinstance(gen, LayerDistances):
+            return gen
+        layers = as_layers(gen, name)
+        source = gen.layers if isinstance(gen, LayerFeatures) else layers   # the memory maps
+        if len(layers) != self.basis.n_layers or self.basis.dim == self.basis.pca_dim:
+            return gen
+        dims = {int(source[l].shape[1]) for l in range(len(layers))}
+        if dims != {self.basis.dim}:
+            return gen
+        return [self._sink.project(l, source[l]) for l in range(len(layers))]
+
+    def curve(self, gen_layers):
+        """As :meth:`memlib.ct.Reference.curve`."""
+        return self.reference.curve(self.projected(gen_layers))
+
+    def curves(self, gen_sets, *, progress: bool = False):
+        """As :meth:`memlib.ct.Reference.curves`."""
+        return self.reference.curves([self.projected(g, f"gen[{s}]") for s, g in enumerate(gen_sets)],
+                                     progress=progress)
+
+    def layer_distances(self, gen_layers):
+        """As :meth:`memlib.ct.Reference.layer_distances`."""
+        return self.reference.layer_distances(self.projected(gen_layers))
+
+    def subset_curves(self, gen, subsets, **kwargs):
+        """As :meth:`memlib.ct.Reference.subset_curves`."""
+        return self.reference.subset_curves(self.projected(gen), subsets, **kwargs)
+
+    def curve_bootstrap(self, gen_layers, *args, **kwargs):
+        """As :meth:`memlib.ct.Reference.curve_bootstrap`."""
+        return self.reference.curve_bootstrap(self.projected(gen_layers), *args, **kwargs)
+
+
 def projected_sink(basis: Basis, dtype: str):
     """The ``sink_factory`` of :func:`memlib.features.entry_job` for a projected entry."""
     def factory(params, enc, n):
@@ -314,6 +390,6 @@ def _root(cache_dir) -> Path:
     return (Path(cache_dir) if cache_dir is not None else cache_root()) / "projected"
 
 
-__all__ = ["Basis", "ProjectedSink", "STORE_DTYPES", "basis_key", "bytes_per_image",
+__all__ = ["Basis", "ProjectedReference", "ProjectedSink", "STORE_DTYPES", "basis_key", "bytes_per_image",
            "default_chunk_rows", "embed_projected", "fit_basis", "load_basis", "project",
            "projected_sink"]

@@ -51,10 +51,16 @@ class SettingStudy(Study):
     first images of T (None: all). ``cached_sets``: whether the image size is the profile's, so
     that notebooks 02-04 embedded whole sets that an evaluator can cut rows from (else it
     embeds only the rows it uses).
+
+    It always reads full features (``feature_store: full``, whatever the profile says): the
+    grid changes what the projected store's basis is keyed by (T, its size, the token,
+    ``pca_dim``, null included) and its ``final_norm`` setting transforms features after the
+    cache, so no public basis serves it (docs/scale.md).
     """
 
     def __init__(self, params: dict[str, Any], settings: dict[str, Any]):
-        p = {**params, **{k: settings[k] for k in STUDY_KEYS if k in settings}, "final_norm": False}
+        p = {**params, **{k: settings[k] for k in STUDY_KEYS if k in settings}, "final_norm": False,
+             "feature_store": "full"}
         if params["final_norm"]:
             raise ParameterError("sensitivity: the profile must use final_norm: false (the setting applies the norm)")
         self.apply_norm = bool(settings.get("final_norm", False))

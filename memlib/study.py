@@ -23,10 +23,34 @@ from .features import LayerFeatures, embed, pixel_features
 from .machine import apply_torch_threads, cpu_model
 from .store import atomic_path
 
+# Where a Study keeps the features of the sets it only scores by C_T against the public
+# reference (profile key feature_store; docs/scale.md, "The projected store in the notebooks").
+FEATURE_STORES = ("full", "projected")
+
 # Tables of wall-clock seconds (paths under figures_dir): the only outputs that differ between
 # two runs of a profile. Every other CSV is byte-identical (tests/test_determinism.py).
 TIMING_TABLES = ("zoo_cost.csv", "sensitivity_cost.csv", "executed/timings.csv", "encoders.csv",
                  "embedding_spaces_cost.csv")
+
+
+def check_feature_store(params: dict[str, Any]) -> None:
+    """Refuse, before anything is embedded, a profile that asks for the projected store
+    (``feature_store: projected``) with settings it cannot serve: an unknown store or
+    ``projected_dtype``, or ``pca_dim: null`` (no PCA, so no basis to project on). Raw pixels
+    (``encoder: pixels``) have no feature cache and ignore the key. Raises ParameterError."""
+    from .projected import STORE_DTYPES
+
+    store = params.get("feature_store", "full")
+    if store not in FEATURE_STORES:
+        raise ParameterError(f"feature_store must be one of {FEATURE_STORES}, got {store!r}")
+    if store != "projected" or params.get("encoder") == "pixels":
+        return
+    dtype = params.get("projected_dtype")
+    if dtype not in STORE_DTYPES:
+        raise ParameterError(f"projected_dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+    if params.get("pca_dim") is None:
+        raise ParameterError("feature_store: projected keeps each layer's projection on pca_dim "
+                             "components of T; pca_dim: null (no PCA) needs feature_store: full")
 
 
 class Study:
@@ -48,6 +72,8 @@ class Study:
         self._images: dict[str, ImageSet] = {}
         self._refs: dict[tuple, Reference] = {}
         self._resolved: dict[str, str] = {}
+        self._basis = None
+        check_feature_store(params)      # a bad combination fails now, before anything is embedded
 
     # -- encoders -------------------------------------------------------------------------------
 
@@ -112,6 +138,49 @@ class Study:
                      final_norm=p["final_norm"], batch_size=p["batch_size"], device=p["device"],
                      precision=p["precision"])
 
+    # -- the projected store (feature_store: projected) -----------------------------------------
+
+    @property
+    def projected_store(self) -> bool:
+        """Whether the sets scored only by C_T against the public reference are kept projected
+        (``feature_store: projected``; raw pixels have no feature cache, so never)."""
+        return (self.params.get("feature_store", "full") == "projected"
+                and self.params["encoder"] != "pixels")
+
+    def basis(self):
+        """The per-layer PCA basis (:class:`memlib.projected.Basis`: mean (L, D), components
+        (L, D, pca_dim), float32) of the public T (``reference_train``, the profile's encoder
+        and token), fit once from T's full entry and cached; memoised."""
+        if self._basis is None:
+            from .projected import fit_basis
+            t = self.features(self.images("reference_train"))
+            self._basis = fit_basis(t, pca_dim=int(self.params["pca_dim"]), progress=False)
+        return self._basis
+
+    def ct_features(self, images: ImageSet | np.ndarray, *, name: str = "images") -> LayerFeatures:
+        """Per-layer features of a set whose only use is C_T (curves, bootstrap, subsets,
+        attribution) against the public reference (:meth:`reference` with its defaults).
+
+        ``feature_store: full``: :meth:`features` (L layers of (N, D) float16, memory-mapped).
+        ``feature_store: projected``: the set's projected entry keyed by the public T's
+        :meth:`basis`, L layers of (N, pca_dim) in ``projected_dtype``, memory-mapped; embedded
+        straight into the projected store (no full entry is written), or projected from the
+        full entry when one is already cached (the same values,
+        :func:`memlib.projected.embed_projected`). Such features fit only the public
+        reference: every other analysis (final-layer baselines, other references, tokens or
+        encoders) takes :meth:`features`.
+        """
+        if not isinstance(images, ImageSet):
+            images = ImageSet(images, np.arange(len(images)).astype(str), name=name)
+        if not self.projected_store:
+            return self.features(images, name=name)
+        from .projected import embed_projected
+        p = self.params
+        return embed_projected(images, self.encoder_name(), self.basis(),
+                               image_size=self.image_size_of(), final_norm=p["final_norm"],
+                               batch_size=p["batch_size"], device=p["device"],
+                               precision=p["precision"], dtype=p["projected_dtype"])
+
     def final_norm_features(self, feats: LayerFeatures) -> LayerFeatures:
         """The last layer of raw-block features (``final_norm: false``) through the encoder's
         final LayerNorm: one layer (N, D), the embedding dgm-eval scores
@@ -136,6 +205,14 @@ class Study:
         """
         key = (encoder or self.params["encoder"], token or self.params["token"], train, test,
                variant, n_train, n_test, whole_set_used)
+        public = (key[:4] == (self.params["encoder"], self.params["token"], "reference_train", "test")
+                  and not n_train and not n_test)
+        if public and self.projected_store and key not in self._refs:
+            if variant != "ct":
+                raise ParameterError(f"feature_store: projected keeps each set's projection on T's PCA "
+                                     f"basis, which fits the ct variant only; {variant} fits its PCA on "
+                                     f"another set and needs full features (feature_store: full)")
+            self._refs[key] = self._projected_reference()
         if key not in self._refs:
             t = self.features(self.images(train), encoder=key[0], token=key[1],
                               first=n_train or None, whole_set_used=whole_set_used)
@@ -145,6 +222,24 @@ class Study:
                                             pca_dim=self.params["pca_dim"], seed=self.params["seed"],
                                             small_t=self.params["small_t"])
         return self._refs[key]
+
+    def _projected_reference(self):
+        """The public reference from the projected store: T projected from its full entry (the
+        basis is fit from it), P_n by :meth:`ct_features`; wrapped so that it also scores full
+        features (:class:`memlib.projected.ProjectedReference`)."""
+        from .projected import ProjectedReference, project
+        p = self.params
+        t_images = self.images("reference_train")
+        if len(t_images) <= int(p["pca_dim"]):
+            raise ParameterError(f"feature_store: projected needs a T of more than pca_dim = {p['pca_dim']} "
+                                 f"images (got {len(t_images)}): the small-T rule refits the PCA on T "
+                                 f"itself; use feature_store: full")
+        basis = self.basis()
+        t = project(self.features(t_images), basis, dtype=p["projected_dtype"], progress=False)
+        test = self.ct_features(self.images("test"), name="test")
+        ref = fit_reference(t, test, variant="ct", n_cells=p["n_cells"], pca_dim=p["pca_dim"],
+                            seed=p["seed"], small_t=p["small_t"])
+        return ProjectedReference(ref, basis, p["projected_dtype"])
 
     def reference_draws(self, *, train: str = "reference_train", n_train: int | None = None,
                         whole_set_used: bool = True) -> list[Reference]:
