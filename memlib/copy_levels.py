@@ -85,6 +85,9 @@ def measure(study: Any, cond: CopyConditions, *, n_boot: int, rows: int | None =
     rows: score the first ``rows`` copies and fresh images of each condition (default all m);
     whole: their features are rows of the whole sets' (cached, as notebook 02 embeds them) —
     False embeds only those rows (:meth:`memlib.study.Study.features`, ``whole_set_used``).
+    In the study's encoder, whole sets are only scored against its public reference, so they
+    come from :meth:`memlib.study.Study.ct_features` (projected entries with
+    ``feature_store: projected``).
     n_boot: paired draws (:func:`memlib.bootstrap.resample_indices`, seed ``seed``), the same for
     every condition and space. Returns :func:`memlib.copy_sensitivity.measure_spaces`' dict.
     """
@@ -95,7 +98,10 @@ def measure(study: Any, cond: CopyConditions, *, n_boot: int, rows: int | None =
     def rows_of(images, encoder, name):
         if not whole:
             return study.features(images, encoder=encoder, name=name, first=len(first), whole_set_used=False)
-        feats = study.features(images, encoder=encoder, name=name)
+        if encoder == P["encoder"]:   # scored only against the public reference: C_T's store
+            feats = study.ct_features(images, name=name)
+        else:
+            feats = study.features(images, encoder=encoder, name=name)
         return feats.subset(first) if cut else feats
 
     def copies_features(encoder, kind, s):

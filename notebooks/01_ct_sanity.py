@@ -87,7 +87,9 @@ exact = train.images[np.sort(rng.choice(len(train), m, replace=False))]
 def space_rows(images, **labels):
     rows = []
     for space, ref in spaces.items():
-        for r in study.curve_rows(ref, study.features(images, encoder="pixels" if space == "pixels" else None), **labels):
+        # ct_features: the projected store where the profile keeps one (full profile, docs/scale.md)
+        feats = study.features(images, encoder="pixels") if space == "pixels" else study.ct_features(images)
+        for r in study.curve_rows(ref, feats, **labels):
             r["space"] = "pixels" if space == "pixels" else f"L{r['layer']}"
             rows.append(r)
     return rows

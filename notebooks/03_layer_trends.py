@@ -200,7 +200,7 @@ train_T, test_images = study.images("reference_train"), study.images("test").ima
 for sigma in tqdm(P["kde_sigmas"], desc="kde sets"):
     samples, _ = copies.kde_samples(train_T.images, sigma=sigma, m=P["copy_m"], seed=P["seed"])
     rate = metrics.copy_metrics(samples, train_T.images, test_images, quantile=P["zoo_copy_quantile"])["copy_rate"]
-    score(study.reference(), study.features(samples, name=f"kde-{sigma:g}"), rate, group="kde",
+    score(study.reference(), study.ct_features(samples, name=f"kde-{sigma:g}"), rate, group="kde",
           set=f"kde-sigma{sigma:g}", architecture="kde", n_train=len(train_T), rho=np.nan, kind=f"sigma={sigma:g}")
 # 3. mixtures: the first seed of every standard family, a share rho replaced by copies of its training images
 zoo_train = study.images("zoo_train")
