@@ -61,8 +61,9 @@ def test_docs_cite_only_what_is_in_the_repository():
 README_CLAIM_ROWS = [  # claims.csv's claim -> how its row of the README's claims table starts
     ("1a-depth-rise", "| 1a ·"), ("1b-copy-signal-depth", "| 1b ·"), ("1-depth-trend", "| 1 (net, secondary) ·"),
     ("2-memorization-levels", "| 2 ·"), ("3-architecture-signature", "| 3 ·"),
-    ("4a-fingerprint-full", "| 4a ·"), ("4b-vs-ct-baselines", "| 4b vs C_T ·"),
-    ("4b-vs-feature-baselines", "| 4b vs features ·")]
+    ("3-recipe", "| 3-recipe ·"), ("3-recipe-family", "| 3-recipe-family ·"),
+    ("4a-fingerprint-full", "| 4a ·"), ("4a-shape-only", "| 4a shape only (secondary) ·"),
+    ("4b-vs-ct-baselines", "| 4b vs C_T ·"), ("4b-vs-feature-baselines", "| 4b vs features ·")]
 
 
 @pytest.mark.parametrize("claim,row_start", README_CLAIM_ROWS)
@@ -121,3 +122,16 @@ def test_readme_and_notebooks_speak_in_the_present_tense():
     found = {k: v for k, v in found.items() if v}
     assert not found, f"history wording (move it to docs/history.md): {found}"
     assert history_wording((REPO / "docs" / "history.md").read_text()), "docs/history.md tells the history"
+
+
+@pytest.mark.parametrize("claim,row_start", README_CLAIM_ROWS)
+def test_readme_says_whether_each_verdict_holds_beyond_the_checkpoint(claim, row_start):
+    """The claims table's "beyond:" is the generality verdict of figures/embedding_spaces.csv
+    (notebook 06); a claim that 06 does not compute says so."""
+    spaces = pd.read_csv(REPO / "figures" / "embedding_spaces.csv")
+    generality = spaces[spaces.encoder == "(generality)"].set_index("claim").verdict
+    row = next(line for line in README.splitlines() if line.startswith(row_start))
+    if claim in generality.index:
+        assert f"beyond: {generality[claim]}" in row, (claim, generality[claim], row)
+    else:
+        assert "beyond:" not in row, (claim, row)
