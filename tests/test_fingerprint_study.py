@@ -10,6 +10,7 @@ from memlib import attribution_eval as ae
 from memlib import copies
 from memlib import fingerprint_study as fs
 from memlib.claims import fingerprint_claims
+from fake_study import FakeStudy   # tests/fake_study.py
 
 OLD_KEYS = ["grain", "corruption", "level", "query_size"]      # TABLE_KEYS before the references column
 FAMILY = {"a": "f1", "b": "f2", "c": "f3"}.get
@@ -17,33 +18,6 @@ FAMILY = {"a": "f1", "b": "f2", "c": "f3"}.get
 LEVEL = {("a", 0): 40, ("a", 1): 40, ("a", 2): 135, ("b", 0): 140, ("b", 1): 140, ("b", 2): 140,
          ("c", 0): 190, ("c", 1): 190, ("c", 2): 190}
 CORRUPTIONS = [("invert", 1.0), ("noise", 8.0)]
-
-
-class _FakeReference:
-    def layer_distances(self, feats):
-        return np.asarray(feats, float)                      # (L, N, D)
-
-    def subset_curves(self, d, subsets):
-        return np.stack([d[:, s].mean(axis=(1, 2)) for s in subsets])
-
-
-class _FakeStudy:
-    params = {"seed": 0, "pca_dim": 2}
-
-    def features(self, images, name="images"):
-        x = np.asarray(images, float).reshape(len(images), -1)[:, :4] / 255
-        return np.stack([x * (layer + 1) for layer in range(3)])
-
-    def reference(self):
-        return _FakeReference()
-
-    final_norm_reference = reference
-
-    def final_norm_features(self, feats):
-        return feats[-1:]
-
-    def images(self, name):
-        return np.random.default_rng(1).integers(0, 255, (40, 4, 4)).astype(np.uint8)
 
 
 def _images():
@@ -73,10 +47,10 @@ def runs():
     mp.setattr(ae, "query_predictions", spy)
     kw = dict(sizes=[10, 30], n_draws=3, progress=False)
     try:
-        run = fs.run_fingerprinting(_FakeStudy(), _images(), FAMILY, corruptions=CORRUPTIONS, robust_n=30,
+        run = fs.run_fingerprinting(FakeStudy(), _images(), FAMILY, corruptions=CORRUPTIONS, robust_n=30,
                                     robust_query_size=10, **kw)
         got = list(calls)
-        plain = fs.run_fingerprinting(_FakeStudy(), _images(), FAMILY, **kw)
+        plain = fs.run_fingerprinting(FakeStudy(), _images(), FAMILY, **kw)
     finally:
         mp.undo()
     return run, plain, got

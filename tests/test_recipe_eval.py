@@ -8,6 +8,7 @@ import pytest
 from memlib import attribution_eval as ae
 from memlib import recipe_eval as re_
 from memlib.errors import InputError
+from fake_study import FakeStudy   # tests/fake_study.py
 
 
 def table(archs=("a", "b", "c"), recipes=("default", "fast"), seeds=(0, 1, 2), no_recipe=("c",)):
@@ -172,38 +173,6 @@ def test_folds_over_a_profiles_recipe_models_have_no_leaks():
 # --------------------------------------------------------------------------- the notebook's runner
 
 
-class _FakeReference:
-    """Distances = the features themselves; a subset's curve = their mean per layer: (S, L)."""
-
-    def layer_distances(self, feats):
-        return np.asarray(feats, float)                      # (L, N, D)
-
-    def subset_curves(self, d, subsets):
-        return np.stack([d[:, s].mean(axis=(1, 2)) for s in subsets])
-
-
-class _FakeStudy:
-    """What run_fingerprinting and run_recipe_attribution use of a Study, without an encoder:
-    3 'layers' of 4 pixel features each (layer l = pixels x (l + 1))."""
-
-    params = {"seed": 0, "pca_dim": 2}
-
-    def features(self, images, name="images"):
-        x = np.asarray(images, float).reshape(len(images), -1)[:, :4] / 255
-        return np.stack([x * (layer + 1) for layer in range(3)])
-
-    def reference(self):
-        return _FakeReference()
-
-    final_norm_reference = reference
-
-    def final_norm_features(self, feats):
-        return feats[-1:]
-
-    def images(self, name):
-        return np.random.default_rng(1).integers(0, 255, (40, 4, 4)).astype(np.uint8)
-
-
 def _set_images(level, seed, n=30):
     rng = np.random.default_rng(seed)
     return np.clip(level + rng.normal(0, 3, (n, 4, 4)), 0, 255).astype(np.uint8)
@@ -216,7 +185,7 @@ def test_run_recipe_attribution_gives_recipe_sets_the_run_inputs_and_no_leaks():
     architecture."""
     from memlib import fingerprint_study as fs
 
-    study, family_of = _FakeStudy(), {"a": "f1", "a2": "f1", "b": "f2", "c": "f3"}.get
+    study, family_of = FakeStudy(), {"a": "f1", "a2": "f1", "b": "f2", "c": "f3"}.get
     level = {"a": 40, "a2": 90, "b": 140, "c": 190}
     shift = {"half-steps": 4, "lr-half": -4}
     base = {(a, s): _set_images(level[a], 10 * i + s) for i, a in enumerate(level) for s in (0, 1, 2)}
