@@ -79,7 +79,7 @@ def test_smoke_claims_cover_every_paper_claim(smoke_run):
     claims = pd.read_csv(smoke_run / "claims.csv")
     assert set(claims.claim) == {"1-depth-trend", "1a-depth-rise", "1b-copy-signal-depth", "2-memorization-levels",
                                  "3-architecture-signature", "4a-fingerprint-full", "4b-vs-ct-baselines",
-                                 "4b-vs-feature-baselines", "3-recipe", "3-recipe-family"}
+                                 "4b-vs-feature-baselines", "3-recipe", "3-recipe-family", "4a-shape-only"}
     from memlib.claims import RULE_HISTORY, VERDICTS
     assert set(claims.verdict) <= set(VERDICTS)
     decided_on_cis = claims[claims.verdict != "untestable here"]
