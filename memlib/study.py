@@ -73,6 +73,7 @@ class Study:
         self._refs: dict[tuple, Reference] = {}
         self._resolved: dict[str, str] = {}
         self._basis = None
+        self._projects: bool | None = None
         check_feature_store(params)      # a bad combination fails now, before anything is embedded
 
     # -- encoders -------------------------------------------------------------------------------
@@ -147,6 +148,16 @@ class Study:
         return (self.params.get("feature_store", "full") == "projected"
                 and self.params["encoder"] != "pixels")
 
+    def projects(self) -> bool:
+        """Whether this study keeps C_T-only sets projected: :attr:`projected_store`, and the
+        encoder's features wider than ``pca_dim`` (a narrower encoder, e.g. a small trained one
+        of notebook 06, has nothing to project: its full features are already that small).
+        Embeds T (or reads it from the cache) the first time; memoised."""
+        if self._projects is None:
+            self._projects = bool(self.projected_store and self.features(self.images("reference_train")).dim
+                                  > int(self.params["pca_dim"]))
+        return self._projects
+
     def basis(self):
         """The per-layer PCA basis (:class:`memlib.projected.Basis`: mean (L, D), components
         (L, D, pca_dim), float32) of the public T (``reference_train``, the profile's encoder
@@ -168,11 +179,12 @@ class Study:
         full entry when one is already cached (the same values,
         :func:`memlib.projected.embed_projected`). Such features fit only the public
         reference: every other analysis (final-layer baselines, other references, tokens or
-        encoders) takes :meth:`features`.
+        encoders) takes :meth:`features`. An encoder no wider than ``pca_dim`` keeps its full
+        features under either store (:meth:`projects`).
         """
         if not isinstance(images, ImageSet):
             images = ImageSet(images, np.arange(len(images)).astype(str), name=name)
-        if not self.projected_store:
+        if not self.projects():
             return self.features(images, name=name)
         from .projected import embed_projected
         p = self.params
@@ -212,7 +224,8 @@ class Study:
                 raise ParameterError(f"feature_store: projected keeps each set's projection on T's PCA "
                                      f"basis, which fits the ct variant only; {variant} fits its PCA on "
                                      f"another set and needs full features (feature_store: full)")
-            self._refs[key] = self._projected_reference()
+            if self.projects():
+                self._refs[key] = self._projected_reference()
         if key not in self._refs:
             t = self.features(self.images(train), encoder=key[0], token=key[1],
                               first=n_train or None, whole_set_used=whole_set_used)

@@ -126,3 +126,13 @@ def test_profiles_and_the_sensitivity_grid():
     # the grid varies what a basis is keyed by (pca_dim null included): always full features
     s = setting_study({**full, "device": "cpu", "precision": "float32"}, {"pca_dim": None})
     assert s.params["feature_store"] == "full" and not s.projected_store
+
+
+def test_an_encoder_no_wider_than_pca_dim_keeps_its_full_features(tmp_path, monkeypatch, gens):
+    """Nothing to project when the features are at most pca_dim wide (a small trained encoder in
+    notebook 06): the projected store falls back to the full one and writes no projection."""
+    study = _study(tmp_path, monkeypatch, "projected", pca_dim=192)        # the tiny ViT is 192-d
+    assert study.projected_store and not study.projects()
+    got = _score(study, gens)
+    np.testing.assert_array_equal(got["curves"], _score(_study(tmp_path, monkeypatch, "full", pca_dim=192), gens)["curves"])
+    assert _projected_entries(tmp_path / "cache-projected") == []
