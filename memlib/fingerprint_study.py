@@ -155,10 +155,11 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
 def claim_rows(run: FingerprintRun, *, level: float = 0.95, seed: int = 0) -> list[dict]:
     """The claims.csv rows of claims 3, 4a, the two 4b rows and the shape-only secondary
     (:func:`memlib.claims.fingerprint_claims`; the shape-only curve's gaps to the baselines are
-    computed here, at the architecture grain, as the primary's are in :func:`run_fingerprinting`)."""
+    computed here, at the architecture grain and the largest query size, the only ones its row
+    reads, as the primary's are in :func:`run_fingerprinting`)."""
     from .claims import fingerprint_claims
 
     p = run.predictions
-    shape_gaps = ae.baseline_gap_table(p[(p.grain == "architecture") & (p.corruption == "none")], TABLE_KEYS,
-                                       seed=seed, level=level, curve_method=ae.SHAPE_METHOD)
+    at = (p.grain == "architecture") & (p.corruption == "none") & (p.query_size == run.sizes[-1])   # what the row reads
+    shape_gaps = ae.baseline_gap_table(p[at], TABLE_KEYS, seed=seed, level=level, curve_method=ae.SHAPE_METHOD)
     return fingerprint_claims(run.accuracy, run.gaps, run.signature, level=level, seed=seed, shape_gaps=shape_gaps)

@@ -591,7 +591,6 @@ def recipe_open_set(curves, architectures, recipes, seeds, families, *, false_al
         missing = sorted(set(architectures[new].tolist()) - set(architectures[refs].tolist()))
         if missing:
             raise InputError(f"recipe_open_set: {missing} have no default-recipe reference besides seed {s}")
-        assert not set(seeds[refs].tolist()) & {s}
         folds.append(fp.Fold(s.item() if hasattr(s, "item") else s, refs, known, new))
 
     rows = []
@@ -623,7 +622,6 @@ def recipe_open_set(curves, architectures, recipes, seeds, families, *, false_al
     strata += [np.flatnonzero((architectures == a) & (recipes == r))
                for a, r in sorted({(a, r) for a, r in zip(architectures[~default], recipes[~default])})]
     counts = _stratum_counts(strata, len(architectures), n_boot, rng)
-    point = np.ones((1, len(architectures)))
     set_of = q.set.to_numpy()
     scores = q.score.to_numpy()
 
@@ -637,7 +635,8 @@ def recipe_open_set(curves, architectures, recipes, seeds, families, *, false_al
         rej = scores[None, :] > t
         return w, rej, ~rej & (q.predicted == q.architecture).to_numpy()[None, :]
 
-    boot_out, point_out = outcomes(counts), outcomes(point)
+    boot_out = outcomes(counts)
+    point_out = (np.ones((1, len(q))), rejected[None, :], right[None, :])   # every run once: the table's outcomes
     groups = [("known", ALL, DEFAULT_RECIPE, is_known), ("recipe", ALL, ALL, ~is_known)]
     groups += [("recipe", ALL, r, (q.recipe == r).to_numpy()) for r in sorted(set(recipes[~default].tolist()))]
     groups += [("recipe", a, r, ((q.architecture == a) & (q.recipe == r)).to_numpy())
@@ -683,21 +682,21 @@ def _unknown_family_contrast(curves, architectures, seeds, families, default, co
     set_of = idx[o.set.to_numpy()]          # back to the whole table
     unknown, scores = o.unknown.to_numpy(bool), o.score.to_numpy()
     fold = (o.left_out.astype(str) + "/" + o.seed.astype(str)).to_numpy()
-    redrawn = 0
 
     def rejected(cnt):
-        nonlocal redrawn
+        """Weights (B, Q) (0 in a fold without a drawn known run), rejected (B, Q), and how many
+        (replicate, fold) pairs had no drawn known run."""
         w = cnt[:, set_of]
         t = np.full(w.shape, np.nan)
         for f in np.unique(fold):
             in_f = fold == f
             t[:, in_f] = _thresholds(scores[in_f & ~unknown], w[:, in_f & ~unknown], 1 - false_alarm)[:, None]
         undefined = np.isnan(t)
-        redrawn += int(np.isnan(t[:, np.unique(fold, return_index=True)[1]]).sum()) if len(cnt) > 1 else 0
-        return np.where(undefined, 0.0, w), scores[None, :] > np.nan_to_num(t, nan=np.inf)
+        n_undefined = int(undefined[:, np.unique(fold, return_index=True)[1]].sum())
+        return np.where(undefined, 0.0, w), scores[None, :] > np.nan_to_num(t, nan=np.inf), n_undefined
 
-    boot_w, boot_rej = rejected(counts)
-    point_w, point_rej = rejected(np.ones((1, counts.shape[1])))
+    boot_w, boot_rej, redrawn = rejected(counts)
+    point_w, point_rej, _ = rejected(np.ones((1, counts.shape[1])))
     rows = []
     for name in [ALL] + sorted(set(o.left_out.tolist())):
         in_g = np.ones(len(o), bool) if name == ALL else (o.left_out == name).to_numpy()
