@@ -22,12 +22,13 @@ Inputs shared by the functions here, one entry per generated set ``i`` of the ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import fingerprint as fp
+from .errors import InputError
 
 CURVE_METHOD = "C_T-layer curve"
 SHAPE_METHOD = "C_T-layer curve, shape only"
@@ -139,33 +140,57 @@ def query_predictions(labels, seeds, refs: SizeInputs, queries: SizeInputs | Non
     ``folds``: other folds over the same table instead of leave-one-seed-out (e.g.
     :func:`memlib.recipe_eval.cross_recipe_folds`); ``fold`` is then each fold's ``held_out``.
     Returns one row per (fold, set, draw, method): fold, set (index into the table), draw,
-    method, true, pred.
+    method, true, pred. Several labellings of the same table: :func:`query_predictions_by_grain`.
     """
-    labels, seeds = np.asarray(labels), np.asarray(seeds)
+    return query_predictions_by_grain({"": labels}, seeds, refs, queries, k=k, folds=folds)[""]
+
+
+def query_predictions_by_grain(labels: Mapping[str, np.ndarray], seeds, refs: SizeInputs,
+                               queries: SizeInputs | None = None, *, k: int = 5,
+                               folds: Sequence[fp.Fold] | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`query_predictions` for several labellings of one table at once ({grain: (N,)
+    labels}, e.g. family and architecture), on the same folds; {grain: its rows}, each equal to
+    ``query_predictions(labels[grain], ...)``.
+
+    What does not depend on labels is computed once per fold for every grain: the Fréchet
+    distance of each query subset to each reference set (:func:`memlib.fingerprint.fd_matrix`)
+    and each query sample's k nearest reference samples
+    (:func:`memlib.fingerprint.probe_neighbour_counts`), the two dearest methods.
+    """
+    seeds = np.asarray(seeds)
+    labels = {g: np.asarray(y) for g, y in labels.items()}
+    if not labels:
+        raise InputError("query_predictions_by_grain: no labels")
+    if folds is None:   # leave one seed out; its folds depend on the seeds only (each grain checked)
+        folds = [leave_one_seed_out(y, seeds) for y in labels.values()][0]
     q = queries or refs
-    rows = []
-    for fold in (leave_one_seed_out(labels, seeds) if folds is None else folds):
-        rc, rl, rg = fold_curves(refs.curves, labels, fold.refs)
-        qc, ql, qg = fold_curves(q.curves, labels, fold.queries)
+    rows: dict[str, list] = {g: [] for g in labels}
+    for fold in folds:
         draw = np.concatenate([np.arange(len(q.curves[i])) for i in fold.queries])
-        preds = {CURVE_METHOD: fp.attribute(qc, rc, rl).labels,
-                 SHAPE_METHOD: fp.attribute(qc, rc, rl, distance="znorm").labels,
-                 FINAL_LAYER_METHOD: fp.attribute(qc, rc, rl, layers=[-1]).labels,
-                 BEST_LAYER_METHOD: fp.best_layer_attribute(qc, rc, rl, groups=rg)[0].labels}
-        if refs.final_norm is not None and q.final_norm is not None:
-            preds[FINAL_NORM_METHOD] = fp.attribute(fold_curves(q.final_norm, labels, fold.queries)[0],
-                                                    fold_curves(refs.final_norm, labels, fold.refs)[0], rl).labels
+        shared = {}
         if refs.features is not None and q.features is not None:
             pooled = [refs.features[i][reference_rows(refs.subsets[i])] for i in fold.refs]
-            preds[FD_METHOD] = fp.fd_attribute([q.features[i][s] for i in fold.queries for s in q.subsets[i]],
-                                               pooled, labels[fold.refs]).labels
-            preds[KNN_METHOD] = np.concatenate([
-                fp.vote(fp.probe_sample_labels(q.features[i], pooled, labels[fold.refs], k=k), q.subsets[i])
-                for i in fold.queries])
-        for method, pred in preds.items():
-            rows.append(pd.DataFrame(dict(fold=fold.held_out, set=qg, draw=draw, method=method,
-                                          true=ql, pred=pred)))
-    return pd.concat(rows, ignore_index=True)
+            shared["fd"] = fp.fd_matrix([q.features[i][s] for i in fold.queries for s in q.subsets[i]], pooled)
+            shared["knn"] = [fp.probe_neighbour_counts(q.features[i], pooled, k=k) for i in fold.queries]
+        for grain, y in labels.items():
+            rc, rl, rg = fold_curves(refs.curves, y, fold.refs)
+            qc, ql, qg = fold_curves(q.curves, y, fold.queries)
+            preds = {CURVE_METHOD: fp.attribute(qc, rc, rl).labels,
+                     SHAPE_METHOD: fp.attribute(qc, rc, rl, distance="znorm").labels,
+                     FINAL_LAYER_METHOD: fp.attribute(qc, rc, rl, layers=[-1]).labels,
+                     BEST_LAYER_METHOD: fp.best_layer_attribute(qc, rc, rl, groups=rg)[0].labels}
+            if refs.final_norm is not None and q.final_norm is not None:
+                preds[FINAL_NORM_METHOD] = fp.attribute(fold_curves(q.final_norm, y, fold.queries)[0],
+                                                        fold_curves(refs.final_norm, y, fold.refs)[0], rl).labels
+            if shared:
+                preds[FD_METHOD] = fp.nearest_label(shared["fd"], y[fold.refs]).labels
+                preds[KNN_METHOD] = np.concatenate([
+                    fp.vote(fp.probe_labels_from_counts(counts, y[fold.refs]), q.subsets[i])
+                    for i, counts in zip(fold.queries, shared["knn"])])
+            for method, pred in preds.items():
+                rows[grain].append(pd.DataFrame(dict(fold=fold.held_out, set=qg, draw=draw, method=method,
+                                                     true=ql, pred=pred)))
+    return {g: pd.concat(r, ignore_index=True) for g, r in rows.items()}
 
 
 def accuracy_table(predictions: pd.DataFrame, keys: Sequence[str] = (), *, seed: int,

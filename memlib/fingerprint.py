@@ -375,17 +375,17 @@ def _ref_feats(ref_feats, ref_labels) -> tuple[list[np.ndarray], np.ndarray, np.
     return refs, y, families, inverse
 
 
-def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
-    """Baseline: attribute each query set to the family of the reference set at least FD.
+def fd_matrix(query_feats, ref_feats) -> np.ndarray:
+    """(Q, R) Fréchet distance (squared feature units) of every query set to every reference set.
 
-    query_feats: list of Q arrays (n_q, D), final-layer features of each query set.
-    ref_feats: list of R arrays (N_r, D), final-layer features of each reference set.
-    ref_labels: (R,) family of each reference set.
-    FD is biased upward by roughly Tr(C)/n for small n, so, as for curves, use reference sets
-    subsampled to the query size for a fair comparison. ``distances`` holds the per-family
-    minimum FD (squared feature units).
+    query_feats: list of Q arrays (n_q, D); ref_feats: list of R arrays (N_r, D). The matrix
+    does not depend on any labels, so one matrix serves every grain (:func:`nearest_label`).
     """
-    refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
+    refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
+    if not refs:
+        raise InputError("fd_matrix: no reference sets")
+    if len({f.shape[1] for f in refs}) != 1:
+        raise InputError("reference feature sets have different dimensions")
     ref_stats = [feature_stats(f) for f in refs]
     d = np.empty((len(query_feats), len(refs)))
     for i, q in enumerate(query_feats):
@@ -396,8 +396,76 @@ def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
         sq = sqrt_psd(c_q)
         for j, (mu_r, c_r) in enumerate(ref_stats):
             d[i, j] = frechet_distance(mu_q, c_q, mu_r, c_r, sqrt_cov1=sq)
+    return d
+
+
+def nearest_label(distances, ref_labels) -> Attribution:
+    """Attribution from a (Q, R) query-to-reference distance matrix: each query goes to the label
+    of its nearest reference (ties: the first label in sorted order); ``distances`` of the result
+    holds the per-label minimum."""
+    d = np.asarray(distances, dtype=float)
+    y = np.asarray(ref_labels)
+    if d.ndim != 2 or y.shape != (d.shape[1],):
+        raise InputError(f"ref_labels has shape {y.shape} but the distances are {d.shape}")
+    families, inverse = np.unique(y, return_inverse=True)
     dist = np.stack([d[:, inverse == f].min(axis=1) for f in range(len(families))], axis=1)
     return Attribution(families[dist.argmin(axis=1)], dist, families)
+
+
+def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
+    """Baseline: attribute each query set to the family of the reference set at least FD.
+
+    query_feats: list of Q arrays (n_q, D), final-layer features of each query set.
+    ref_feats: list of R arrays (N_r, D), final-layer features of each reference set.
+    ref_labels: (R,) family of each reference set.
+    FD is biased upward by roughly Tr(C)/n for small n, so, as for curves, use reference sets
+    subsampled to the query size for a fair comparison. ``distances`` holds the per-family
+    minimum FD (squared feature units). :func:`fd_matrix` then :func:`nearest_label`.
+    """
+    _ref_feats(ref_feats, ref_labels)   # the label checks
+    return nearest_label(fd_matrix(query_feats, ref_feats), ref_labels)
+
+
+def probe_neighbour_counts(query_samples, ref_feats, *, k: int = 5) -> np.ndarray:
+    """(N, R) int: of each query sample's ``k`` nearest reference samples, how many belong to
+    each reference set (ref_feats: list of R arrays (N_r, D); Euclidean on features standardised
+    over the references). The neighbours do not depend on labels, so these counts serve every
+    grain (:func:`probe_labels_from_counts`).
+
+    The neighbours are scikit-learn's ``KNeighborsClassifier`` ones (fitted with each sample's
+    set index as its class), so the labels equal those of a classifier fitted on any labelling
+    of the sets, ties included.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
+    if not refs:
+        raise InputError("probe_neighbour_counts: no reference sets")
+    if len({f.shape[1] for f in refs}) != 1:
+        raise InputError("reference feature sets have different dimensions")
+    x = np.concatenate(refs)
+    y = np.concatenate([np.full(len(f), i) for i, f in enumerate(refs)])
+    scaler = StandardScaler().fit(x)
+    model = KNeighborsClassifier(n_neighbors=k).fit(scaler.transform(x), y)
+    proba = model.predict_proba(scaler.transform(_feats(query_samples, "query samples")))
+    counts = np.zeros((len(proba), len(refs)), dtype=np.int64)
+    counts[:, model.classes_.astype(int)] = np.rint(proba * k).astype(np.int64)
+    return counts
+
+
+def probe_labels_from_counts(counts, ref_labels) -> np.ndarray:
+    """(N,) k-NN labels from :func:`probe_neighbour_counts`: the label with the most of a sample's
+    neighbours (ties: the first in sorted order)."""
+    counts = np.asarray(counts)
+    y = np.asarray(ref_labels)
+    if counts.ndim != 2 or y.shape != (counts.shape[1],):
+        raise InputError(f"ref_labels has shape {y.shape} but the counts are {counts.shape}")
+    families, inverse = np.unique(y, return_inverse=True)
+    per_label = np.zeros((len(counts), len(families)), dtype=np.int64)
+    for j, f in enumerate(inverse):
+        per_label[:, f] += counts[:, j]
+    return families[per_label.argmax(axis=1)]
 
 
 def probe_sample_labels(query_samples, ref_feats, ref_labels, *, k: int = 5) -> np.ndarray:
@@ -408,16 +476,10 @@ def probe_sample_labels(query_samples, ref_feats, ref_labels, *, k: int = 5) -> 
     (N_r, D); a sample's label is its set's family, ref_labels (R,)). It predicts each sample
     independently of the others, so a set's samples are classified once and any subset of them
     is attributed by :func:`vote` (the majority family of the subset).
+    :func:`probe_neighbour_counts` then :func:`probe_labels_from_counts`.
     """
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    refs, _, families, inverse = _ref_feats(ref_feats, ref_labels)
-    x = np.concatenate(refs)
-    y = np.concatenate([np.full(len(f), inverse[i]) for i, f in enumerate(refs)])
-    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k)).fit(x, y)
-    return families[model.predict(_feats(query_samples, "query samples"))]
+    _ref_feats(ref_feats, ref_labels)   # the label checks
+    return probe_labels_from_counts(probe_neighbour_counts(query_samples, ref_feats, k=k), ref_labels)
 
 
 def vote(sample_labels, subsets) -> np.ndarray:

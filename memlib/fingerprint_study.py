@@ -118,9 +118,11 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
                               final_norm_reference=fn_reference, final_norm_distances=[fn[k] for k in keys])
 
     clean = {n: inputs_at(n, dists, fn_dists, final, m_total) for n in sizes}
-    preds = [ae.query_predictions(labels[grain], seeds, clean[n]).assign(
-                 grain=grain, corruption="none", level=0.0, references=CLEAN_REFERENCES, query_size=n)
-             for grain in ae.GRAINS for n in tqdm(sizes, desc=f"attribution ({grain})", disable=quiet)]
+    by_size = {n: ae.query_predictions_by_grain(labels, seeds, clean[n])   # both grains on one FD / k-NN pass
+               for n in tqdm(sizes, desc="attribution", disable=quiet)}
+    preds = [by_size[n][grain].assign(grain=grain, corruption="none", level=0.0, references=CLEAN_REFERENCES,
+                                      query_size=n)
+             for grain in ae.GRAINS for n in sizes]
     extra: dict[str, Any] = {}
     if corruptions:
         pool = min(int(robust_n or m_total), m_total)
@@ -133,13 +135,13 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
             q = inputs_at(n_rob, {k: reference.layer_distances(f) for k, f in c_feats.items()},
                           {k: fn_reference.layer_distances(study.final_norm_features(f)) for k, f in c_feats.items()},
                           {k: pca.transform(f[-1]) for k, f in c_feats.items()}, pool)
+            against_clean = ae.query_predictions_by_grain(labels, seeds, refs_rob, q)
+            # matched: the references are the other seeds' sets corrupted the same way (refs = q)
+            matched = ae.query_predictions_by_grain(labels, seeds, q)
             for grain in ae.GRAINS:
                 tag = dict(grain=grain, corruption=kind, level=float(lev))
-                preds.append(ae.query_predictions(labels[grain], seeds, refs_rob, q)
-                             .assign(**tag, references=CLEAN_REFERENCES, query_size=n_rob))
-                # matched: the references are the other seeds' sets corrupted the same way (refs = q)
-                preds.append(ae.query_predictions(labels[grain], seeds, q)
-                             .assign(**tag, references=CORRUPTED_REFERENCES, query_size=n_rob))
+                preds.append(against_clean[grain].assign(**tag, references=CLEAN_REFERENCES, query_size=n_rob))
+                preds.append(matched[grain].assign(**tag, references=CORRUPTED_REFERENCES, query_size=n_rob))
         extra.update(robust_pool=pool, robust_query_size=n_rob)
     predictions = pd.concat(preds, ignore_index=True)
     full = np.stack([c[0] for c in clean[sizes[-1]].curves])

@@ -240,18 +240,20 @@ def run_recipe_attribution(study, run, recipe_images: dict, train_data: dict, fa
     leaks = [f"{f.held_out}: {leak}" for fs in folds.values() for f in fs
              for leak in recipe_fold_leaks(f, architectures, recipes, seeds, data)]
 
-    def predict(labels, fs, **cols):
-        chance = {f.held_out: 1 / len(set(labels[f.refs].tolist())) for f in fs}
-        out = ae.query_predictions(labels, seeds, inputs[n], folds=fs)
-        return out.assign(chance=out.fold.map(chance), **cols)
+    def predict(labels, fs, n):
+        """{grain: rows with their chance} on folds ``fs`` (one FD / k-NN pass for every grain)."""
+        out = ae.query_predictions_by_grain(labels, seeds, inputs[n], folds=fs)
+        return {g: d.assign(chance=d.fold.map({f.held_out: 1 / len(set(labels[g][f.refs].tolist())) for f in fs}))
+                for g, d in out.items()}
 
     rows = []
     for n in tqdm(run.sizes, desc="attribution across recipes", disable=quiet):
-        for grain, labels in (("architecture", architectures), ("family", families)):
-            d = predict(labels, folds[ACROSS_TASK], task=ACROSS_TASK, grain=grain, query_size=n)
+        across = predict({"architecture": architectures, "family": families}, folds[ACROSS_TASK], n)
+        for grain in ("architecture", "family"):
+            d = across[grain].assign(task=ACROSS_TASK, grain=grain, query_size=n)
             rows.append(d.assign(split=d.fold.astype(str).str.split("/").str[0]))
-        rows += [predict(recipes, folds[f"{RECIPE_TASK}/{a}"], task=RECIPE_TASK, grain="recipe", split=a, query_size=n)
-                 for a in with_recipes]
+        rows += [predict({"recipe": recipes}, folds[f"{RECIPE_TASK}/{a}"], n)["recipe"].assign(
+                     task=RECIPE_TASK, grain="recipe", split=a, query_size=n) for a in with_recipes]
     predictions = pd.concat(rows, ignore_index=True)
     return RecipeAttribution(keys, architectures, families, recipes, seeds, data, list(run.sizes), inputs, folds,
                              leaks, predictions, recipe_accuracy(predictions, seed=p["seed"], level=level))

@@ -8,6 +8,7 @@ import pytest
 
 from memlib import attribution_eval as ae
 from memlib import claims
+from memlib.errors import InputError
 from memlib.claims import full_set_verdict, signature_verdict
 
 # --------------------------------------------------------------------------- claim 1
@@ -280,6 +281,22 @@ def test_separable_families_are_attributed_perfectly_by_every_method():
     table = ae.accuracy_table(preds.assign(query_size=10), ["query_size"], seed=0)
     assert list(table.columns) == ["query_size", "method", "accuracy", "acc_lo", "acc_hi", "n_queries"]
     assert (table.accuracy == 1.0).all() and (table.acc_lo == 1.0).all() and (table.n_queries == 6 * N_SUBSETS).all()
+
+
+def test_predictions_by_grain_equal_one_call_per_grain():
+    """Two labellings of one table (families, and a coarser one that merges two of them) on one
+    FD / k-NN pass give each labelling's own rows, those of one call per labelling."""
+    families, seeds, curves, features, subsets = _table()
+    rng = np.random.default_rng(5)
+    noisy = [f + rng.normal(0, 2.0, f.shape) for f in features]   # near ties, so labels disagree somewhere
+    inputs = _inputs(curves, subsets, noisy)
+    coarse = np.where(families == "vae", "vae", "other")
+    both = ae.query_predictions_by_grain({"family": families, "coarse": coarse}, seeds, inputs)
+    assert set(both["coarse"].pred) <= {"vae", "other"}
+    for grain, labels in (("family", families), ("coarse", coarse)):
+        pd.testing.assert_frame_equal(both[grain], ae.query_predictions(labels, seeds, inputs))
+    with pytest.raises(InputError, match="no labels"):
+        ae.query_predictions_by_grain({}, seeds, inputs)
 
 
 def test_shape_only_attribution_ignores_the_level_and_euclidean_does_not():

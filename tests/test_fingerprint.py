@@ -297,3 +297,48 @@ def test_open_set_threshold_is_the_quantile_of_leave_one_out_nearest_distances()
     assert fp.open_set_threshold(curves, labels, groups=groups, quantile=1.0) == pytest.approx(2.0)
     assert fp.open_set_threshold(curves, labels, groups=groups, quantile=0.0) == pytest.approx(1.0)
     assert fp.open_set_threshold(curves, labels, groups=groups, quantile=0.75) == pytest.approx(1.5)
+
+
+def _classifier_labels(query, refs, labels, k):
+    """The k-NN probe as scikit-learn's classifier on the labels themselves (the implementation
+    the label-free counts replaced), as an independent reference."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate(refs)
+    y = np.concatenate([np.full(len(f), lab) for f, lab in zip(refs, labels)])
+    return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k)).fit(x, y).predict(query)
+
+
+@pytest.mark.parametrize("k", [1, 4, 5])
+def test_probe_counts_give_the_classifier_labels_at_every_grain(k):
+    """One neighbour count serves two labellings of the same sets (family, architecture) and
+    gives, label for label, what a classifier fitted on each labelling predicts, including
+    tied votes (k = 4, and rounded features with duplicated points)."""
+    rng = np.random.default_rng(3)
+    refs = [np.round(rng.normal(loc=i % 3, size=(40, 4)), 1) for i in range(6)]
+    query = np.concatenate([np.round(rng.normal(loc=1, size=(200, 4)), 1), refs[2][:10]])
+    families = np.array(["b", "a", "c", "a", "b", "c"])
+    architectures = np.array(["b1", "a1", "c1", "a2", "b2", "c1"])
+    counts = fp.probe_neighbour_counts(query, refs, k=k)
+    assert counts.shape == (len(query), 6) and (counts.sum(axis=1) == k).all()
+    for labels in (families, architectures):
+        got = fp.probe_labels_from_counts(counts, labels)
+        assert got.tolist() == _classifier_labels(query, refs, labels, k).tolist()
+        assert got.tolist() == fp.probe_sample_labels(query, refs, labels, k=k).tolist()
+
+
+def test_fd_matrix_serves_every_grain():
+    refs, y = gaussian_sets(2, 300, seed=0)
+    queries, _ = gaussian_sets(2, 100, seed=1)
+    d = fp.fd_matrix(queries, refs)
+    assert d.shape == (6, 6) and (d >= 0).all()
+    finer = np.array([f"{lab}{i % 2}" for i, lab in enumerate(y)])
+    for labels in (y, finer):
+        direct = fp.fd_attribute(queries, refs, labels)
+        shared = fp.nearest_label(d, labels)
+        assert shared.labels.tolist() == direct.labels.tolist()
+        np.testing.assert_array_equal(shared.distances, direct.distances)
+    with pytest.raises(InputError, match="ref_labels"):
+        fp.nearest_label(d, y[:3])

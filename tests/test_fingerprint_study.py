@@ -34,17 +34,19 @@ def _corrupt(x, kind, level, seed=0):
 
 @pytest.fixture(scope="module")
 def runs():
-    """(run with corruptions, run without, every query_predictions call of the first run)."""
+    """(run with corruptions, run without, every query_predictions_by_grain call of the first run,
+    one entry per grain)."""
     mp = pytest.MonkeyPatch()
     calls = []
-    real = ae.query_predictions
+    real = ae.query_predictions_by_grain
 
     def spy(labels, seeds, refs, queries=None, **kw):
-        calls.append(dict(labels=np.asarray(labels), seeds=np.asarray(seeds), refs=refs, queries=queries, kw=kw))
+        calls.extend(dict(labels=np.asarray(y), seeds=np.asarray(seeds), refs=refs, queries=queries, kw=kw)
+                     for y in labels.values())
         return real(labels, seeds, refs, queries, **kw)
 
     mp.setattr(fs, "corrupt", _corrupt)
-    mp.setattr(ae, "query_predictions", spy)
+    mp.setattr(ae, "query_predictions_by_grain", spy)
     kw = dict(sizes=[10, 30], n_draws=3, progress=False)
     try:
         run = fs.run_fingerprinting(FakeStudy(), _images(), FAMILY, corruptions=CORRUPTIONS, robust_n=30,
