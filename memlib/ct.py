@@ -84,7 +84,7 @@ from tqdm.auto import tqdm
 from .ct_inputs import (DEFAULT_N_CELLS, DEFAULT_PCA_DIM, DEFAULT_SEED, VARIANTS, as_layers, cell_labels, check_params,
                         check_same_images, full_array, in_layer, index_array, layer_array,
                         same_dim)
-from .ct_space import Projection, fit_cells, fit_layer
+from .ct_space import Projection, fit_cells, fit_layer, project_t
 from .errors import InputError, ParameterError
 from .knn import NNIndex
 
@@ -159,7 +159,8 @@ def ct_curve(train_layers: Any, test_layers: Any, gen_layers: Any, **kwargs) -> 
 def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
                   n_cells: int = DEFAULT_N_CELLS, pca_dim: int | None = DEFAULT_PCA_DIM,
                   tau: float | None = None, seed: int = DEFAULT_SEED,
-                  progress: bool = False, small_t: str = "v2") -> Reference:
+                  progress: bool = False, small_t: str = "v2",
+                  t_space: Sequence[tuple] | None = None) -> Reference:
     """Fit per-layer PCA and cells on the training layers and the test distances, once.
 
     Args:
@@ -171,6 +172,10 @@ def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
         small_t: the rule where the set playing T has no more points than ``pca_dim``
             (:data:`SMALL_T_RULES`): ``"cap"`` fits min(pca_dim, l − 1) components,
             ``"v2"`` (default until the next cold run) pca_dim components as before.
+        t_space: :func:`fit_t_space` of the same ``train_layers``, ``pca_dim`` and ``small_t``
+            (variant ``ct``): references of one T that differ in P_n or seed (e.g.
+            :func:`memlib.hierarchical.reference_draws`) then fit each layer's PCA once; the
+            result is the same as without.
 
     Returns:
         A :class:`Reference`; ``ref.curve(gen_layers)`` equals :func:`ct_score` per layer
@@ -198,9 +203,29 @@ def fit_reference(train_layers: Any, test_layers: Any, *, variant: str = "ct",
                 p = layer_array(test[l], "test", n_cells)
                 names = ("test", "gen", "train")
                 same_dim(p, "test", t, "train")
+            shared = None
+            if t_space is not None and variant == "ct":
+                shared = t_space[l]
+                if shared[1].shape[0] != len(t):
+                    raise InputError(f"t_space: fit on {shared[1].shape[0]} points, "
+                                     f"train has {len(t)}")
             ref.layers.append(fit_layer(t, p, n_cells, _small_t_pca(pca_dim, len(t), small_t),
-                                        seed, names))
+                                        seed, names, shared))
     return ref
+
+
+def fit_t_space(train_layers: Any, *, n_cells: int = DEFAULT_N_CELLS, pca_dim: int | None = DEFAULT_PCA_DIM,
+                small_t: str = "v2") -> list[tuple]:
+    """Per layer (PCA :class:`memlib.ct_space.Projection`, T projected (l, d) float32): what
+    :func:`fit_reference` fits on T alone, for several references of one T (``t_space=``)."""
+    check_params("ct", n_cells, pca_dim)
+    train = as_layers(train_layers, "train")
+    out = []
+    for l in range(len(train)):
+        with in_layer(l):
+            t = layer_array(train[l], "train", n_cells)
+            out.append(project_t(t, _small_t_pca(pca_dim, len(t), small_t), "train"))
+    return out
 
 
 class LayerDistances(NamedTuple):

@@ -98,6 +98,13 @@ class Cells(KMeans):
             return super().predict(np.asarray(X, np.float64)).astype(np.int64)
 
 
+def project_t(t, pca_dim, name):
+    """(:class:`Projection` fit on t (l, D), t projected (l, dim_out) float32): the part of a
+    reference layer that depends on T and ``pca_dim`` only."""
+    proj = Projection.fit(t, pca_dim, name)
+    return proj, proj(t, name)
+
+
 def fit_cells(z, n_cells, seed):
     """``KMeans(n_cells, n_init=10, random_state=seed)`` fit on z (N, d): a :class:`Cells`."""
     return Cells(n_clusters=n_cells, n_init=10, random_state=seed).fit(z)
@@ -115,12 +122,13 @@ class LayerRef:
     n_train: np.ndarray    # (k,) training points per cell
 
 
-def fit_layer(t, p, n_cells, pca_dim, seed, names):
+def fit_layer(t, p, n_cells, pca_dim, seed, names, t_space=None):
     """One layer of a reference: PCA and cells fit on t (l, D), test p (n, D) measured;
-    names are the set names in role order (test, gen, train)."""
+    names are the set names in role order (test, gen, train). ``t_space``: (projection, t
+    projected) of :func:`project_t`, when references that share this t (other P_n, other
+    k-means seeds) fit the PCA once."""
     n_name, _, t_name = names
-    proj = Projection.fit(t, pca_dim, t_name)
-    tz = proj(t, t_name)
+    proj, tz = t_space if t_space is not None else project_t(t, pca_dim, t_name)
     km = fit_cells(tz, n_cells, seed)
     tc = km.predict(tz)
     pz = proj(p, n_name)

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .bootstrap import percentile_ci
-from .ct import LayerDistances, Reference, fit_reference
+from .ct import LayerDistances, Reference, fit_reference, fit_t_space
 from .ct_inputs import as_layers
 from .errors import InputError, ParameterError
 
@@ -138,7 +138,11 @@ def reference_draws(train_layers: Any, test_pool: Any, *, n_test: int, n_draws: 
                          f"{n_draws * n_test} rows, the pool has {n_pool}")
     perm = np.random.default_rng(seed).permutation(n_pool)
     rows = [np.sort(perm[r * n_test:(r + 1) * n_test]).astype(np.int64) for r in range(n_draws)]
-    refs = [fit_reference(train_layers, _Rows(pool, idx), seed=seed + r, **fit_kwargs)
+    shared = {}
+    if fit_kwargs.get("variant", "ct") == "ct" and n_draws > 1:   # one T: its PCA is fit once for every draw
+        shared["t_space"] = fit_t_space(train_layers, **{k: fit_kwargs[k] for k in ("n_cells", "pca_dim", "small_t")
+                                                         if k in fit_kwargs})
+    refs = [fit_reference(train_layers, _Rows(pool, idx), seed=seed + r, **fit_kwargs, **shared)
             for r, idx in enumerate(rows)]
     return refs, rows
 

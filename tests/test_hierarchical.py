@@ -166,3 +166,23 @@ def test_reference_draws_are_disjoint_seeded_and_widen_the_interval():
         hb.reference_draws(train, pool, n_test=120, n_draws=4, seed=0)
     with pytest.raises(ParameterError, match="n_test and n_draws"):
         hb.reference_draws(train, pool, n_test=0, n_draws=2, seed=0)
+
+
+@pytest.mark.parametrize("pca_dim", [3, None])
+def test_reference_draws_share_the_pca_of_t_and_score_as_separate_fits(pca_dim):
+    """The draws fit T's PCA once (fit_t_space); each still equals a reference fitted on its own
+    (same P_n rows, seed + r), distance for distance."""
+    from memlib.ct import fit_reference, fit_t_space
+
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=(2, 300, 6)).astype(np.float32)
+    pool = rng.normal(size=(2, 400, 6)).astype(np.float32)
+    gen = rng.normal(size=(2, 90, 6)).astype(np.float32)
+    refs, rows = hb.reference_draws(train, pool, n_test=120, n_draws=3, seed=4, n_cells=3, pca_dim=pca_dim)
+    for r, (ref, idx) in enumerate(zip(refs, rows)):
+        alone = fit_reference(train, pool[:, idx], seed=4 + r, n_cells=3, pca_dim=pca_dim)
+        for a, b in zip(ref.layer_distances(gen), alone.layer_distances(gen)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ref.curve(gen), alone.curve(gen))
+    with pytest.raises(InputError, match="fit on 300 points, train has 200"):
+        fit_reference(train[:, :200], pool, n_cells=3, pca_dim=pca_dim, t_space=fit_t_space(train, n_cells=3, pca_dim=pca_dim))
