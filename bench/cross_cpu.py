@@ -1,0 +1,133 @@
+"""The same study on both CPU kinds: ``python -m bench.cross_cpu record|compare``.
+
+``bench/cross-cpu/<kind>/`` (kind ``amd-epyc`` or ``intel-xeon``) holds the latest cold
+``make figures`` of that CPU kind: its ``claims.csv``, ``timings.csv`` and ``provenance.json``
+as the run wrote them, and ``run.json`` (commit, CPU, wall time and peak RSS of the whole
+command, set-up included, and the command). ``record`` copies them from a run's figures folder;
+``compare`` writes ``bench/cross-cpu/comparison.md``: both timings, and claim by claim both
+values, verdicts and CIs (:func:`agreement`). ``tests/test_cross_cpu.py`` reads the folder: runs
+of one commit on both kinds must agree in every verdict, each value inside the other run's CI.
+
+Record a run (the figures folder of a clean clone after ``/usr/bin/time -v make figures``)::
+
+    python -m bench.cross_cpu record /tmp/cold/figures --wall 3190 --rss-gb 3.6
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent / "cross-cpu"
+FILES = ("claims.csv", "timings.csv", "provenance.json")
+KINDS = ("amd-epyc", "intel-xeon")
+
+
+def kind_of(cpu: str) -> str:
+    """``intel-xeon`` or ``amd-epyc`` from a CPU model name."""
+    return "intel-xeon" if "intel" in cpu.lower() else "amd-epyc"
+
+
+def agreement(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataFrame:
+    """Claim by claim (the claims of both tables): value, CI and verdict of A and of B;
+    ``same_verdict``; ``a_in_b_ci`` / ``b_in_a_ci``: each value inside the other run's CI (NaN
+    where that run has no CI, e.g. an untestable claim); ``agree``: same verdict and each value
+    inside the other's CI wherever there is one. A claim in one table only does not agree."""
+    cols = ["claim", "value", "ci_low", "ci_high", "verdict"]
+    both = claims_a[cols].merge(claims_b[cols], on="claim", how="outer", suffixes=("_a", "_b"))
+
+    def inside(value, lo, hi):
+        has = lo.notna() & hi.notna() & value.notna()
+        return ((value >= lo) & (value <= hi)).where(has).astype(object).where(has, float("nan"))
+
+    both["same_verdict"] = both.verdict_a == both.verdict_b
+    both["a_in_b_ci"] = inside(both.value_a, both.ci_low_b, both.ci_high_b)
+    both["b_in_a_ci"] = inside(both.value_b, both.ci_low_a, both.ci_high_a)
+    within = both[["a_in_b_ci", "b_in_a_ci"]].apply(lambda c: c.map(lambda v: v is not False))
+    both["agree"] = both.same_verdict & within.all(axis=1)
+    return both
+
+
+def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: str, out: Path = HERE) -> Path:
+    """Copy a cold run's :data:`FILES` from ``figures`` into ``out/<kind>/`` with ``run.json``."""
+    prov = json.loads((figures / "provenance.json").read_text())
+    cpu = str(prov["machine"]["cpu"])
+    folder = out / kind_of(cpu)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        shutil.copyfile(figures / name, folder / name)
+    commit = prov["git"]["commit"]
+    (folder / "run.json").write_text(json.dumps(dict(
+        commit=commit, cpu=cpu, wall_seconds=round(float(wall_seconds), 1), peak_rss_gb=float(peak_rss_gb),
+        command=command), indent=2) + "\n")
+    return folder
+
+
+def runs(root: Path = HERE) -> dict[str, dict]:
+    """{kind: its run.json plus ``claims`` (DataFrame) and ``timings`` (DataFrame)} of every
+    recorded kind."""
+    out = {}
+    for kind in KINDS:
+        folder = root / kind
+        if (folder / "run.json").exists():
+            out[kind] = {**json.loads((folder / "run.json").read_text()),
+                         "claims": pd.read_csv(folder / "claims.csv"),
+                         "timings": pd.read_csv(folder / "timings.csv")}
+    return out
+
+
+def comparison_markdown(found: dict[str, dict]) -> str:
+    """The text of ``comparison.md`` for the recorded runs."""
+    lines = ["# The study on both CPU kinds", "",
+             "Written by `python -m bench.cross_cpu compare` from the runs in this folder.", ""]
+    lines += ["| kind | commit | CPU | wall (min) | peak RSS (GB) | per notebook (min) |", "|---|---|---|---|---|---|"]
+    for kind, r in found.items():
+        per = " / ".join(f"{row.notebook[:2]} {row.seconds / 60:.1f}" for row in r["timings"].itertuples())
+        lines.append(f"| {kind} | `{str(r['commit'])[:7]}` | {r['cpu']} | {r['wall_seconds'] / 60:.1f} | "
+                     f"{r['peak_rss_gb']} | {per} |")
+    lines.append("")
+    if len(found) < 2:
+        missing = [k for k in KINDS if k not in found]
+        lines.append(f"No run of {', '.join(missing)} yet: nothing to compare.")
+        return "\n".join(lines) + "\n"
+    a, b = (found[k] for k in KINDS)
+    if a["commit"] != b["commit"]:
+        lines.append(f"The runs are of different commits ({str(a['commit'])[:7]}, {str(b['commit'])[:7]}): "
+                     f"compared below, but the test asks for one commit.")
+        lines.append("")
+    table = agreement(a["claims"], b["claims"])
+    lines += [f"A = {KINDS[0]}, B = {KINDS[1]}.", "",
+              "| claim | A | A's CI | verdict A | B | B's CI | verdict B | agree |", "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.claim} | {r.value_a:.3g} | [{r.ci_low_a:.3g}, {r.ci_high_a:.3g}] | {r.verdict_a} | "
+                     f"{r.value_b:.3g} | [{r.ci_low_b:.3g}, {r.ci_high_b:.3g}] | {r.verdict_b} | {r.agree} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cross_cpu", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True)
+    rec = sub.add_parser("record", help="copy a cold run's claims, timings and provenance into bench/cross-cpu/<kind>/")
+    rec.add_argument("figures", type=Path, help="the run's figures folder")
+    rec.add_argument("--wall", type=float, required=True, help="wall seconds of the whole make figures, set-up included")
+    rec.add_argument("--rss-gb", type=float, required=True, help="its peak RSS in GB (/usr/bin/time -v)")
+    rec.add_argument("--command", default="git clone <repo> /tmp/cold && cd /tmp/cold && /usr/bin/time -v make figures")
+    sub.add_parser("compare", help="write bench/cross-cpu/comparison.md from the recorded runs")
+    args = parser.parse_args(argv)
+    if args.action == "record":
+        if not (args.figures / "claims.csv").exists():
+            parser.error(f"{args.figures} has no claims.csv: not a figures folder of a finished run")
+        print(f"recorded in {record(args.figures, wall_seconds=args.wall, peak_rss_gb=args.rss_gb, command=args.command)}")
+        return 0
+    text = comparison_markdown(runs())
+    (HERE / "comparison.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""bench/cross-cpu/: the latest cold run of each CPU kind (issue 32). Runs of one commit on both
+kinds must give every verdict alike, each value inside the other run's CI."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import cross_cpu
+
+
+def _claims(rows):
+    return pd.DataFrame(rows, columns=["claim", "value", "ci_low", "ci_high", "verdict"])
+
+
+def test_agreement_known_answers():
+    a = _claims([("1a", 0.16, 0.07, 0.29, "partly"), ("4a", 0.96, 0.89, 1.0, "reproduced"),
+                 ("3", 0.78, np.nan, np.nan, "partly"), ("x", np.nan, np.nan, np.nan, "untestable here")])
+    b = _claims([("1a", 0.20, 0.10, 0.30, "partly"), ("4a", 0.815, 0.667, 0.963, "partly"),
+                 ("3", 0.70, np.nan, np.nan, "partly"), ("x", np.nan, np.nan, np.nan, "untestable here"),
+                 ("only-b", 1.0, 0.5, 1.5, "reproduced")])
+    t = cross_cpu.agreement(a, b).set_index("claim")
+    assert t.loc["1a", "agree"] and t.loc["1a", "a_in_b_ci"] is True and t.loc["1a", "b_in_a_ci"] is True
+    # the issue's case: 4a reproduced on one kind, partly on the other, the value outside the CI
+    assert not t.loc["4a", "same_verdict"] and t.loc["4a", "b_in_a_ci"] is False and not t.loc["4a", "agree"]
+    assert t.loc["3", "agree"] and np.isnan(t.loc["3", "b_in_a_ci"])        # no CI: the verdict decides
+    assert t.loc["x", "agree"]                                               # untestable on both
+    assert not t.loc["only-b", "agree"]                                      # a claim one run lacks
+    inside_only = cross_cpu.agreement(a.iloc[:1], _claims([("1a", 0.30, 0.29, 0.31, "partly")])).iloc[0]
+    assert inside_only.same_verdict and not inside_only.agree                # same verdict, A's value outside B's CI
+
+
+def test_record_and_compare_round_trip(tmp_path):
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    _claims([("1a", 0.16, 0.07, 0.29, "partly")]).to_csv(figures / "claims.csv", index=False)
+    pd.DataFrame(dict(notebook=["00_ct_by_hand"], seconds=[11.0])).to_csv(figures / "timings.csv", index=False)
+    (figures / "provenance.json").write_text(json.dumps({"git": {"commit": "abc1234def"},
+                                                          "machine": {"cpu": "Intel Xeon"}}))
+    folder = cross_cpu.record(figures, wall_seconds=2292, peak_rss_gb=3.6, command="make figures", out=tmp_path / "x")
+    assert folder.name == "intel-xeon" and json.loads((folder / "run.json").read_text())["commit"] == "abc1234def"
+    found = cross_cpu.runs(tmp_path / "x")
+    assert list(found) == ["intel-xeon"]
+    assert "No run of amd-epyc yet" in cross_cpu.comparison_markdown(found)
+
+
+def test_the_recorded_runs_of_both_kinds_agree():
+    found = cross_cpu.runs()
+    assert found, "bench/cross-cpu/ holds no recorded run"
+    for kind, run in found.items():
+        assert set(run["claims"].verdict) <= {"reproduced", "partly", "not reproduced", "untestable here"}, kind
+        assert cross_cpu.kind_of(run["cpu"]) == kind
+    if len(found) < 2:
+        pytest.skip(f"only {', '.join(found)} recorded so far: the other CPU kind's cold run is missing")
+    a, b = (found[k] for k in cross_cpu.KINDS)
+    if a["commit"] != b["commit"]:
+        pytest.skip(f"the recorded runs are of different commits ({a['commit'][:7]}, {b['commit'][:7]})")
+    table = cross_cpu.agreement(a["claims"], b["claims"])
+    assert table.agree.all(), table[~table.agree].to_string()
