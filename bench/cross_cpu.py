@@ -1,8 +1,8 @@
 """The same study on both CPU kinds: ``python -m bench.cross_cpu record|compare``.
 
 ``bench/cross-cpu/<kind>/`` (kind ``amd-epyc`` or ``intel-xeon``) holds the latest cold
-``make figures`` of that CPU kind: its ``claims.csv``, ``timings.csv`` and ``provenance.json``
-as the run wrote them, and ``run.json`` (commit, CPU, wall time and peak RSS of the whole
+``make figures`` of that CPU kind: its ``claims.csv``, ``executed/timings.csv`` and
+``provenance.json`` as the run wrote them, and ``run.json`` (commit, CPU, wall time and peak RSS of the whole
 command, set-up included, and the command). ``record`` copies them from a run's figures folder;
 ``compare`` writes ``bench/cross-cpu/comparison.md``: both timings, and claim by claim both
 values, verdicts and CIs (:func:`agreement`). ``tests/test_cross_cpu.py`` reads the folder: runs
@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent / "cross-cpu"
-FILES = ("claims.csv", "timings.csv", "provenance.json")
+# the run's files and their names here: figures/claims.csv, figures/executed/timings.csv, figures/provenance.json
+FILES = {"claims.csv": "claims.csv", "executed/timings.csv": "timings.csv", "provenance.json": "provenance.json"}
 KINDS = ("amd-epyc", "intel-xeon")
 
 
@@ -57,8 +58,8 @@ def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: s
     cpu = str(prov["machine"]["cpu"])
     folder = out / kind_of(cpu)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        shutil.copyfile(figures / name, folder / name)
+    for source, name in FILES.items():
+        shutil.copyfile(figures / source, folder / name)
     commit = prov["git"]["commit"]
     (folder / "run.json").write_text(json.dumps(dict(
         commit=commit, cpu=cpu, wall_seconds=round(float(wall_seconds), 1), peak_rss_gb=float(peak_rss_gb),

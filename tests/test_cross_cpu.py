@@ -34,7 +34,8 @@ def test_record_and_compare_round_trip(tmp_path):
     figures = tmp_path / "figures"
     figures.mkdir()
     _claims([("1a", 0.16, 0.07, 0.29, "partly")]).to_csv(figures / "claims.csv", index=False)
-    pd.DataFrame(dict(notebook=["00_ct_by_hand"], seconds=[11.0])).to_csv(figures / "timings.csv", index=False)
+    (figures / "executed").mkdir()
+    pd.DataFrame(dict(notebook=["00_ct_by_hand"], seconds=[11.0])).to_csv(figures / "executed" / "timings.csv", index=False)
     (figures / "provenance.json").write_text(json.dumps({"git": {"commit": "abc1234def"},
                                                           "machine": {"cpu": "Intel Xeon"}}))
     folder = cross_cpu.record(figures, wall_seconds=2292, peak_rss_gb=3.6, command="make figures", out=tmp_path / "x")
