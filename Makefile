@@ -2,8 +2,6 @@
 PROFILE ?= default
 NB      ?=
 PARAMS  ?=
-# pytest-xdist workers of make test (one per core of the 2-core machines it is timed on)
-TEST_WORKERS ?= 2
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -27,9 +25,9 @@ figures: setup   ## every notebook on params/$(PROFILE).yaml → figures/; NB=03
 smoke: setup     ## every notebook on the tiny smoke profile (< 5 min) → smoke-out/
 	$(PY) -m memlib run-notebooks --profile smoke
 
-test: setup      ## the test suite (pytest on TEST_WORKERS=2 workers; includes the smoke notebooks), then the encoder tests on the float32 path
+test: setup      ## the test suite (pytest; includes the smoke notebooks), then the encoder tests on the float32 path
 	@$(PY) -m memlib.machine --precision
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q
 	@MEMLIB_NATIVE_BF16=0 $(PY) -m memlib.machine --precision
 	MEMLIB_NATIVE_BF16=0 $(PY) -m pytest -q tests/test_encoders.py tests/test_features.py
 

@@ -32,31 +32,12 @@ def rng():
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """Every notebook on the smoke profile (the same command as `make smoke`); its figures folder.
-
-    Under pytest-xdist (``make test`` runs two workers) each worker has its own session: the
-    first to get here runs the notebooks, holding a lock in the folder all workers of this run
-    share, and the others wait for it and read its figures."""
+def smoke_run():
+    """Every notebook on the smoke profile (the same command as `make smoke`); its figures folder."""
     repo = Path(__file__).resolve().parent.parent
-    figures = repo / "smoke-out" / "figures"
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        _run_smoke(repo, figures)
-        return figures
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent     # pytest-<n>/, one per run, above popen-gw<i>/
-    with FileLock(str(shared / "smoke_run.lock")):
-        done = shared / "smoke_run.done"
-        if not done.exists():
-            _run_smoke(repo, figures)
-            done.write_text("ok\n")
-    return figures
-
-
-def _run_smoke(repo: Path, figures: Path) -> None:
-    shutil.rmtree(figures, ignore_errors=True)  # no table of an older run
+    shutil.rmtree(repo / "smoke-out" / "figures", ignore_errors=True)  # no table of an older run
     env = {**os.environ, "MEMLIB_CACHE": os.environ.get("MEMLIB_CACHE", str(repo / ".cache" / "memlib"))}
     result = subprocess.run([sys.executable, "-m", "memlib", "--profile", "smoke", "run-notebooks"],
                             cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return repo / "smoke-out" / "figures"
