@@ -363,16 +363,21 @@ def confusion_matrix(true, pred, labels) -> np.ndarray:
 # --------------------------------------------------------------------------- feature baselines
 
 
-def _ref_feats(ref_feats, ref_labels) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+def _ref_arrays(ref_feats, what: str) -> list[np.ndarray]:
+    """The reference sets as finite float64 (N_r, D) arrays of one D; InputError otherwise."""
     refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
-    y = np.asarray(ref_labels)
-    if y.shape != (len(refs),) or not refs:
-        raise InputError(f"ref_labels has shape {y.shape} but there are {len(refs)} "
-                         f"reference sets")
+    if not refs:
+        raise InputError(f"{what}: no reference sets")
     if len({f.shape[1] for f in refs}) != 1:
         raise InputError("reference feature sets have different dimensions")
-    families, inverse = np.unique(y, return_inverse=True)
-    return refs, y, families, inverse
+    return refs
+
+
+def _check_ref_labels(ref_labels, n_refs: int) -> None:
+    """One label per reference set, before any distance is computed."""
+    y = np.asarray(ref_labels)
+    if y.shape != (n_refs,) or not n_refs:
+        raise InputError(f"ref_labels has shape {y.shape} but there are {n_refs} reference sets")
 
 
 def fd_matrix(query_feats, ref_feats) -> np.ndarray:
@@ -381,11 +386,7 @@ def fd_matrix(query_feats, ref_feats) -> np.ndarray:
     query_feats: list of Q arrays (n_q, D); ref_feats: list of R arrays (N_r, D). The matrix
     does not depend on any labels, so one matrix serves every grain (:func:`nearest_label`).
     """
-    refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
-    if not refs:
-        raise InputError("fd_matrix: no reference sets")
-    if len({f.shape[1] for f in refs}) != 1:
-        raise InputError("reference feature sets have different dimensions")
+    refs = _ref_arrays(ref_feats, "fd_matrix")
     ref_stats = [feature_stats(f) for f in refs]
     d = np.empty((len(query_feats), len(refs)))
     for i, q in enumerate(query_feats):
@@ -422,7 +423,7 @@ def fd_attribute(query_feats, ref_feats, ref_labels) -> Attribution:
     subsampled to the query size for a fair comparison. ``distances`` holds the per-family
     minimum FD (squared feature units). :func:`fd_matrix` then :func:`nearest_label`.
     """
-    _ref_feats(ref_feats, ref_labels)   # the label checks
+    _check_ref_labels(ref_labels, len(ref_feats))
     return nearest_label(fd_matrix(query_feats, ref_feats), ref_labels)
 
 
@@ -439,11 +440,7 @@ def probe_neighbour_counts(query_samples, ref_feats, *, k: int = 5) -> np.ndarra
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.preprocessing import StandardScaler
 
-    refs = [_feats(f, f"reference set {i}") for i, f in enumerate(ref_feats)]
-    if not refs:
-        raise InputError("probe_neighbour_counts: no reference sets")
-    if len({f.shape[1] for f in refs}) != 1:
-        raise InputError("reference feature sets have different dimensions")
+    refs = _ref_arrays(ref_feats, "probe_neighbour_counts")
     x = np.concatenate(refs)
     y = np.concatenate([np.full(len(f), i) for i, f in enumerate(refs)])
     scaler = StandardScaler().fit(x)
@@ -478,7 +475,7 @@ def probe_sample_labels(query_samples, ref_feats, ref_labels, *, k: int = 5) -> 
     is attributed by :func:`vote` (the majority family of the subset).
     :func:`probe_neighbour_counts` then :func:`probe_labels_from_counts`.
     """
-    _ref_feats(ref_feats, ref_labels)   # the label checks
+    _check_ref_labels(ref_labels, len(ref_feats))
     return probe_labels_from_counts(probe_neighbour_counts(query_samples, ref_feats, k=k), ref_labels)
 
 
