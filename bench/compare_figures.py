@@ -62,22 +62,40 @@ def compare_tables(a: Path, b: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def compare_claims(a: Path, b: Path) -> pd.DataFrame:
-    """``claims.csv`` of both runs side by side: claim, value and verdict of A and of B, A's CI
-    (``ci_low_a``, ``ci_high_a``, NaN where A's table has none), ``same_verdict``, and
-    ``b_in_a_ci``: whether B's value lies inside A's CI (NaN where there is no CI)."""
-    ca, cb = pd.read_csv(Path(a) / "claims.csv"), pd.read_csv(Path(b) / "claims.csv")
-    for table in (ca, cb):
+def claims_agreement(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataFrame:
+    """Two ``claims.csv`` tables claim by claim (the claims of both): value, CI (``ci_low``,
+    ``ci_high``; NaN where a table has none) and verdict of A and of B (suffixes ``_a``, ``_b``);
+    ``same_verdict``; ``a_in_b_ci`` / ``b_in_a_ci``: each value inside the other run's CI (NaN
+    where that run has no CI, e.g. an untestable claim); ``agree``: same verdict and each value
+    inside the other's CI wherever there is one. A claim in one table only does not agree."""
+    cols = ["claim", "value", "ci_low", "ci_high", "verdict"]
+    tables = []
+    for table in (claims_a, claims_b):
+        table = table.copy()
         for col in ("ci_low", "ci_high"):
             if col not in table:
                 table[col] = float("nan")
-    both = ca[["claim", "value", "ci_low", "ci_high", "verdict"]].merge(
-        cb[["claim", "value", "verdict"]], on="claim", how="outer", suffixes=("_a", "_b"))
-    both = both.rename(columns={"ci_low": "ci_low_a", "ci_high": "ci_high_a"})
+        tables.append(table[cols])
+    both = tables[0].merge(tables[1], on="claim", how="outer", suffixes=("_a", "_b"))
+
+    def inside(value, lo, hi):
+        has = lo.notna() & hi.notna() & value.notna()
+        return ((value >= lo) & (value <= hi)).where(has).astype(object).where(has, float("nan"))
+
     both["same_verdict"] = both.verdict_a == both.verdict_b
-    has_ci = both.ci_low_a.notna() & both.ci_high_a.notna()
-    inside = (both.value_b >= both.ci_low_a) & (both.value_b <= both.ci_high_a)
-    both["b_in_a_ci"] = inside.where(has_ci).astype(object).where(has_ci, float("nan"))
+    both["a_in_b_ci"] = inside(both.value_a, both.ci_low_b, both.ci_high_b)
+    both["b_in_a_ci"] = inside(both.value_b, both.ci_low_a, both.ci_high_a)
+    within = both[["a_in_b_ci", "b_in_a_ci"]].apply(lambda c: c.map(lambda v: v is not False))
+    both["agree"] = both.same_verdict & within.all(axis=1)
+    return both
+
+
+def compare_claims(a: Path, b: Path) -> pd.DataFrame:
+    """``claims.csv`` of both runs side by side: claim, value and verdict of A and of B, A's CI
+    (``ci_low_a``, ``ci_high_a``, NaN where A's table has none), ``same_verdict``, and
+    ``b_in_a_ci``: whether B's value lies inside A's CI (NaN where there is no CI)
+    (:func:`claims_agreement` of the two tables)."""
+    both = claims_agreement(pd.read_csv(Path(a) / "claims.csv"), pd.read_csv(Path(b) / "claims.csv"))
     return both[["claim", "value_a", "ci_low_a", "ci_high_a", "value_b", "b_in_a_ci",
                  "verdict_a", "verdict_b", "same_verdict"]]
 

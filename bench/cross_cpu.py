@@ -5,8 +5,9 @@
 ``provenance.json`` as the run wrote them, and ``run.json`` (commit, CPU, wall time and peak RSS of the whole
 command, set-up included, and the command). ``record`` copies them from a run's figures folder;
 ``compare`` writes ``bench/cross-cpu/comparison.md``: both timings, and claim by claim both
-values, verdicts and CIs (:func:`agreement`). ``tests/test_cross_cpu.py`` reads the folder: runs
-of one commit on both kinds must agree in every verdict, each value inside the other run's CI.
+values, verdicts and CIs (:func:`bench.compare_figures.claims_agreement`).
+``tests/test_cross_cpu.py`` reads the folder: runs of one commit on both kinds must agree in
+every verdict, each value inside the other run's CI.
 
 Record a run (the figures folder of a clean clone after ``/usr/bin/time -v make figures``)::
 
@@ -21,35 +22,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.compare_figures import claims_agreement as agreement
+from bench.compute_floor import RESULT_DIRS, cpu_kind
+
 HERE = Path(__file__).resolve().parent / "cross-cpu"
 # the run's files and their names here: figures/claims.csv, figures/executed/timings.csv, figures/provenance.json
 FILES = {"claims.csv": "claims.csv", "executed/timings.csv": "timings.csv", "provenance.json": "provenance.json"}
-KINDS = ("amd-epyc", "intel-xeon")
+KINDS = tuple(RESULT_DIRS.values())   # amd-epyc, intel-xeon
 
 
 def kind_of(cpu: str) -> str:
-    """``intel-xeon`` or ``amd-epyc`` from a CPU model name."""
-    return "intel-xeon" if "intel" in cpu.lower() else "amd-epyc"
-
-
-def agreement(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataFrame:
-    """Claim by claim (the claims of both tables): value, CI and verdict of A and of B;
-    ``same_verdict``; ``a_in_b_ci`` / ``b_in_a_ci``: each value inside the other run's CI (NaN
-    where that run has no CI, e.g. an untestable claim); ``agree``: same verdict and each value
-    inside the other's CI wherever there is one. A claim in one table only does not agree."""
-    cols = ["claim", "value", "ci_low", "ci_high", "verdict"]
-    both = claims_a[cols].merge(claims_b[cols], on="claim", how="outer", suffixes=("_a", "_b"))
-
-    def inside(value, lo, hi):
-        has = lo.notna() & hi.notna() & value.notna()
-        return ((value >= lo) & (value <= hi)).where(has).astype(object).where(has, float("nan"))
-
-    both["same_verdict"] = both.verdict_a == both.verdict_b
-    both["a_in_b_ci"] = inside(both.value_a, both.ci_low_b, both.ci_high_b)
-    both["b_in_a_ci"] = inside(both.value_b, both.ci_low_a, both.ci_high_a)
-    within = both[["a_in_b_ci", "b_in_a_ci"]].apply(lambda c: c.map(lambda v: v is not False))
-    both["agree"] = both.same_verdict & within.all(axis=1)
-    return both
+    """``intel-xeon`` or ``amd-epyc`` from a CPU model name (the bench folders' names)."""
+    return RESULT_DIRS[cpu_kind(cpu)]
 
 
 def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: str, out: Path = HERE) -> Path:
