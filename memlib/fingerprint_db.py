@@ -28,8 +28,9 @@ manifest's precision, so a database never mixes the two.
 Curves are only comparable at equal set sizes (C_T is a z-score that grows with the sizes;
 :mod:`memlib.fingerprint`), so a query of m samples is compared at the largest stored subset
 size ``s ≤ m`` (the ``n`` column of ``curves.csv``; n in C_T is the size of P_n):
-``n_query_draws`` random subsets of size s of the query, each attributed to the family of its
-nearest reference curve (Euclidean over layers, notebook 04's rule). A draw whose nearest
+``n_query_draws`` random subsets of size s of the query (seeded by the query's pixels, never
+by its path or name: the same images give the same answer wherever they are), each attributed
+to the family of its nearest reference curve (Euclidean over layers, notebook 04's rule). A draw whose nearest
 distance is above the open-set threshold of that s votes ``unknown``; the threshold is the 95th
 percentile of the leave-one-model-out nearest distances among the reference curves at that s
 (notebook 04's open-set rule), recomputed whenever a model is added. A query smaller than every
@@ -49,7 +50,7 @@ import pandas as pd
 from . import fingerprint as fp
 from .ct import MIN_CELL_POINTS
 from .errors import InputError
-from .store import atomic_path, read_json, write_json
+from .store import atomic_path, hash_arrays, read_json, write_json
 
 FORMAT_VERSION = 1
 CURVE_COLUMNS = ["model", "family", "architecture", "seed", "n", "draw", "layer", "ct"]
@@ -355,6 +356,8 @@ def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str
     """Attribute one sample set (uint8 images (m, H, W[, C])) to a family of the database.
 
     The settings of ``scorer.study`` must match the database (:meth:`Database.check`).
+    ``name`` labels the query in messages and its feature-cache entry; the random subsets are
+    seeded by the pixels (and the database's seed), so the report does not depend on it.
     """
     m = len(images)
     sizes = db.sizes
@@ -366,7 +369,9 @@ def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str
     if below:
         n, distance = below[-1], DISTANCE
         threshold = db.manifest["open_set"]["thresholds"].get(str(n), np.inf)
-        subsets = draws_plan(m, [n], n_draws, seed, name)[0][1]
+        # seeded by the pixels, not by name (often the path the user typed): seeded by the
+        # path, the draws, and so the distances, moved with the folder the files sat in
+        subsets = draws_plan(m, [n], n_draws, seed, hash_arrays(np.asarray(images)))[0][1]
     else:
         n, distance = sizes[0], SHAPE_DISTANCE
         threshold = _threshold(*refs, distance)
