@@ -85,8 +85,15 @@ def test_sharded_zoo_on_two_dask_workers_equals_one_process(tmp_path, two_worker
                               progress=False)
     assert [(r["family"], r["seed"]) for r in dask_rows] == [("kde", 0), ("kde", 1), ("vae", 0), ("vae", 1)]
     timing = {"train_seconds", "train_cpu_seconds", "sample_seconds", "sample_cpu_seconds", "folder"}
+    # The pixel FDs are float64 statistics of byte-identical samples, computed with the BLAS
+    # threads of each process (1 on a worker, the test's own here); on the Intel Xeon they differ
+    # in the 9th digit (2026-12-07: pixel_fd 51.94507571638155 vs 51.94507566605198), so they
+    # are compared to 1e-7; everything else, and every file below, to the bit.
+    derived = {"pixel_fd", "pixel_fd_ref"}
     for a, b in zip(dask_rows, one_rows):
-        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+        assert {k: v for k, v in a.items() if k not in timing | derived} == \
+            {k: v for k, v in b.items() if k not in timing | derived}
+        assert [a[k] for k in sorted(derived)] == pytest.approx([b[k] for k in sorted(derived)], rel=1e-7)
         names = sorted(f.name for f in Path(a["folder"]).iterdir() if f.suffix in (".npz", ".safetensors"))
         assert "samples-n12.npz" in names
         for name in names:
