@@ -16,9 +16,11 @@ for the ViT (``precision: auto`` computes it under bf16 autocast on both CPU kin
 rate for the zoo (float32, one thread in each of two workers: together the 2-thread rate). The
 rates of the CPU this runs on are measured now (best of ``--rounds`` rounds, each the best of
 10 products, bf16 and fp32 interleaved); the other CPU kind's come from its committed bench
-results (:data:`KNOWN_RATES`). Measured seconds: the committed run's ``figures/executed/timings.csv``
-and ``figures/zoo_cost.csv`` (AMD EPYC) and the Intel Xeon cold run of issue 32
-(:data:`INTEL_RUN`). Output: ``bench/<cpu>/compute-floor.csv`` and a printed summary.
+results (:data:`KNOWN_RATES`). Measured seconds: the cold run of each CPU kind recorded in
+``bench/cross-cpu/<kind>/`` (:mod:`bench.cross_cpu`: ``run.json``'s wall time, ``timings.csv``
+per notebook, ``zoo_cost.csv`` per zoo model, ``embed-ledger.jsonl`` per embedding); a kind
+with no recorded run has no measured column. Output: ``bench/<cpu>/compute-floor.csv`` and a
+printed summary.
 """
 from __future__ import annotations
 
@@ -46,13 +48,6 @@ KNOWN_RATES = {
     "intel": {"fp32": (337.0, "bench/intel-xeon/results.csv, 2026-12-04"),
               "bf16": (2091.4, "bench/intel-xeon/results.csv, 2026-12-04 (AMX)")},
 }
-# Cold make figures of the same commit on the Intel Xeon (issue 32, 2026-12-07): wall seconds.
-INTEL_RUN = {"00_ct_by_hand": 12.0, "01_ct_sanity": 66.0, "02_memorization_levels": 162.0,
-             "03_layer_trends": 1380.0, "04_fingerprinting": 120.0, "05_sensitivity": 444.0,
-             "whole run": 38 * 60 + 12.0}
-AMD_WHOLE_RUN = 60 * 60 + 52.0   # cold make figures, setup included (figures/provenance.json's run)
-
-
 def cpu_kind(model: str) -> str:
     """``amd`` or ``intel`` from a CPU model name."""
     return "intel" if "intel" in model.lower() else "amd"
@@ -117,11 +112,15 @@ def rates_table(measured: dict[str, Any], here: str) -> dict[str, dict[str, floa
     return out
 
 
-def vit_work(params: dict[str, Any], ledger_file: Path | None) -> pd.DataFrame:
+def vit_work(params: dict[str, Any], ledger_file: Path | None,
+             timings: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (notebook, encoder, image size): images and ViT FLOPs (matmul; element ops
-    apart). From the ledger when given (exact), else :func:`bench.floor_images.estimate`."""
+    apart). From the ledger when given (exact; its lines are split into notebooks by the run's
+    ``timings``, default the ``figures_dir``'s ``executed/timings.csv``), else
+    :func:`bench.floor_images.estimate`."""
     if ledger_file is not None:
-        timings = pd.read_csv(REPO / params["figures_dir"] / "executed" / "timings.csv")
+        if timings is None:
+            timings = pd.read_csv(REPO / params["figures_dir"] / "executed" / "timings.csv")
         start = (pd.Timestamp(timings.finished.iloc[0]) - pd.Timedelta(seconds=float(timings.seconds.iloc[0]))).isoformat()
         split = ledger.by_window(ledger.read(ledger_file), list(zip(timings.notebook, timings.finished)), start)
         split = {nb: lines for nb, lines in split.items() if nb not in ("earlier", "later")}   # other runs
@@ -136,6 +135,40 @@ def vit_work(params: dict[str, Any], ledger_file: Path | None) -> pd.DataFrame:
     table["elementwise_per_image"] = [per_size[s]["elementwise"] for s in table.image_size]
     table["flops"] = table.flops_per_image * table.n_images
     return table
+
+
+def recorded_runs(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """{kind (``amd``/``intel``): ``wall_seconds``, ``commit``, ``timings`` (DataFrame),
+    ``zoo_cost`` (DataFrame or None), ``ledger`` (Path or None)} of every CPU kind with a cold
+    run recorded in ``bench/cross-cpu/`` (:func:`bench.cross_cpu.runs`)."""
+    from . import cross_cpu
+
+    root = root or cross_cpu.HERE
+    out = {}
+    for folder_name, run in cross_cpu.runs(root).items():
+        folder = root / folder_name
+        kind = cpu_kind(run["cpu"])
+        out[kind] = dict(wall_seconds=float(run["wall_seconds"]), commit=str(run["commit"]),
+                         timings=run["timings"],
+                         zoo_cost=pd.read_csv(folder / "zoo_cost.csv") if (folder / "zoo_cost.csv").exists() else None,
+                         ledger=folder / "embed-ledger.jsonl" if (folder / "embed-ledger.jsonl").exists() else None)
+    return out
+
+
+def vit_work_of_runs(params: dict[str, Any], runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """:func:`vit_work` from the recorded runs' ledgers: the image counts of the first kind with
+    a ledger (both kinds run the same work) and each kind's ledger seconds as
+    ``<kind>_measured_s``; the estimate where no run has a ledger."""
+    with_ledger = [k for k in KINDS if k in runs and runs[k]["ledger"] is not None]
+    if not with_ledger:
+        return vit_work(params, None)
+    keys = ["notebook", "encoder", "image_size"]
+    tables = {k: vit_work(params, runs[k]["ledger"], runs[k]["timings"]) for k in with_ledger}
+    table = tables[with_ledger[0]]
+    for k, t in tables.items():
+        table = table.merge(t[keys + ["seconds"]].rename(columns={"seconds": f"{k}_measured_s"}),
+                            on=keys, how="left")
+    return table.drop(columns="seconds")
 
 
 def _n(spec: str) -> int:
@@ -186,48 +219,53 @@ def zoo_work(params: dict[str, Any]) -> pd.DataFrame:
 
 
 def floor_table(vit: pd.DataFrame, zoo_t: pd.DataFrame, rates: dict[str, dict[str, float]],
-                timings: pd.DataFrame, zoo_cost: pd.DataFrame, here: str = "amd") -> pd.DataFrame:
+                runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """The table of docs/performance.md#the-compute-floor: per part FLOPs, floor seconds at
     both dtypes' rates of both CPU kinds, the applicable floor (bf16 for the ViT, fp32 for the
-    zoo), the measured seconds and their ratio (AMD: the committed run; Intel: :data:`INTEL_RUN`;
-    a ViT row: the ledger's seconds, on the CPU ``here`` that ran it)."""
+    zoo), and for each kind with a recorded run (:func:`recorded_runs`) the measured seconds and
+    their ratio: a ViT row the ledger's seconds (``vit``'s ``<kind>_measured_s``), a zoo row
+    the CPU-seconds of the run's ``zoo_cost.csv`` over its 2 workers, a notebook its wall
+    seconds, the whole run the cold ``make figures``, set-up included."""
     rows = []
 
     def floors(flops: float) -> dict[str, float]:
         return {f"{k}_floor_{d}_s": flops / (rates[k][d] * 1e9) for k in rates for d in ("bf16", "fp32")}
 
-    for r in vit.itertuples():
-        rows.append(dict(part=f"vit {r.encoder} {r.image_size}px", notebook=r.notebook, n=r.n_images,
-                         flops=r.flops, applies="bf16", source=r.source, how=r.how, **floors(r.flops),
-                         **({f"{here}_measured_s": r.seconds, "measured_what": "ledger seconds"}
-                            if "seconds" in vit.columns else {})))
-    cost = zoo_cost.assign(cpu=zoo_cost.train_cpu_seconds).groupby("architecture")
+    for r in vit.to_dict("records"):
+        rows.append(dict(part=f"vit {r['encoder']} {r['image_size']}px", notebook=r["notebook"], n=r["n_images"],
+                         flops=r["flops"], applies="bf16", source=r["source"], how=r["how"], **floors(r["flops"]),
+                         measured_what="ledger seconds",
+                         **{f"{k}_measured_s": r.get(f"{k}_measured_s") for k in KINDS}))
+    costs = {k: run["zoo_cost"].assign(cpu=run["zoo_cost"].train_cpu_seconds).groupby("architecture")
+             for k, run in runs.items() if run["zoo_cost"] is not None}
     for r in zoo_t.itertuples():
-        measured = (cost.cpu.sum() if r.stage == "train" else cost.sample_seconds.sum()).get(r.architecture)
+        measured = {}
+        for k, cost in costs.items():
+            value = (cost.cpu.sum() if r.stage == "train" else cost.sample_seconds.sum()).get(r.architecture)
+            measured[f"{k}_measured_s"] = None if value is None else value / 2
         rows.append(dict(part=f"zoo {r.architecture} {r.stage}", notebook="03_layer_trends", n=r.models,
                          flops=r.flops, applies="fp32", source="code", how=r.how, **floors(r.flops),
-                         amd_measured_s=None if measured is None else measured / 2,
-                         measured_what="AMD: CPU-s of figures/zoo_cost.csv / 2 workers"))
+                         measured_what="CPU-s of the run's zoo_cost.csv / 2 workers", **measured))
     table = pd.DataFrame(rows)
     for k in rates:
         table[f"{k}_floor_s"] = [r[f"{k}_floor_{r.applies}_s"] for _, r in table.iterrows()]
+    seconds = {k: dict(zip(run["timings"].notebook, run["timings"].seconds)) for k, run in runs.items()}
     notebooks = []
-    amd = dict(zip(timings.notebook, timings.seconds))
-    for nb in sorted(set(timings.notebook)):
+    for nb in sorted({nb for per in seconds.values() for nb in per}):
         part = table[table.notebook == nb]
         row = dict(part=f"notebook {nb}", notebook=nb, flops=part.flops.sum(), source="sum",
-                   how="ViT at bf16 + zoo at fp32", amd_measured_s=amd.get(nb),
-                   intel_measured_s=INTEL_RUN.get(nb), measured_what="wall s of the notebook")
+                   how="ViT at bf16 + zoo at fp32", measured_what="wall s of the notebook",
+                   **{f"{k}_measured_s": per.get(nb) for k, per in seconds.items()})
         for k in rates:
             row[f"{k}_floor_s"] = part[f"{k}_floor_s"].sum()
         notebooks.append(row)
     whole = dict(part="whole run", notebook="all", flops=table.flops.sum(), source="sum",
                  how="ViT at bf16 + zoo at fp32; measured: cold make figures, setup included",
-                 amd_measured_s=AMD_WHOLE_RUN, intel_measured_s=INTEL_RUN["whole run"],
                  measured_what="wall s, setup included",
+                 **{f"{k}_measured_s": run["wall_seconds"] for k, run in runs.items()},
                  **{f"{k}_floor_s": table[f"{k}_floor_s"].sum() for k in rates})
     out = pd.concat([table, pd.DataFrame(notebooks + [whole])], ignore_index=True)
-    out = out.reindex(columns=list(dict.fromkeys([*out.columns, "amd_measured_s", "intel_measured_s"])))
+    out = out.reindex(columns=list(dict.fromkeys([*out.columns, *(f"{k}_measured_s" for k in KINDS)])))
     for k in KINDS:
         out[f"{k}_measured_s"] = out[f"{k}_measured_s"].astype(float)
     for k in rates:   # amd_scaled: the AMD EPYC's measured seconds against the other AMD floor
@@ -244,8 +282,10 @@ COLUMNS = ["part", "notebook", "n", "flops", "applies", "amd_floor_bf16_s", "amd
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(prog="python -m bench.compute_floor", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--ledger", type=Path, default=None,
-                    help="a cold run's <cache>/ledger/embed.jsonl: exact image counts instead of the estimate")
+    ap.add_argument("--runs", type=Path, default=None,
+                    help="the recorded cold runs (default bench/cross-cpu/: run.json, timings.csv, "
+                         "zoo_cost.csv, embed-ledger.jsonl per CPU kind; without a ledger the image "
+                         "counts are estimated)")
     ap.add_argument("--rounds", type=int, default=5, help="matmul rate rounds (best is kept)")
     ap.add_argument("--out", type=Path, default=None, help="CSV (default bench/<cpu>/compute-floor.csv)")
     ap.add_argument("--new-sessions", action="store_true",
@@ -264,27 +304,29 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     sessions.append({"date": stamp, **measure_rates(args.rounds)})
     measured = merge_sessions(sessions)
     rates = rates_table(measured, here)
-    figures = REPO / params["figures_dir"]
-    vit = vit_work(params, args.ledger)
-    table = floor_table(vit, zoo_work(params), rates, pd.read_csv(figures / "executed" / "timings.csv"),
-                        pd.read_csv(figures / "zoo_cost.csv"), here)
+    runs = recorded_runs(args.runs)
+    vit = vit_work_of_runs(params, runs)
+    table = floor_table(vit, zoo_work(params), rates, runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.reindex(columns=COLUMNS).to_csv(out, index=False, float_format="%.4g")
     rates_out.write_text(json.dumps({"cpu": model, "measured_here": measured, "used": rates,
                                      "known": {k: {d: list(v) for d, v in r.items()} for k, r in KNOWN_RATES.items()},
                                      "date": stamp, "sessions": sessions}) + "\n")
-    print(summary(table, rates, measured, model, vit))
+    print(summary(table, rates, measured, model, vit, runs))
     print(f"\nwrote {out} and {rates_out}")
     return table
 
 
-def summary(table: pd.DataFrame, rates: dict, measured: dict, model: str, vit: pd.DataFrame) -> str:
-    """The printed summary: rates, per-notebook and whole-run floors and ratios."""
+def summary(table: pd.DataFrame, rates: dict, measured: dict, model: str, vit: pd.DataFrame,
+            runs: dict[str, dict[str, Any]]) -> str:
+    """The printed summary: rates, the runs measured, per-notebook and whole-run floors and ratios."""
     lines = [f"CPU here: {model}; matmul 2048², 2 threads, this run (best of rounds): "
              f"bf16 {measured['best']['bf16']:.0f}, fp32 {measured['best']['fp32']:.0f} GFLOP/s "
              f"(rounds bf16 {measured['rounds']['bf16']}, fp32 {measured['rounds']['fp32']})",
              "rates used (GFLOP/s): " + "; ".join(f"{CPU_NAMES[k]} bf16 {rates[k]['bf16']:.0f}, fp32 {rates[k]['fp32']:.0f}"
                                                    for k in rates),
+             "runs measured: " + ("; ".join(f"{CPU_NAMES[k]} {r['commit'][:7]} ({r['wall_seconds'] / 60:.1f} min)"
+                                            for k, r in runs.items()) or "none recorded in bench/cross-cpu/"),
              f"ViT images: {int(vit.n_images.sum()):,} ({vit.source.iloc[0]}); ViT FLOPs {vit.flops.sum() / 1e12:.1f} T; "
              f"zoo FLOPs {table[table.part.str.startswith('zoo')].flops.sum() / 1e12:.1f} T", ""]
     show = table[table.part.str.startswith(("notebook", "whole"))]

@@ -1,9 +1,11 @@
 """The same study on both CPU kinds: ``python -m bench.cross_cpu record|compare``.
 
 ``bench/cross-cpu/<kind>/`` (kind ``amd-epyc`` or ``intel-xeon``) holds the latest cold
-``make figures`` of that CPU kind: its ``claims.csv``, ``executed/timings.csv`` and
-``provenance.json`` as the run wrote them, and ``run.json`` (commit, CPU, wall time and peak RSS of the whole
-command, set-up included, and the command). ``record`` copies them from a run's figures folder;
+``make figures`` of that CPU kind: its ``claims.csv``, ``executed/timings.csv``,
+``provenance.json`` and ``zoo_cost.csv`` as the run wrote them, its embedding ledger
+(``<cache>/ledger/embed.jsonl`` as ``embed-ledger.jsonl``, with ``--ledger``), and ``run.json``
+(commit, CPU, wall time and peak RSS of the whole command, set-up included, and the command).
+``record`` copies them from a run's figures folder; ``bench.compute_floor`` reads them;
 ``compare`` writes ``bench/cross-cpu/comparison.md``: both timings, and claim by claim both
 values, verdicts and CIs (:func:`bench.compare_figures.claims_agreement`).
 ``tests/test_cross_cpu.py`` reads the folder: runs of one commit on both kinds must agree in
@@ -11,7 +13,8 @@ every verdict, each value inside the other run's CI.
 
 Record a run (the figures folder of a clean clone after ``/usr/bin/time -v make figures``)::
 
-    python -m bench.cross_cpu record /tmp/cold/figures --wall 3190 --rss-gb 3.6
+    python -m bench.cross_cpu record /tmp/cold/figures --wall 3190 --rss-gb 3.6 \
+        --ledger /tmp/cold/.cache/memlib/ledger/embed.jsonl
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from bench.compute_floor import RESULT_DIRS, cpu_kind
 HERE = Path(__file__).resolve().parent / "cross-cpu"
 # the run's files and their names here: figures/claims.csv, figures/executed/timings.csv, figures/provenance.json
 FILES = {"claims.csv": "claims.csv", "executed/timings.csv": "timings.csv", "provenance.json": "provenance.json"}
+OPTIONAL_FILES = {"zoo_cost.csv": "zoo_cost.csv"}   # copied where the run wrote them
 KINDS = tuple(RESULT_DIRS.values())   # amd-epyc, intel-xeon
 
 
@@ -36,14 +40,21 @@ def kind_of(cpu: str) -> str:
     return RESULT_DIRS[cpu_kind(cpu)]
 
 
-def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: str, out: Path = HERE) -> Path:
-    """Copy a cold run's :data:`FILES` from ``figures`` into ``out/<kind>/`` with ``run.json``."""
+def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: str, out: Path = HERE,
+           ledger: Path | None = None) -> Path:
+    """Copy a cold run's :data:`FILES` (and :data:`OPTIONAL_FILES` it has) from ``figures``, and
+    its embedding ``ledger`` if given, into ``out/<kind>/`` with ``run.json``."""
     prov = json.loads((figures / "provenance.json").read_text())
     cpu = str(prov["machine"]["cpu"])
     folder = out / kind_of(cpu)
     folder.mkdir(parents=True, exist_ok=True)
     for source, name in FILES.items():
         shutil.copyfile(figures / source, folder / name)
+    for source, name in OPTIONAL_FILES.items():
+        if (figures / source).exists():
+            shutil.copyfile(figures / source, folder / name)
+    if ledger is not None:
+        shutil.copyfile(ledger, folder / "embed-ledger.jsonl")
     commit = prov["git"]["commit"]
     (folder / "run.json").write_text(json.dumps(dict(
         commit=commit, cpu=cpu, wall_seconds=round(float(wall_seconds), 1), peak_rss_gb=float(peak_rss_gb),
@@ -89,6 +100,9 @@ def comparison_markdown(found: dict[str, dict]) -> str:
     for r in table.itertuples():
         lines.append(f"| {r.claim} | {r.value_a:.3g} | [{r.ci_low_a:.3g}, {r.ci_high_a:.3g}] | {r.verdict_a} | "
                      f"{r.value_b:.3g} | [{r.ci_low_b:.3g}, {r.ci_high_b:.3g}] | {r.verdict_b} | {r.agree} |")
+    apart = list(table.claim[~table.agree])
+    lines += ["", f"{int(table.agree.sum())} of {len(table)} claims agree (same verdict, each value inside the "
+              f"other run's CI)" + (f"; not: {', '.join(apart)}." if apart else ".")]
     return "\n".join(lines) + "\n"
 
 
@@ -101,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--wall", type=float, required=True, help="wall seconds of the whole make figures, set-up included")
     rec.add_argument("--rss-gb", type=float, required=True, help="its peak RSS in GB (/usr/bin/time -v)")
     rec.add_argument("--command", default="git clone <repo> /tmp/cold && cd /tmp/cold && /usr/bin/time -v make figures")
+    rec.add_argument("--ledger", type=Path, default=None,
+                     help="the run's <cache>/ledger/embed.jsonl (exact image counts for bench.compute_floor)")
     sub.add_parser("compare", help="write bench/cross-cpu/comparison.md from the recorded runs")
     args = parser.parse_args(argv)
     if args.action == "record":
         if not (args.figures / "claims.csv").exists():
             parser.error(f"{args.figures} has no claims.csv: not a figures folder of a finished run")
-        print(f"recorded in {record(args.figures, wall_seconds=args.wall, peak_rss_gb=args.rss_gb, command=args.command)}")
+        print(f"recorded in {record(args.figures, wall_seconds=args.wall, peak_rss_gb=args.rss_gb, command=args.command, ledger=args.ledger)}")
         return 0
     text = comparison_markdown(runs())
     (HERE / "comparison.md").write_text(text)

@@ -4,6 +4,7 @@ of bench/compute_floor.py, and the image estimate's response to the profile
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("timm")
@@ -85,20 +86,63 @@ def test_the_estimate_follows_the_profile():
     assert diff == {("03_layer_trends", params["encoder"], params["image_size"]): n_sets * params["zoo_n_samples"]}
 
 
+def _run(wall, notebook_seconds, zoo_cpu=None, ledger=None):
+    import pandas as pd
+    return dict(wall_seconds=wall, commit="abc1234", ledger=ledger,
+                timings=pd.DataFrame({"notebook": ["03_layer_trends"], "seconds": [notebook_seconds]}),
+                zoo_cost=None if zoo_cpu is None else pd.DataFrame(
+                    {"architecture": ["vae"] * len(zoo_cpu), "train_cpu_seconds": zoo_cpu,
+                     "sample_seconds": [1.0] * len(zoo_cpu)}))
+
+
 def test_floor_table_adds_the_parts_and_divides():
     """ViT FLOPs over the bf16 rate, zoo FLOPs over the fp32 rate, summed per notebook and over
-    the run; the ratio is the measured seconds over that floor (AMD: zoo CPU-s over 2 workers)."""
+    the run; the ratio is each kind's measured seconds over its floor (zoo: CPU-s over 2
+    workers); a kind without a zoo_cost.csv has no measured zoo seconds."""
     import pandas as pd
     rates = {"amd": {"bf16": 100.0, "fp32": 50.0}, "intel": {"bf16": 1000.0, "fp32": 200.0}}
     vit = pd.DataFrame([dict(notebook="03_layer_trends", encoder="e", image_size=112, n_images=10,
                              flops=1e12, how="", source="estimate")])
     zoo_t = pd.DataFrame([dict(architecture="vae", stage="train", models=3, flops=1e12, how="")])
-    timings = pd.DataFrame({"notebook": ["03_layer_trends"], "seconds": [120.0]})
-    cost = pd.DataFrame({"architecture": ["vae", "vae"], "train_cpu_seconds": [30.0, 50.0], "sample_seconds": [1.0, 1.0]})
-    t = compute_floor.floor_table(vit, zoo_t, rates, timings, cost).set_index("part")
+    runs = {"amd": _run(3000.0, 120.0, zoo_cpu=[30.0, 50.0]), "intel": _run(2400.0, 60.0)}
+    t = compute_floor.floor_table(vit, zoo_t, rates, runs).set_index("part")
     nb = t.loc["notebook 03_layer_trends"]
     assert nb.amd_floor_s == pytest.approx(10 + 20) and nb.intel_floor_s == pytest.approx(1 + 5)
-    assert nb.amd_ratio == pytest.approx(120 / 30)
+    assert nb.amd_ratio == pytest.approx(120 / 30) and nb.intel_ratio == pytest.approx(60 / 6)
     assert t.loc["zoo vae train", "amd_measured_s"] == 40 and t.loc["zoo vae train", "amd_ratio"] == pytest.approx(2.0)
+    assert np.isnan(t.loc["zoo vae train", "intel_measured_s"])
     assert t.loc["whole run", "amd_floor_s"] == pytest.approx(30)
-    assert t.loc["whole run", "intel_ratio"] == pytest.approx(compute_floor.INTEL_RUN["whole run"] / 6)
+    assert t.loc["whole run", "intel_ratio"] == pytest.approx(2400 / 6)
+    alone = compute_floor.floor_table(vit, zoo_t, rates, {"intel": runs["intel"]}).set_index("part")
+    assert np.isnan(alone.loc["whole run", "amd_measured_s"]) and np.isnan(alone.loc["whole run", "amd_ratio"])
+
+
+def test_the_recorded_runs_are_read_with_their_ledgers(tmp_path):
+    """bench.cross_cpu.record → compute_floor.recorded_runs: each kind's wall time, timings,
+    zoo cost and ledger; vit_work_of_runs counts the images once and keeps each kind's seconds."""
+    import pandas as pd
+    from bench import cross_cpu
+    params = load_params("default")
+    start = pd.Timestamp("2026-12-07T10:00:00")
+    for cpu, factor in (("AMD EPYC 7B13", 2.0), ("Intel(R) Xeon(R) Processor", 1.0)):
+        figures = tmp_path / cpu[:3] / "figures"
+        (figures / "executed").mkdir(parents=True)
+        pd.DataFrame([dict(claim="1a", value=0.1, ci_low=0.0, ci_high=0.2, verdict="partly")]).to_csv(figures / "claims.csv", index=False)
+        pd.DataFrame(dict(notebook=["01_ct_sanity"], seconds=[100.0 * factor],
+                          finished=[(start + pd.Timedelta(seconds=100 * factor)).isoformat()])
+                     ).to_csv(figures / "executed" / "timings.csv", index=False)
+        (figures / "provenance.json").write_text(json.dumps({"git": {"commit": "abc1234def"}, "machine": {"cpu": cpu}}))
+        pd.DataFrame({"architecture": ["vae"], "train_cpu_seconds": [10.0 * factor], "sample_seconds": [1.0]}
+                     ).to_csv(figures / "zoo_cost.csv", index=False)
+        ledger = tmp_path / cpu[:3] / "embed.jsonl"
+        ledger.write_text(json.dumps(dict(encoder="dinov2-s-offline", image_size=112, precision="bfloat16-autocast",
+                                          n_images=5000, n_entry=5000, seconds=30.0 * factor, kind="features", key="k",
+                                          finished=(start + pd.Timedelta(seconds=50)).isoformat(), pid=1)) + "\n")
+        cross_cpu.record(figures, wall_seconds=3000 * factor, peak_rss_gb=3.5, command="make figures",
+                         out=tmp_path / "cross-cpu", ledger=ledger)
+    runs = compute_floor.recorded_runs(tmp_path / "cross-cpu")
+    assert set(runs) == {"amd", "intel"} and runs["amd"]["wall_seconds"] == 6000
+    assert runs["intel"]["zoo_cost"].train_cpu_seconds.iloc[0] == 10 and runs["amd"]["ledger"].name == "embed-ledger.jsonl"
+    vit = compute_floor.vit_work_of_runs(params, runs).set_index("notebook")
+    assert vit.loc["01_ct_sanity", "n_images"] == 5000
+    assert vit.loc["01_ct_sanity", "amd_measured_s"] == 60 and vit.loc["01_ct_sanity", "intel_measured_s"] == 30
