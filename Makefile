@@ -27,7 +27,7 @@ smoke: setup     ## every notebook on the tiny smoke profile (< 5 min) → smoke
 
 test: setup      ## the test suite (pytest; includes the smoke notebooks), then the encoder tests on the float32 path
 	@$(PY) -m memlib.machine --precision
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 	@MEMLIB_NATIVE_BF16=0 $(PY) -m memlib.machine --precision
 	MEMLIB_NATIVE_BF16=0 $(PY) -m pytest -q tests/test_encoders.py tests/test_features.py
 
