@@ -1,6 +1,7 @@
 """FLOPs of the study's compute, counted from the code (docs/performance.md#the-compute-floor).
 
-* :func:`vit_flops`: one forward pass of a registry encoder (the exact
+* :func:`vit_flops` (:func:`encoder_flops`, :func:`trained_encoder_flops` for the encoders
+  trained here): one forward pass of a registry encoder (the exact
   :meth:`memlib.encoders.Encoder.block_outputs` the cache runs) under
   ``torch.utils.flop_counter.FlopCounterMode``; attention's two matmuls are added as
   ``4·T²·D`` per block when the counter did not see them (its CPU attention kernel is not
@@ -80,6 +81,41 @@ def vit_flops(encoder: str, image_size: int) -> dict[str, float]:
     matmul = c["matmul"] + (0.0 if attention_seen else attention)
     return {"matmul": matmul, "attention": attention, "attention_added": float(not attention_seen),
             "elementwise": c["elementwise"], "tokens": tokens, "dim": dim, "blocks": blocks}
+
+
+def trained_encoder_flops(recipe: dict[str, Any], image_size: int) -> dict[str, float]:
+    """:func:`vit_flops` for an encoder trained here (``memlib.trained_encoders``): the same
+    count on an untrained network of its ``recipe`` (a checked entry of the profile's
+    ``trained_encoders``; shapes are all that matter), through its own ``block_outputs``.
+    A ``cnn`` has no attention (``attention`` 0) and ``tokens`` is its first block's spatial
+    positions."""
+    from memlib.encoder_nets import N_CHANNELS
+    from memlib.trained_encoders import _fresh
+    _, enc = _fresh("floor", "0" * 16, recipe, 10, torch.device("cpu"))
+    x = torch.zeros(1, N_CHANNELS, image_size, image_size)
+    with torch.no_grad(), counting() as c:
+        outs = enc.block_outputs(x)
+    if recipe["kind"] == "cnn":
+        tokens, dim, attention = int(outs[0].shape[2] * outs[0].shape[3]), int(outs[0].shape[1]), 0.0
+    else:
+        tokens, dim = int(outs[0].shape[1]), int(outs[0].shape[2])
+        seen = {k: v for k, v in c["by_op"].items() if "attention" in k}
+        attention = float(sum(seen.values())) or float(len(outs) * 4 * tokens * tokens * dim)
+        if not seen:
+            c["matmul"] += attention
+    return {"matmul": c["matmul"], "attention": attention, "elementwise": c["elementwise"],
+            "tokens": tokens, "dim": dim, "blocks": len(outs)}
+
+
+def encoder_flops(encoder: str, image_size: int, params: dict[str, Any]) -> dict[str, float]:
+    """FLOPs of one image through ``encoder`` as a ledger names it: an encoder trained here
+    (``<name>@<key>``, its recipe in ``params["trained_encoders"]``) by
+    :func:`trained_encoder_flops`, any other by :func:`vit_flops`; ``+`` controls keep the shapes."""
+    base = encoder.split("+")[0]
+    if "@" in base and base.split("@")[0] in (params.get("trained_encoders") or {}):
+        from memlib.trained_encoders import recipes
+        return trained_encoder_flops(recipes(params)[base.split("@")[0]], image_size)
+    return vit_flops(base, image_size)
 
 
 def hand_vit_flops(*, blocks: int, tokens: int, dim: int, mlp_hidden: int, patch_in: int,

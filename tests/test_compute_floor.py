@@ -146,3 +146,19 @@ def test_the_recorded_runs_are_read_with_their_ledgers(tmp_path):
     vit = compute_floor.vit_work_of_runs(params, runs).set_index("notebook")
     assert vit.loc["01_ct_sanity", "n_images"] == 5000
     assert vit.loc["01_ct_sanity", "amd_measured_s"] == 60 and vit.loc["01_ct_sanity", "intel_measured_s"] == 30
+
+
+def test_encoders_trained_here_are_counted_on_their_own_networks():
+    """The default profile's fmnist-vit (28 px, patch 4: 49 patches + CLS = 50 tokens, width 128,
+    MLP 256, 6 blocks) by the hand formula, not at DINOv2-S/14's size; the ledger's name
+    (``fmnist-vit@<key>``, ``+shuffled``) finds the recipe. fmnist-cnn: no attention, one
+    output per residual block."""
+    params = load_params("default")
+    vit = floor_flops.encoder_flops("fmnist-vit@0123456789abcdef+shuffled", 28, params)
+    hand = floor_flops.hand_vit_flops(blocks=6, tokens=50, dim=128, mlp_hidden=256, patch_in=3 * 4 * 4, n_patches=49)
+    assert (vit["tokens"], vit["dim"], vit["blocks"]) == (50, 128, 6)
+    assert vit["matmul"] == pytest.approx(hand, rel=1e-9)
+    cnn = floor_flops.encoder_flops("fmnist-cnn@0123456789abcdef", 28, params)
+    assert cnn["attention"] == 0 and cnn["blocks"] == sum(params["trained_encoders"]["fmnist-cnn"]["stages"])
+    assert 0 < cnn["matmul"] < floor_flops.vit_flops("dinov2-s-offline", 28)["matmul"]
+    assert floor_flops.encoder_flops("dinov2-s-offline+random", 112, params)["matmul"] == pytest.approx(2.867e9, rel=1e-3)
