@@ -50,7 +50,7 @@ import pandas as pd
 from . import fingerprint as fp
 from .ct import MIN_CELL_POINTS
 from .errors import InputError
-from .store import atomic_path, hash_arrays, read_json, write_json
+from .store import atomic_path, read_json, write_json
 
 FORMAT_VERSION = 1
 CURVE_COLUMNS = ["model", "family", "architecture", "seed", "n", "draw", "layer", "ct"]
@@ -285,9 +285,9 @@ class Scorer:
         self.precision = (None if p["encoder"] == "pixels"
                           else compute_precision(pick_device(p["device"]), p["precision"]))
 
-    def subset_curves(self, images: np.ndarray, subsets: Sequence[np.ndarray],
-                      name: str) -> np.ndarray:
-        """(S, L) C_T curves of subsets (index arrays) of ``images``; NaN where undefined."""
+    def subset_curves(self, images, subsets: Sequence[np.ndarray], name: str) -> np.ndarray:
+        """(S, L) C_T curves of subsets (index arrays) of ``images`` (an ImageSet or uint8
+        (m, H, W[, C])); NaN where undefined."""
         return self.reference.subset_curves(self.study.features(images, name=name), subsets)
 
     def set_rows(self, s: ReferenceSet, sizes: Sequence[int], n_draws: int) -> list[dict]:
@@ -359,7 +359,11 @@ def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str
     ``name`` labels the query in messages and its feature-cache entry; the random subsets are
     seeded by the pixels (and the database's seed), so the report does not depend on it.
     """
-    m = len(images)
+    from .data import ImageSet
+
+    # one ImageSet: its content hash seeds the draws and is the feature cache's key, hashed once
+    query = ImageSet(images, np.arange(len(images)).astype(str), name=name)
+    m = len(query)
     sizes = db.sizes
     below = [n for n in sizes if n <= m]
     warning = None
@@ -371,13 +375,13 @@ def attribute_set(db: Database, scorer: Scorer, images: np.ndarray, *, name: str
         threshold = db.manifest["open_set"]["thresholds"].get(str(n), np.inf)
         # seeded by the pixels, not by name (often the path the user typed): seeded by the
         # path, the draws, and so the distances, moved with the folder the files sat in
-        subsets = draws_plan(m, [n], n_draws, seed, hash_arrays(np.asarray(images)))[0][1]
+        subsets = draws_plan(m, [n], n_draws, seed, query.content_hash)[0][1]
     else:
         n, distance = sizes[0], SHAPE_DISTANCE
         threshold = _threshold(*refs, distance)
         subsets = [np.arange(m)]
         warning = _small_query_warning(m, n, accuracy_csv)
-    raw = scorer.subset_curves(images, subsets, name)
+    raw = scorer.subset_curves(query, subsets, name)
     if np.isnan(raw).all():
         raise InputError(f"{name}: {m} samples are too few for C_T at any layer (a cell needs "
                          f"more than 20 samples); use a larger set")
