@@ -130,8 +130,6 @@ def vit_work(params: dict[str, Any], ledger_file: Path | None,
     else:
         rows = floor_images.estimate(params)
     table = pd.DataFrame(rows)
-    if "encoder" not in table.columns:     # the estimate: every row is the profile's encoder
-        table["encoder"] = params["encoder"]
     per = {(e, int(s)): floor_flops.encoder_flops(e, int(s), params)
            for e, s in sorted(set(zip(table.encoder, table.image_size)))}
     table["flops_per_image"] = [per[(e, int(s))]["matmul"] for e, s in zip(table.encoder, table.image_size)]

@@ -60,6 +60,27 @@ def counting():
     result.update(matmul=float(sum(by_op.values())), by_op=by_op, elementwise=float(elements.count))
 
 
+def _count_blocks(enc, image_size: int, *, attention: bool) -> dict[str, float]:
+    """:func:`counting` over ``enc.block_outputs`` of one zero image (1, 3, S, S): the dict
+    :func:`vit_flops` returns. ``attention``: a transformer, whose ``tokens``/``dim`` are its
+    outputs' (B, T, D) and whose attention is added as ``4·T²·D`` per block where the counter
+    did not see it; else a CNN (outputs (B, C, h, w): ``tokens`` = h·w, ``dim`` = C, no attention)."""
+    x = torch.zeros(1, 3, image_size, image_size)
+    with counting() as c:
+        outs = enc.block_outputs(x)
+    blocks = len(outs)
+    if not attention:
+        return {"matmul": c["matmul"], "attention": 0.0, "attention_added": 0.0,
+                "elementwise": c["elementwise"], "tokens": int(outs[0].shape[2] * outs[0].shape[3]),
+                "dim": int(outs[0].shape[1]), "blocks": blocks}
+    tokens, dim = int(outs[0].shape[1]), int(outs[0].shape[2])
+    attention_seen = {k: v for k, v in c["by_op"].items() if "attention" in k}
+    flops = float(sum(attention_seen.values())) or float(blocks * 4 * tokens * tokens * dim)
+    matmul = c["matmul"] + (0.0 if attention_seen else flops)
+    return {"matmul": matmul, "attention": flops, "attention_added": float(not attention_seen),
+            "elementwise": c["elementwise"], "tokens": tokens, "dim": dim, "blocks": blocks}
+
+
 @functools.lru_cache(maxsize=16)
 def vit_flops(encoder: str, image_size: int) -> dict[str, float]:
     """FLOPs of one image through every block of ``encoder`` at ``image_size`` px.
@@ -71,16 +92,8 @@ def vit_flops(encoder: str, image_size: int) -> dict[str, float]:
     ``blocks``. Memoised per process (do not change the returned dict)."""
     from memlib.encoders import build_encoder
     base = encoder.split("+")[0]
-    enc = build_encoder(f"{base}+random", image_size, "cpu", "float32")
-    x = torch.zeros(1, 3, image_size, image_size)
-    with counting() as c:
-        outs = enc.block_outputs(x)
-    tokens, dim, blocks = int(outs[0].shape[1]), int(outs[0].shape[2]), len(outs)
-    attention_seen = {k: v for k, v in c["by_op"].items() if "attention" in k}
-    attention = float(sum(attention_seen.values())) or float(blocks * 4 * tokens * tokens * dim)
-    matmul = c["matmul"] + (0.0 if attention_seen else attention)
-    return {"matmul": matmul, "attention": attention, "attention_added": float(not attention_seen),
-            "elementwise": c["elementwise"], "tokens": tokens, "dim": dim, "blocks": blocks}
+    return _count_blocks(build_encoder(f"{base}+random", image_size, "cpu", "float32"), image_size,
+                         attention=True)
 
 
 def trained_encoder_flops(recipe: dict[str, Any], image_size: int) -> dict[str, float]:
@@ -89,22 +102,9 @@ def trained_encoder_flops(recipe: dict[str, Any], image_size: int) -> dict[str, 
     ``trained_encoders``; shapes are all that matter), through its own ``block_outputs``.
     A ``cnn`` has no attention (``attention`` 0) and ``tokens`` is its first block's spatial
     positions."""
-    from memlib.encoder_nets import N_CHANNELS
     from memlib.trained_encoders import _fresh
     _, enc = _fresh("floor", "0" * 16, recipe, 10, torch.device("cpu"))
-    x = torch.zeros(1, N_CHANNELS, image_size, image_size)
-    with torch.no_grad(), counting() as c:
-        outs = enc.block_outputs(x)
-    if recipe["kind"] == "cnn":
-        tokens, dim, attention = int(outs[0].shape[2] * outs[0].shape[3]), int(outs[0].shape[1]), 0.0
-    else:
-        tokens, dim = int(outs[0].shape[1]), int(outs[0].shape[2])
-        seen = {k: v for k, v in c["by_op"].items() if "attention" in k}
-        attention = float(sum(seen.values())) or float(len(outs) * 4 * tokens * tokens * dim)
-        if not seen:
-            c["matmul"] += attention
-    return {"matmul": c["matmul"], "attention": attention, "elementwise": c["elementwise"],
-            "tokens": tokens, "dim": dim, "blocks": len(outs)}
+    return _count_blocks(enc, image_size, attention=recipe["kind"] != "cnn")
 
 
 def encoder_flops(encoder: str, image_size: int, params: dict[str, Any]) -> dict[str, float]:
