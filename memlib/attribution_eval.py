@@ -331,6 +331,107 @@ def family_separation(full_curves, families, distance: str = "euclidean") -> pd.
     return signature
 
 
+# --------------------------------------------------------------------------- Study v3: the training run as unit
+
+
+@dataclass(frozen=True)
+class RunBootstrap:
+    """Leave-one-seed-out 1-NN accuracy of whole-set curves with a CI whose unit is the training
+    run (:func:`run_bootstrap_accuracy`).
+
+    accuracy: on the table as it is; lo, hi: percentile interval of ``boot`` at ``level``
+    (widened to contain ``accuracy``, as :func:`memlib.fingerprint.accuracy_ci`); boot: (n_boot,)
+    replicate accuracies; unscored: mean share of a replicate's drawn runs that could not be
+    queried (their label drew one run only); redrawn: replicates drawn again because no drawn
+    run could be queried.
+    """
+
+    accuracy: float
+    lo: float
+    hi: float
+    level: float
+    boot: np.ndarray
+    unscored: float = 0.0
+    redrawn: int = 0
+
+
+def _nearest_label_correct(d: np.ndarray, row_set: np.ndarray, seeds: np.ndarray, present: np.ndarray,
+                           label_ids: np.ndarray, n_labels: int) -> np.ndarray:
+    """Per set i: the share of its query curves (rows of d (C, C), curve r of set row_set[r])
+    whose nearest curve of a *present* set of another seed has its label. Per label the nearest
+    reference is taken, then the nearest label, ties to the first label in sorted order (as
+    :func:`memlib.fingerprint.attribute`). -1 where set i has no present reference of its own
+    label. Returns (N,)."""
+    s_seed, s_label = seeds[row_set], label_ids[row_set]
+    masked = np.where(present[row_set][None, :] & (s_seed[:, None] != s_seed[None, :]), d, np.inf)
+    per_label = np.stack([masked[:, s_label == k].min(axis=1) for k in range(n_labels)], axis=1)
+    right = (per_label.argmin(axis=1) == s_label).astype(float)
+    right[~np.isfinite(per_label[np.arange(len(d)), s_label])] = np.nan
+    share = np.bincount(row_set, weights=right, minlength=len(seeds)) / np.bincount(row_set, minlength=len(seeds))
+    return np.where(np.isnan(share), -1.0, share)
+
+
+def run_bootstrap_accuracy(full_curves, labels, seeds, *, distance: str = "euclidean", n_boot: int = 2000,
+                           seed: int = 0, level: float = 0.95) -> RunBootstrap:
+    """Claims 3-4a's whole-set accuracy with an interval whose unit is the training run,
+    references included.
+
+    full_curves: (N, L) one whole-set C_T-layer curve per set (one set = one training run), or per set
+    its (S_i, L) subset curves at one size (a set's accuracy is then its subsets' share, as in
+    :func:`accuracy_table` with equal S_i); NaN-free; labels (N,): its class (the architecture); seeds (N,): its training seed (sets of one seed
+    share a data window); distance: of :func:`memlib.fingerprint.curve_distances`.
+    The accuracy is that of the leave-one-seed-out 1-NN: each set is attributed to the label of
+    the nearest set of another seed (the curve method of :func:`query_predictions` at the
+    whole-set size). A re-run of the study retrains every model, so it changes the queries *and*
+    the references; the cluster bootstrap over query sets (:func:`accuracy_table`) holds the
+    references fixed. Here each replicate redraws, with replacement, as many training runs of
+    every label as it has, from that label's own runs, and attributes every drawn run (a run
+    drawn twice counts twice) against the other drawn runs of another seed (a run drawn twice
+    is one reference: 1-NN does not see duplicates). A drawn run whose label drew no other run
+    has nothing of its own to be attributed to: it is left out of that replicate's queries
+    (``unscored``) and stays a reference for the others; a replicate with no query left is
+    drawn again (``redrawn``). Percentile interval at ``level``.
+    Raises InputError on bad shapes, non-finite curves or a label with runs of one seed.
+    """
+    per_set = ([c[None, :] for c in np.asarray(full_curves, float)] if isinstance(full_curves, np.ndarray)
+               else [np.atleast_2d(np.asarray(c, float)) for c in full_curves])
+    labels, seeds = np.asarray(labels), np.asarray(seeds)
+    if (len(per_set) != len(labels) or labels.shape != seeds.shape or len(labels) < 2
+            or any(c.ndim != 2 or c.shape[1] != per_set[0].shape[1] or not len(c) for c in per_set)):
+        raise InputError(f"run_bootstrap_accuracy: need one (S_i, L) block of curves per set, N = len(labels) = "
+                         f"len(seeds) >= 2; got {len(per_set)} blocks, {labels.shape}, {seeds.shape}")
+    curves = np.concatenate(per_set)
+    row_set = np.repeat(np.arange(len(per_set)), [len(c) for c in per_set])
+    if not np.isfinite(curves).all():
+        raise InputError("run_bootstrap_accuracy: curves must be finite (size_inputs sets undefined layers to 0)")
+    names, label_ids = np.unique(labels, return_inverse=True)
+    strata = [np.flatnonzero(label_ids == k) for k in range(len(names))]
+    thin = [str(names[k]) for k, s in enumerate(strata) if len(np.unique(seeds[s])) < 2]
+    if thin:
+        raise InputError(f"run_bootstrap_accuracy: {thin} have runs of one seed only; leave-one-seed-out needs >= 2")
+    d = fp.curve_distances(curves, curves, distance)
+    accuracy = float(_nearest_label_correct(d, row_set, seeds, np.ones(len(labels), bool), label_ids, len(names)).mean())
+    rng = np.random.default_rng(seed)
+    boot, unscored = np.empty(n_boot), np.empty(n_boot)
+    b = redrawn = 0
+    while b < n_boot:
+        weight = np.bincount(np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata]),
+                             minlength=len(labels))
+        correct = _nearest_label_correct(d, row_set, seeds, weight > 0, label_ids, len(names))
+        scored = weight * (correct >= 0)
+        if not scored.any():
+            redrawn += 1
+            if redrawn > 10 * n_boot:
+                raise InputError("run_bootstrap_accuracy: almost no replicate keeps two runs of any label")
+            continue
+        boot[b] = (scored * correct).sum() / scored.sum()
+        unscored[b] = 1 - scored.sum() / weight.sum()
+        b += 1
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return RunBootstrap(accuracy, float(min(lo, accuracy)), float(max(hi, accuracy)), level, boot,
+                        float(unscored.mean()), redrawn)
+
+
 # --------------------------------------------------------------------------- Study v2 statistics
 
 

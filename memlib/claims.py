@@ -35,7 +35,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .attribution_eval import CURVE_METHOD, SHAPE_METHOD
+from typing import Mapping
+
+from .attribution_eval import CURVE_METHOD, SHAPE_METHOD, RunBootstrap
 from .bootstrap import late_minus_early, layer_thirds, percentile_ci
 from .errors import InputError
 
@@ -550,7 +552,8 @@ def _row(table: pd.DataFrame, **where) -> pd.DataFrame:
 
 
 def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd.DataFrame, *,
-                       level: float = 0.95, seed: int = 0, shape_gaps: pd.DataFrame | None = None) -> list[dict]:
+                       run_ci: Mapping[str, RunBootstrap], level: float = 0.95, seed: int = 0,
+                       shape_gaps: pd.DataFrame | None = None) -> list[dict]:
     """The claims.csv rows of claims 3, 4a, 4b-vs-ct-baselines and 4b-vs-feature-baselines, and,
     where ``accuracy`` has the shape-only curve (:data:`memlib.attribution_eval.SHAPE_METHOD`),
     the secondary row :data:`CLAIM_4A_SHAPE` (4a's rule on that method; its gaps to the
@@ -560,7 +563,13 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
         query_size (query sizes increasing; the largest is the full set);
     gaps: :func:`memlib.attribution_eval.baseline_gap_table` with the same keys;
     signature: :func:`memlib.attribution_eval.family_separation` rows with columns grain and
-        distance (``euclidean`` primary, ``znorm`` the shape-only secondary).
+        distance (``euclidean`` primary, ``znorm`` the shape-only secondary);
+    run_ci: {method: :class:`memlib.attribution_eval.RunBootstrap`} for :data:`CURVE_METHOD` (and
+        :data:`SHAPE_METHOD` where the secondary row is written): the whole-set accuracy at the
+        architecture grain with the training-run interval
+        (:func:`memlib.attribution_eval.run_bootstrap_accuracy`). Since Study v3 (issue 32) it is
+        the interval claims 3 and 4a read; the query-set interval of ``accuracy`` (references
+        held fixed) is reported beside it in the metric.
     Everything is read at :data:`CLAIM_GRAIN`, clean queries; the family grain is reported
     beside it in the metric.
     """
@@ -568,6 +577,7 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
     full_n = int(clean.query_size.max())
     curve = _row(clean, method=CURVE_METHOD, query_size=full_n).set_index("grain")
     arch, fam = curve.loc[CLAIM_GRAIN], curve.loc["family"]
+    runs = _run_ci(run_ci, CURVE_METHOD, arch.accuracy)
     sig = _row(signature, grain=CLAIM_GRAIN, distance="euclidean")
     shape = _row(signature, grain=CLAIM_GRAIN, distance="znorm")
     fam_sig = _row(signature, grain="family", distance="euclidean")
@@ -579,23 +589,24 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
         metric=(f"share of {k_arch} architectures whose independently trained seeds' full-set curves are nearer each "
                 f"other than any other architecture's (Euclidean, level and shape); shape only (z-normalised, "
                 f"secondary): {shape.separated.mean():.2f}; family grain: {fam_sig.separated.mean():.2f} of {k_fam}; "
-                f"leave-one-seed-out accuracy at query size m={full_n}: {arch.accuracy:.2f} [{arch.acc_lo:.2f}, {arch.acc_hi:.2f}]; "
+                f"leave-one-seed-out accuracy at query size m={full_n}: {runs.accuracy:.2f} [{runs.lo:.2f}, {runs.hi:.2f}] "
+                f"(training-run CI; query sets only: [{arch.acc_lo:.2f}, {arch.acc_hi:.2f}]); "
                 f"architecture right when the family is right: {arch.accuracy / fam.accuracy if fam.accuracy else float('nan'):.2f}"),
-        rule=(f"reproduced if every architecture is separated and the accuracy CI at the largest query size m lies above "
-              f"{SIGNATURE_ACCURACY_MIN}, partly if >= {SIGNATURE_SHARE_PARTLY:.0%} are separated; CI: bootstrap "
-              f"over architectures"),
+        rule=(f"reproduced if every architecture is separated and the accuracy CI at the largest query size m "
+              f"({RUN_CI_WORDS}) lies above {SIGNATURE_ACCURACY_MIN}, partly if >= {SIGNATURE_SHARE_PARTLY:.0%} are "
+              f"separated; share CI: bootstrap over architectures"),
         value=share, ci_low=s_lo, ci_high=s_hi, paper_value="qualitative (unique per architecture)",
-        verdict=signature_verdict(share, arch.acc_lo))]
+        verdict=signature_verdict(share, runs.lo))]
     rows.append(dict(
         claim="4a-fingerprint-full",
         statement="The C_T-layer curve identifies the generating model with up to 100% accuracy on full datasets",
         metric=(f"leave-one-seed-out accuracy of the nearest size-matched reference curve at the largest query size m={full_n}, "
-                f"{k_arch} architectures (chance {1 / k_arch:.2f}); family grain: {fam.accuracy:.2f} "
-                f"[{fam.acc_lo:.2f}, {fam.acc_hi:.2f}] (chance {1 / k_fam:.2f})"),
-        rule=(f"reproduced if the accuracy CI (cluster bootstrap over query sets) reaches {FULL_ACCURACY_REPRODUCED} "
+                f"{k_arch} architectures (chance {1 / k_arch:.2f}); {_run_ci_note(runs, arch)}; family grain: "
+                f"{fam.accuracy:.2f} [{fam.acc_lo:.2f}, {fam.acc_hi:.2f}] (query-set CI, chance {1 / k_fam:.2f})"),
+        rule=(f"reproduced if the accuracy CI ({RUN_CI_WORDS}) reaches {FULL_ACCURACY_REPRODUCED} "
               f"and lies above {FULL_ACCURACY_CI_LOW}, partly if it lies above chance"),
-        value=float(arch.accuracy), ci_low=float(arch.acc_lo), ci_high=float(arch.acc_hi), paper_value="1.00",
-        verdict=full_set_verdict(arch.acc_lo, arch.acc_hi, 1 / k_arch)))
+        value=runs.accuracy, ci_low=runs.lo, ci_high=runs.hi, paper_value="1.00",
+        verdict=full_set_verdict(runs.lo, runs.hi, 1 / k_arch)))
     g = _row(gaps, grain=CLAIM_GRAIN, corruption="none")
     for group, claim, what in (("C_T", "4b-vs-ct-baselines", "final-layer C_T (raw and final-norm), best single layer"),
                                ("features", "4b-vs-feature-baselines", "Fréchet distance, k-NN probe (final layer)")):
@@ -619,13 +630,36 @@ def fingerprint_claims(accuracy: pd.DataFrame, gaps: pd.DataFrame, signature: pd
                   f"lies above 0; that m is chosen after looking (favours the claim)"),
             value=float(best.gap), ci_low=float(best.gap_lo), ci_high=float(best.gap_hi), paper_value="+0.30",
             verdict=paired_gap_verdict(best.gap_lo, best.gap_hi)))
-    return rows + _shape_only_rows(clean, full_n, k_arch, shape_gaps)
+    return rows + _shape_only_rows(clean, full_n, k_arch, shape_gaps, run_ci)
 
 
 CLAIM_4A_SHAPE = "4a-shape-only"
+# Study v3 (issue 32): the interval claims 3 and 4a read; memlib.attribution_eval.run_bootstrap_accuracy
+RUN_CI_WORDS = ("bootstrap whose unit is the training run: each architecture's runs redrawn among themselves, "
+                "queries and references together")
 
 
-def _shape_only_rows(clean: pd.DataFrame, full_n: int, k_arch: int, shape_gaps: pd.DataFrame | None) -> list[dict]:
+def _run_ci(run_ci: Mapping[str, RunBootstrap], method: str, accuracy: float) -> RunBootstrap:
+    """The training-run interval of ``method``; raises InputError when it is missing or its
+    accuracy is not the accuracy table's (both are the leave-one-seed-out whole-set 1-NN)."""
+    if method not in run_ci:
+        raise InputError(f"fingerprint_claims: run_ci has no entry for {method!r} "
+                         f"(memlib.attribution_eval.run_bootstrap_accuracy)")
+    runs = run_ci[method]
+    if not np.isclose(runs.accuracy, accuracy, rtol=0, atol=1e-9):
+        raise InputError(f"fingerprint_claims: the training-run accuracy of {method!r} ({runs.accuracy:.4f}) is not "
+                         f"the accuracy table's ({accuracy:.4f}); were both computed on the same whole-set curves?")
+    return runs
+
+
+def _run_ci_note(runs: RunBootstrap, arch) -> str:
+    """The metric's words on the two intervals of one accuracy."""
+    return (f"training-run CI [{runs.lo:.2f}, {runs.hi:.2f}] ({runs.boot.size} replicates; {runs.unscored:.0%} of drawn runs unscored: their architecture drew one run); "
+            f"query sets only, references fixed (Study v2): [{arch.acc_lo:.2f}, {arch.acc_hi:.2f}]")
+
+
+def _shape_only_rows(clean: pd.DataFrame, full_n: int, k_arch: int, shape_gaps: pd.DataFrame | None,
+                     run_ci: Mapping[str, RunBootstrap]) -> list[dict]:
     """The secondary row of issue 31 point 4: the shape-only curve judged by 4a's rule
     (:func:`full_set_verdict`) at the architecture grain, clean queries, largest query size;
     none when the accuracy table has no shape-only method."""
@@ -633,6 +667,7 @@ def _shape_only_rows(clean: pd.DataFrame, full_n: int, k_arch: int, shape_gaps: 
     if CLAIM_GRAIN not in by_grain.index:
         return []
     arch = by_grain.loc[CLAIM_GRAIN]
+    runs = _run_ci(run_ci, SHAPE_METHOD, arch.accuracy)
     gaps = "" if shape_gaps is None else "; ".join(
         f"vs {r.baselines} baselines at m={int(r.query_size)}: {r.gap:+.2f} [{r.gap_lo:+.2f}, {r.gap_hi:+.2f}] "
         f"({r.best_baseline})"
@@ -644,12 +679,12 @@ def _shape_only_rows(clean: pd.DataFrame, full_n: int, k_arch: int, shape_gaps: 
                   "over layers, identifies the generating model on full datasets",
         metric=(f"leave-one-seed-out accuracy of the nearest size-matched reference curve after z-normalising every curve "
                 f"over layers (level removed), largest query size m={full_n}, {k_arch} architectures (chance "
-                f"{1 / k_arch:.2f}){fam}" + (f"; curve minus best baseline, {gaps}" if gaps else "")),
-        rule=(f"4a's rule on the shape-only method: reproduced if the accuracy CI (cluster bootstrap over query sets) "
+                f"{1 / k_arch:.2f}); {_run_ci_note(runs, arch)}{fam}" + (f"; curve minus best baseline, {gaps}" if gaps else "")),
+        rule=(f"4a's rule on the shape-only method: reproduced if the accuracy CI ({RUN_CI_WORDS}) "
               f"reaches {FULL_ACCURACY_REPRODUCED} and lies above {FULL_ACCURACY_CI_LOW}, partly if it lies above "
               f"chance; secondary: the Euclidean curve (4a) decides"),
-        value=float(arch.accuracy), ci_low=float(arch.acc_lo), ci_high=float(arch.acc_hi), paper_value="1.00",
-        verdict=full_set_verdict(arch.acc_lo, arch.acc_hi, 1 / k_arch))]
+        value=runs.accuracy, ci_low=runs.lo, ci_high=runs.hi, paper_value="1.00",
+        verdict=full_set_verdict(runs.lo, runs.hi, 1 / k_arch))]
 
 
 # --------------------------------------------------------------------------- claim 3-recipe (v3)

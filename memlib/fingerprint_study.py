@@ -164,4 +164,16 @@ def claim_rows(run: FingerprintRun, *, level: float = 0.95, seed: int = 0) -> li
     p = run.predictions
     at = (p.grain == "architecture") & (p.corruption == "none") & (p.query_size == run.sizes[-1])   # what the row reads
     shape_gaps = ae.baseline_gap_table(p[at], TABLE_KEYS, seed=seed, level=level, curve_method=ae.SHAPE_METHOD)
-    return fingerprint_claims(run.accuracy, run.gaps, run.signature, level=level, seed=seed, shape_gaps=shape_gaps)
+    return fingerprint_claims(run.accuracy, run.gaps, run.signature, run_ci=run_intervals(run, level=level, seed=seed),
+                              level=level, seed=seed, shape_gaps=shape_gaps)
+
+
+def run_intervals(run: FingerprintRun, *, level: float = 0.95, seed: int = 0) -> dict[str, ae.RunBootstrap]:
+    """{method: :class:`memlib.attribution_eval.RunBootstrap`}: the whole-set accuracy at the
+    architecture grain of the curve (Euclidean) and of its shape only (z-normalised), with the
+    interval whose unit is the training run (:func:`memlib.attribution_eval.run_bootstrap_accuracy`),
+    the one claims 3 and 4a read."""
+    largest = run.clean[run.sizes[-1]].curves   # per set: its one whole-set curve (or the draws of the largest size)
+    return {method: ae.run_bootstrap_accuracy(largest, run.architectures, run.seeds, distance=distance,
+                                              seed=seed, level=level)
+            for method, distance in ((ae.CURVE_METHOD, "euclidean"), (ae.SHAPE_METHOD, "znorm"))}

@@ -185,9 +185,25 @@ def _v2_inputs(curve_full=(1.0, 0.9), curve_lo=(1.0, 0.8), curve_hi=(1.0, 1.0)):
     return pd.DataFrame(acc), pd.DataFrame(gaps), pd.DataFrame(sig)
 
 
+def _runs(accuracy, **override):
+    """{method: RunBootstrap} as the accuracy table's architecture grain, clean, largest size says
+    (a training-run interval equal to the query-set one), ``override`` {method: (lo, hi)} apart."""
+    full = accuracy[(accuracy.grain == "architecture") & (accuracy.corruption == "none")
+                    & (accuracy.query_size == accuracy.query_size.max())].set_index("method")
+    out = {}
+    for method, r in full.iterrows():
+        lo, hi = override.get(method, (r.acc_lo, r.acc_hi))
+        out[method] = ae.RunBootstrap(float(r.accuracy), lo, hi, 0.95, np.array([lo, hi]), 0.1, 0)
+    return out
+
+
+def _claims(accuracy, gaps, signature, run_ci=None, **kw):
+    return claims.fingerprint_claims(accuracy, gaps, signature, run_ci=run_ci or _runs(accuracy), **kw)
+
+
 def test_fingerprint_claims_known_rows():
     accuracy, gaps, signature = _v2_inputs()
-    rows = claims.fingerprint_claims(accuracy, gaps, signature)
+    rows = _claims(accuracy, gaps, signature)
     assert [r["claim"] for r in rows] == ["3-architecture-signature", "4a-fingerprint-full",
                                           "4b-vs-ct-baselines", "4b-vs-feature-baselines"]
     assert all(set(r) == set(claims.CLAIM_COLUMNS) for r in rows)
@@ -197,7 +213,8 @@ def test_fingerprint_claims_known_rows():
     assert "shape only (z-normalised, secondary): 1.00" in c3["metric"]
     assert "family grain: 0.75 of 4" in c3["metric"] and "family is right: 0.90" in c3["metric"]
     assert (c4a["value"], c4a["ci_low"], c4a["ci_high"], c4a["verdict"]) == (0.9, 0.8, 1.0, "reproduced")
-    assert "chance 0.17" in c4a["metric"] and "family grain: 1.00 [1.00, 1.00] (chance 0.25)" in c4a["metric"]
+    assert "chance 0.17" in c4a["metric"] and "family grain: 1.00 [1.00, 1.00] (query-set CI, chance 0.25)" in c4a["metric"]
+    assert "training-run CI [0.80, 1.00]" in c4a["metric"] and "unit is the training run" in c4a["rule"]
     assert (ct["value"], ct["verdict"]) == (0.35, "reproduced")          # m=50: CI [0.25, 0.45]
     assert ct["ci_low"] == pytest.approx(0.25) and "m=50: 0.50 vs final-layer C_T" in ct["metric"]
     assert (feat["value"], feat["verdict"]) == (0.0, "not reproduced")   # largest gap 0 at m=100
@@ -209,7 +226,7 @@ def test_the_shape_only_secondary_row_follows_4a_rule():
     shape = accuracy[accuracy.method == ae.CURVE_METHOD].assign(method=ae.SHAPE_METHOD)
     shape.loc[(shape.grain == "architecture") & (shape.query_size == 100), ["accuracy", "acc_lo", "acc_hi"]] = [0.5, 0.3, 0.7]
     shape_gaps = gaps.assign(gap=-0.4, gap_lo=-0.5, gap_hi=-0.3)
-    rows = claims.fingerprint_claims(pd.concat([accuracy, shape]), gaps, signature, shape_gaps=shape_gaps)
+    rows = _claims(pd.concat([accuracy, shape]), gaps, signature, shape_gaps=shape_gaps)
     assert [r["claim"] for r in rows][-1] == claims.CLAIM_4A_SHAPE and len(rows) == 5
     row = rows[-1]
     assert set(row) == set(claims.CLAIM_COLUMNS) and row["statement"].startswith("(secondary")
@@ -217,23 +234,23 @@ def test_the_shape_only_secondary_row_follows_4a_rule():
     assert "vs features baselines at m=100: -0.40 [-0.50, -0.30]" in row["metric"]
     assert rows[1]["value"] == 0.9                         # the primary 4a is untouched
     shape.loc[shape.grain == "architecture", ["acc_lo", "acc_hi"]] = [0.96, 1.0]
-    assert claims.fingerprint_claims(pd.concat([accuracy, shape]), gaps, signature)[-1]["verdict"] == "reproduced"
-    assert len(claims.fingerprint_claims(accuracy, gaps, signature)) == 4    # no shape-only method, no row
+    assert _claims(pd.concat([accuracy, shape]), gaps, signature)[-1]["verdict"] == "reproduced"
+    assert len(_claims(accuracy, gaps, signature)) == 4    # no shape-only method, no row
 
 
 def test_fingerprint_claims_verdicts_move_with_their_inputs():
     accuracy, gaps, signature = _v2_inputs(curve_lo=(1.0, 0.79))
     signature.loc[signature.distance == "euclidean", "separated"] = True
-    c3, c4a, ct, feat = claims.fingerprint_claims(accuracy, gaps, signature)
+    c3, c4a, ct, feat = _claims(accuracy, gaps, signature)
     assert c3["verdict"] == "partly"                       # every one separated but accuracy CI below 0.9
     assert c4a["verdict"] == "partly"                      # CI low 0.79 < 0.8, above chance
     gaps.loc[(gaps.baselines == "C_T") & (gaps.query_size == 50), ["gap", "gap_lo", "gap_hi"]] = [0.2, 0.05, 0.28]
-    assert claims.fingerprint_claims(accuracy, gaps, signature)[2]["verdict"] == "partly"
+    assert _claims(accuracy, gaps, signature)[2]["verdict"] == "partly"
     accuracy, gaps, signature = _v2_inputs(curve_lo=(1.0, 0.95))
     signature["separated"] = True
-    assert claims.fingerprint_claims(accuracy, gaps, signature)[0]["verdict"] == "reproduced"
+    assert _claims(accuracy, gaps, signature)[0]["verdict"] == "reproduced"
     no_features = gaps[gaps.baselines == "C_T"]
-    assert claims.fingerprint_claims(accuracy, no_features, signature)[3]["verdict"] == "untestable here"
+    assert _claims(accuracy, no_features, signature)[3]["verdict"] == "untestable here"
 
 
 # --------------------------------------------------------------------------- attribution evaluation
@@ -417,3 +434,24 @@ def test_plots_mark_the_flag_threshold_of_the_rules():
     assert sorted(line.get_ydata()[0] for line in ax.get_lines()) == [claims.FLAG_THRESHOLD, 0.0]
     plt.close(fig)
     assert claims.FLAG_THRESHOLD == -2.0
+
+
+def test_the_training_run_interval_decides_claims_3_and_4a():
+    """Since issue 32 the interval claims 3 and 4a read is the training-run one (run_ci), not the
+    query-set CI of the accuracy table; a run_ci without the method, or of another accuracy, is refused."""
+    accuracy, gaps, signature = _v2_inputs()                       # table: 0.9 [0.8, 1.0] -> reproduced
+    signature["separated"] = True
+    wide = _runs(accuracy, **{ae.CURVE_METHOD: (0.7, 1.0)})
+    c3, c4a = _claims(accuracy, gaps, signature, run_ci=wide)[:2]
+    assert (c4a["value"], c4a["ci_low"], c4a["ci_high"], c4a["verdict"]) == (0.9, 0.7, 1.0, "partly")
+    assert "query sets only, references fixed (Study v2): [0.80, 1.00]" in c4a["metric"]
+    assert c3["verdict"] == "partly"                               # every one separated, run CI low 0.7 < 0.9
+    narrow = _runs(accuracy, **{ae.CURVE_METHOD: (0.92, 1.0)})
+    accuracy.loc[accuracy.grain == "architecture", "acc_lo"] = 0.1   # the query-set CI no longer decides
+    c3, c4a = _claims(accuracy, gaps, signature, run_ci=narrow)[:2]
+    assert (c3["verdict"], c4a["verdict"]) == ("reproduced", "reproduced")
+    with pytest.raises(InputError, match="no entry"):
+        claims.fingerprint_claims(accuracy, gaps, signature, run_ci={})
+    off = {ae.CURVE_METHOD: ae.RunBootstrap(0.5, 0.4, 0.6, 0.95, np.array([0.5]))}
+    with pytest.raises(InputError, match="not the accuracy table"):
+        claims.fingerprint_claims(accuracy, gaps, signature, run_ci=off)

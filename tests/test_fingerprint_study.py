@@ -128,7 +128,7 @@ def test_clean_reference_rows_are_unchanged(runs):
     # and the same numbers and verdicts as from the tables before the references column
     rows = fs.claim_rows(run)
     assert rows == fs.claim_rows(plain)
-    before = {r["claim"]: r for r in fingerprint_claims(acc_old, gap_old, run.signature)}
+    before = {r["claim"]: r for r in fingerprint_claims(acc_old, gap_old, run.signature, run_ci=fs.run_intervals(run))}
     assert set(before) <= {r["claim"] for r in rows}
     for r in rows:
         if r["claim"] in before:
