@@ -39,7 +39,7 @@ def test_every_committed_claim_has_a_history_entry():
     assert got["4a-fingerprint-full"] == "after"             # loosened after the first 0.944
     assert got["4b-vs-ct-baselines"] == "after"              # promoted after a negative 4b
     assert got["1-depth-trend"] == "before"
-    assert out.set_index("claim").loc["4a-fingerprint-full", "rule_commit"] == "5ae5fcf"
+    assert out.set_index("claim").loc["4a-fingerprint-full", "rule_commit"] == "475c8e2"   # issue 32: training-run CI
     assert len(out) == len(table) and (out.claim == table.claim).all()
 
 
