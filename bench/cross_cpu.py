@@ -2,7 +2,10 @@
 
 ``bench/cross-cpu/<kind>/`` (kind ``amd-epyc`` or ``intel-xeon``) holds the latest cold
 ``make figures`` of that CPU kind: its ``claims.csv``, ``executed/timings.csv``,
-``provenance.json`` and ``zoo_cost.csv`` as the run wrote them, its embedding ledger
+``provenance.json``, ``zoo_cost.csv`` and ``fingerprint_intervals.csv`` as the run wrote them, the
+whole-set curves of its fingerprint database (``fingerprint_db/curves.csv`` at the largest
+query size, as ``whole_set_curves.csv``: enough to re-judge claims 3-4a under another interval
+without the run's cache), its embedding ledger
 (``<cache>/ledger/embed.jsonl`` as ``embed-ledger.jsonl``, with ``--ledger``), and ``run.json``
 (commit, CPU, wall time and peak RSS of the whole command, set-up included, and the command).
 ``record`` copies them from a run's figures folder; ``bench.compute_floor`` reads them;
@@ -31,7 +34,8 @@ from bench.compute_floor import RESULT_DIRS, cpu_kind
 HERE = Path(__file__).resolve().parent / "cross-cpu"
 # the run's files and their names here: figures/claims.csv, figures/executed/timings.csv, figures/provenance.json
 FILES = {"claims.csv": "claims.csv", "executed/timings.csv": "timings.csv", "provenance.json": "provenance.json"}
-OPTIONAL_FILES = {"zoo_cost.csv": "zoo_cost.csv"}   # copied where the run wrote them
+OPTIONAL_FILES = {"zoo_cost.csv": "zoo_cost.csv", "fingerprint_intervals.csv": "fingerprint_intervals.csv"}
+DB_CURVES, WHOLE_SET_CURVES = "fingerprint_db/curves.csv", "whole_set_curves.csv"
 KINDS = tuple(RESULT_DIRS.values())   # amd-epyc, intel-xeon
 
 
@@ -53,6 +57,9 @@ def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: s
     for source, name in OPTIONAL_FILES.items():
         if (figures / source).exists():
             shutil.copyfile(figures / source, folder / name)
+    if (figures / DB_CURVES).exists():
+        curves = pd.read_csv(figures / DB_CURVES)
+        curves[curves.n == curves.n.max()].to_csv(folder / WHOLE_SET_CURVES, index=False)
     if ledger is not None:
         shutil.copyfile(ledger, folder / "embed-ledger.jsonl")
     commit = prov["git"]["commit"]

@@ -154,17 +154,20 @@ def run_fingerprinting(study, images: dict[Hashable, np.ndarray], family_of: Cal
         time.perf_counter() - start, extra | {"pca": pca})
 
 
-def claim_rows(run: FingerprintRun, *, level: float = 0.95, seed: int = 0) -> list[dict]:
+def claim_rows(run: FingerprintRun, *, level: float = 0.95, seed: int = 0,
+               run_ci: dict[str, ae.RunBootstrap] | None = None) -> list[dict]:
     """The claims.csv rows of claims 3, 4a, the two 4b rows and the shape-only secondary
     (:func:`memlib.claims.fingerprint_claims`; the shape-only curve's gaps to the baselines are
     computed here, at the architecture grain and the largest query size, the only ones its row
-    reads, as the primary's are in :func:`run_fingerprinting`)."""
+    reads, as the primary's are in :func:`run_fingerprinting`). run_ci: :func:`run_intervals`
+    of this run with the same level and seed, if already computed."""
     from .claims import fingerprint_claims
 
     p = run.predictions
     at = (p.grain == "architecture") & (p.corruption == "none") & (p.query_size == run.sizes[-1])   # what the row reads
     shape_gaps = ae.baseline_gap_table(p[at], TABLE_KEYS, seed=seed, level=level, curve_method=ae.SHAPE_METHOD)
-    return fingerprint_claims(run.accuracy, run.gaps, run.signature, run_ci=run_intervals(run, level=level, seed=seed),
+    return fingerprint_claims(run.accuracy, run.gaps, run.signature,
+                              run_ci=run_ci or run_intervals(run, level=level, seed=seed),
                               level=level, seed=seed, shape_gaps=shape_gaps)
 
 
@@ -177,3 +180,25 @@ def run_intervals(run: FingerprintRun, *, level: float = 0.95, seed: int = 0) ->
     return {method: ae.run_bootstrap_accuracy(largest, run.architectures, run.seeds, distance=distance,
                                               seed=seed, level=level)
             for method, distance in ((ae.CURVE_METHOD, "euclidean"), (ae.SHAPE_METHOD, "znorm"))}
+
+
+def interval_table(run: FingerprintRun, run_ci: dict[str, ae.RunBootstrap]) -> pd.DataFrame:
+    """The two intervals of the whole-set accuracy side by side (architecture grain, clean
+    queries, largest query size), one row per method of ``run_ci`` (:func:`run_intervals`):
+    method, accuracy, query_lo / query_hi (cluster bootstrap over the query sets, references
+    fixed: the Study v2 interval), run_lo / run_hi (training-run bootstrap, references
+    resampled: the one claims 3 and 4a read), both widths, width_ratio (run / query; inf where
+    the query-set interval has width 0), unscored (share of drawn runs left out as queries),
+    n_boot."""
+    a = run.accuracy
+    full = a[(a.grain == "architecture") & (a.corruption == "none") & (a.query_size == run.sizes[-1])]
+    full = full.set_index("method")
+    rows = []
+    for method, r in run_ci.items():
+        q = full.loc[method]
+        q_width, r_width = float(q.acc_hi - q.acc_lo), r.hi - r.lo
+        rows.append(dict(method=method, accuracy=r.accuracy, query_lo=float(q.acc_lo), query_hi=float(q.acc_hi),
+                         query_width=q_width, run_lo=r.lo, run_hi=r.hi, run_width=r_width,
+                         width_ratio=r_width / q_width if q_width > 0 else float("inf"),
+                         unscored=r.unscored, n_boot=int(r.boot.size)))
+    return pd.DataFrame(rows)

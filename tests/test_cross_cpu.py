@@ -38,8 +38,12 @@ def test_record_and_compare_round_trip(tmp_path):
     pd.DataFrame(dict(notebook=["00_ct_by_hand"], seconds=[11.0])).to_csv(figures / "executed" / "timings.csv", index=False)
     (figures / "provenance.json").write_text(json.dumps({"git": {"commit": "abc1234def"},
                                                           "machine": {"cpu": "Intel Xeon"}}))
+    (figures / "fingerprint_db").mkdir()
+    pd.DataFrame(dict(model=["a-s0"] * 4, n=[50, 50, 1000, 1000], layer=[1, 2, 1, 2], ct=[0.1, 0.2, 0.3, 0.4])).to_csv(
+        figures / "fingerprint_db" / "curves.csv", index=False)
     folder = cross_cpu.record(figures, wall_seconds=2292, peak_rss_gb=3.6, command="make figures", out=tmp_path / "x")
     assert folder.name == "intel-xeon" and json.loads((folder / "run.json").read_text())["commit"] == "abc1234def"
+    assert pd.read_csv(folder / "whole_set_curves.csv").ct.tolist() == [0.3, 0.4]     # the largest query size only
     found = cross_cpu.runs(tmp_path / "x")
     assert list(found) == ["intel-xeon"]
     assert "No run of amd-epyc yet" in cross_cpu.comparison_markdown(found)

@@ -110,3 +110,19 @@ def test_bad_inputs_are_refused():
         ae.run_bootstrap_accuracy(curves, labels, np.zeros_like(seeds))
     with pytest.raises(InputError, match="one \\(S_i, L\\) block"):
         ae.run_bootstrap_accuracy(curves[:-1], labels, seeds)
+
+
+def test_interval_table_puts_both_intervals_side_by_side():
+    from types import SimpleNamespace
+
+    from memlib import fingerprint_study as fs
+    curves, labels, seeds = _table(spread=1.2, seed=3)
+    refs = ae.SizeInputs(curves, [[np.arange(10)] for _ in curves])
+    preds = ae.query_predictions(labels, seeds, refs).assign(grain="architecture", corruption="none", query_size=10)
+    acc = ae.accuracy_table(preds, ["grain", "corruption", "query_size"], seed=0)
+    run = SimpleNamespace(accuracy=acc, sizes=[10])
+    run_ci = {ae.CURVE_METHOD: ae.run_bootstrap_accuracy(np.concatenate(curves), labels, seeds, n_boot=200)}
+    t = fs.interval_table(run, run_ci).iloc[0]
+    q = acc.set_index("method").loc[ae.CURVE_METHOD]
+    assert (t.query_lo, t.query_hi) == (q.acc_lo, q.acc_hi) and t.accuracy == pytest.approx(q.accuracy)
+    assert t.run_width == pytest.approx(t.run_hi - t.run_lo) and t.width_ratio == pytest.approx(t.run_width / t.query_width)
