@@ -30,6 +30,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.compare_figures import claims_agreement as agreement
@@ -49,7 +50,8 @@ SCIENCE_PATHS = ("memlib", "notebooks", "params", "scripts", "pyproject.toml", "
 def science_changes(a: str, b: str, repo: Path = REPO) -> list[str] | None:
     """Files under :data:`SCIENCE_PATHS` that differ between commits ``a`` and ``b`` ([] when
     none, or a == b); None when git or either commit is not available (a clone without
-    history)."""
+    history). A notebook counts by its code cells only (``notebooks/*.ipynb``: what papermill
+    runs; markdown never reaches a figure); the jupytext twins ``notebooks/*.py`` are not run."""
     if a == b:
         return []
     try:
@@ -57,7 +59,26 @@ def science_changes(a: str, b: str, repo: Path = REPO) -> list[str] | None:
                              capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.split() if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    changed = []
+    for path in out.stdout.split():
+        if path.startswith("notebooks/") and path.endswith(".py"):
+            continue
+        if path.startswith("notebooks/") and path.endswith(".ipynb") and \
+                _code_cells(repo, a, path) == _code_cells(repo, b, path) is not None:
+            continue
+        changed.append(path)
+    return changed
+
+
+def _code_cells(repo: Path, commit: str, path: str) -> list[str] | None:
+    """The source of every code cell of notebook ``path`` at ``commit`` (None where it is absent)."""
+    shown = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                           timeout=60)
+    if shown.returncode != 0:
+        return None
+    return ["".join(c["source"]) for c in json.loads(shown.stdout)["cells"] if c["cell_type"] == "code"]
 
 
 def kind_of(cpu: str) -> str:
@@ -91,16 +112,45 @@ def record(figures: Path, *, wall_seconds: float, peak_rss_gb: float, command: s
 
 
 def runs(root: Path = HERE) -> dict[str, dict]:
-    """{kind: its run.json plus ``claims`` (DataFrame) and ``timings`` (DataFrame)} of every
-    recorded kind."""
+    """{kind: its run.json plus ``folder``, ``claims`` (DataFrame) and ``timings`` (DataFrame)}
+    of every recorded kind."""
     out = {}
     for kind in KINDS:
         folder = root / kind
         if (folder / "run.json").exists():
-            out[kind] = {**json.loads((folder / "run.json").read_text()),
+            out[kind] = {**json.loads((folder / "run.json").read_text()), "folder": folder,
                          "claims": pd.read_csv(folder / "claims.csv"),
                          "timings": pd.read_csv(folder / "timings.csv")}
     return out
+
+
+def rejudged(folder: Path, *, seed: int = 0, level: float = 0.95) -> pd.DataFrame | None:
+    """Claims 4a and 4a-shape-only (and claim 3's accuracy interval) judged under today's rule
+    (:func:`memlib.attribution_eval.run_bootstrap_accuracy`, the training-run interval) from a
+    recorded run's ``whole_set_curves.csv``; None when the run kept none. Rows: claim, value,
+    ci_low, ci_high, verdict (claim 3 reports its accuracy interval, verdict empty: its share is
+    in claims.csv)."""
+    from memlib import attribution_eval as ae
+    from memlib import claims as rules
+
+    path = folder / WHOLE_SET_CURVES
+    if not path.exists():
+        return None
+    c = pd.read_csv(path)
+    models = list(dict.fromkeys(c.model))
+    curves = np.stack([np.nan_to_num(c[c.model == m].sort_values("layer").ct.to_numpy(float), nan=0.0)
+                       for m in models])
+    arch = np.array([m.rsplit("-s", 1)[0] for m in models])
+    seeds = np.array([int(m.rsplit("-s", 1)[1]) for m in models])
+    chance = 1 / len(set(arch))
+    rows = []
+    for claim, distance in (("4a-fingerprint-full", "euclidean"), (rules.CLAIM_4A_SHAPE, "znorm")):
+        r = ae.run_bootstrap_accuracy(curves, arch, seeds, distance=distance, seed=seed, level=level)
+        rows.append(dict(claim=claim, value=r.accuracy, ci_low=r.lo, ci_high=r.hi,
+                         verdict=rules.full_set_verdict(r.lo, r.hi, chance)))
+        if distance == "euclidean":
+            rows.append(dict(claim="3 (accuracy CI only)", value=r.accuracy, ci_low=r.lo, ci_high=r.hi, verdict=""))
+    return pd.DataFrame(rows)
 
 
 def comparison_markdown(found: dict[str, dict]) -> str:
@@ -135,6 +185,17 @@ def comparison_markdown(found: dict[str, dict]) -> str:
     apart = list(table.claim[~table.agree])
     lines += ["", f"{int(table.agree.sum())} of {len(table)} claims agree (same verdict, each value inside the "
               f"other run's CI)" + (f"; not: {', '.join(apart)}." if apart else ".")]
+    again = {k: rejudged(Path(r["folder"])) if "folder" in r else None for k, r in found.items()}
+    if all(t is not None for t in again.values()):
+        ra, rb = (again[k] for k in KINDS)
+        lines += ["", "## Claims 3-4a under today's rule, from each run's whole-set curves", "",
+                  "The training-run interval (`memlib.attribution_eval.run_bootstrap_accuracy`, seed 0, 95 %) "
+                  "recomputed from `whole_set_curves.csv` of each run, whatever rule its claims.csv was written with.", "",
+                  "| claim | A | A's CI | verdict A | B | B's CI | verdict B | agree |", "|---|---|---|---|---|---|---|---|"]
+        t = agreement(ra, rb)
+        for r in t.itertuples():
+            lines.append(f"| {r.claim} | {r.value_a:.3g} | [{r.ci_low_a:.3g}, {r.ci_high_a:.3g}] | {r.verdict_a or '-'} | "
+                         f"{r.value_b:.3g} | [{r.ci_low_b:.3g}, {r.ci_high_b:.3g}] | {r.verdict_b or '-'} | {r.agree} |")
     return "\n".join(lines) + "\n"
 
 
@@ -149,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--command", default="git clone <repo> /tmp/cold && cd /tmp/cold && /usr/bin/time -v make figures")
     rec.add_argument("--ledger", type=Path, default=None,
                      help="the run's <cache>/ledger/embed.jsonl (exact image counts for bench.compute_floor)")
-    sub.add_parser("compare", help="write bench/cross-cpu/comparison.md from the recorded runs")
+    sub.add_parser("compare", help="write bench/cross-cpu/comparison.md from the recorded runs (with claims 3-4a "
+                                   "re-judged under today's rule where both kept whole-set curves)")
     args = parser.parse_args(argv)
     if args.action == "record":
         if not (args.figures / "claims.csv").exists():
