@@ -584,19 +584,18 @@ else:
                      "wrong", "auc", "auc_lo", "auc_hi"]].round(2) if recipe_samples else None)
 
 # %% [markdown]
-# ## Intervals that cover a re-run (issue 32)
-# Until Study v3 the accuracy CI was a cluster bootstrap over the 27 query sets: it redraws which
-# training runs are *queried* but holds the *references* (the other seeds' curves) fixed. A re-run of
-# the study retrains every model, queries and references alike. Two cold runs of one commit, one on
-# each CPU kind (the zoo trains to other weights on each), gave 4a values outside each other's
-# interval: 26 of 27 sets, 0.963 [0.889, 1], on the AMD EPYC and 22 of 27, 0.815 [0.667, 0.963], on
-# the Intel Xeon (`bench/cross-cpu/`). So the interval claims 3 and 4a read is now one whose unit is
-# the training run (`memlib.attribution_eval.run_bootstrap_accuracy`): each replicate redraws every
-# architecture's runs among themselves and attributes each drawn run against the other drawn runs of
-# another seed. A run whose architecture drew no other run has nothing of its own left to be
-# attributed to; it is left out as a query in that replicate and stays a reference (`unscored`).
-# The thresholds did not change; the rule's history says when this was decided (after the numbers
-# above, `claims.csv` columns `rule_*`). Both intervals, side by side:
+# ## Intervals that cover a re-run
+# A cluster bootstrap over the 27 query sets redraws which training runs are *queried* but holds
+# the *references* (the other seeds' curves) fixed. A re-run of the study retrains every model,
+# queries and references alike. Each CPU kind trains the zoo to other weights, and cold runs of
+# one commit on the two kinds give 4a values outside each other's query-set interval
+# (`bench/cross-cpu/comparison.md`). The interval claims 3 and 4a read has the training run as its unit
+# (`memlib.attribution_eval.run_bootstrap_accuracy`): each replicate redraws every architecture's
+# runs among themselves and attributes each drawn run against the other drawn runs of another
+# seed. A run whose architecture drew no other run has nothing of its own left to be attributed
+# to; it is left out as a query in that replicate and stays a reference (`unscored`). The
+# thresholds are 4a's; `claims.csv` (columns `rule_*`) says when this interval was chosen. Both
+# intervals, side by side:
 
 # %%
 run_ci = fingerprint_study.run_intervals(run, level=P["ci_level"], seed=P["seed"])
