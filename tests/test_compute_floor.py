@@ -60,8 +60,9 @@ def test_the_ledger_gives_exact_counts_per_notebook(tmp_path):
     params = load_params("default")
     timings = pd.read_csv(compute_floor.REPO / params["figures_dir"] / "executed" / "timings.csv")
     end = {nb: pd.Timestamp(t) for nb, t in zip(timings.notebook, timings.finished)}   # the committed run
-    at = lambda nb, seconds_before: (end[nb] - pd.Timedelta(seconds=seconds_before)).isoformat()
-    when = [(5000, at("01_ct_sanity", 60)), (2000, at("01_ct_sanity", 30)), (500, at("02_memorization_levels", 60)),
+    took = dict(zip(timings.notebook, timings.seconds))
+    at = lambda nb, share: (end[nb] - pd.Timedelta(seconds=share * took[nb])).isoformat()   # inside nb's run
+    when = [(5000, at("01_ct_sanity", 0.75)), (2000, at("01_ct_sanity", 0.25)), (500, at("02_memorization_levels", 0.5)),
             (999, (end["00_ct_by_hand"] - pd.Timedelta(days=1)).isoformat())]    # the last: an earlier run
     lines = [dict(encoder="dinov2-s-offline", image_size=112, precision="bfloat16-autocast", n_images=n,
                   n_entry=n, seconds=1.0, kind="features", key=f"k{i}", finished=t, pid=1)
