@@ -129,7 +129,9 @@ def rejudged(folder: Path, *, seed: int = 0, level: float = 0.95) -> pd.DataFram
     (:func:`memlib.attribution_eval.run_bootstrap_accuracy`, the training-run interval) from a
     recorded run's ``whole_set_curves.csv``; None when the run kept none. Rows: claim, value,
     ci_low, ci_high, verdict (claim 3 reports its accuracy interval, verdict empty: its share is
-    in claims.csv)."""
+    in claims.csv). The sets keep the run's order and labels (architecture keys from the model
+    names), so the bootstrap repeats notebook 04's draw for draw;
+    :meth:`memlib.fingerprint_db.Database.reference_curves` sorts them by model instead."""
     from memlib import attribution_eval as ae
     from memlib import claims as rules
 
@@ -144,6 +146,7 @@ def rejudged(folder: Path, *, seed: int = 0, level: float = 0.95) -> pd.DataFram
     seeds = np.array([int(m.rsplit("-s", 1)[1]) for m in models])
     chance = 1 / len(set(arch))
     rows = []
+    # the distances of memlib.fingerprint_study.run_intervals (Euclidean curve, shape only)
     for claim, distance in (("4a-fingerprint-full", "euclidean"), (rules.CLAIM_4A_SHAPE, "znorm")):
         r = ae.run_bootstrap_accuracy(curves, arch, seeds, distance=distance, seed=seed, level=level)
         rows.append(dict(claim=claim, value=r.accuracy, ci_low=r.lo, ci_high=r.hi,
@@ -151,6 +154,15 @@ def rejudged(folder: Path, *, seed: int = 0, level: float = 0.95) -> pd.DataFram
         if distance == "euclidean":
             rows.append(dict(claim="3 (accuracy CI only)", value=r.accuracy, ci_low=r.lo, ci_high=r.hi, verdict=""))
     return pd.DataFrame(rows)
+
+
+def _agreement_lines(table: pd.DataFrame) -> list[str]:
+    """The markdown table of :func:`bench.compare_figures.claims_agreement` rows (A, B, agree)."""
+    lines = ["| claim | A | A's CI | verdict A | B | B's CI | verdict B | agree |", "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.claim} | {r.value_a:.3g} | [{r.ci_low_a:.3g}, {r.ci_high_a:.3g}] | {r.verdict_a or '-'} | "
+                     f"{r.value_b:.3g} | [{r.ci_low_b:.3g}, {r.ci_high_b:.3g}] | {r.verdict_b or '-'} | {r.agree} |")
+    return lines
 
 
 def comparison_markdown(found: dict[str, dict]) -> str:
@@ -177,25 +189,16 @@ def comparison_markdown(found: dict[str, dict]) -> str:
         lines.append(f"The runs are of different commits ({str(a['commit'])[:7]}, {str(b['commit'])[:7]}): {what}.")
         lines.append("")
     table = agreement(a["claims"], b["claims"])
-    lines += [f"A = {KINDS[0]}, B = {KINDS[1]}.", "",
-              "| claim | A | A's CI | verdict A | B | B's CI | verdict B | agree |", "|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        lines.append(f"| {r.claim} | {r.value_a:.3g} | [{r.ci_low_a:.3g}, {r.ci_high_a:.3g}] | {r.verdict_a} | "
-                     f"{r.value_b:.3g} | [{r.ci_low_b:.3g}, {r.ci_high_b:.3g}] | {r.verdict_b} | {r.agree} |")
+    lines += [f"A = {KINDS[0]}, B = {KINDS[1]}.", ""] + _agreement_lines(table)
     apart = list(table.claim[~table.agree])
     lines += ["", f"{int(table.agree.sum())} of {len(table)} claims agree (same verdict, each value inside the "
               f"other run's CI)" + (f"; not: {', '.join(apart)}." if apart else ".")]
-    again = {k: rejudged(Path(r["folder"])) if "folder" in r else None for k, r in found.items()}
+    again = {k: rejudged(r["folder"]) for k, r in found.items()}
     if all(t is not None for t in again.values()):
-        ra, rb = (again[k] for k in KINDS)
         lines += ["", "## Claims 3-4a under today's rule, from each run's whole-set curves", "",
                   "The training-run interval (`memlib.attribution_eval.run_bootstrap_accuracy`, seed 0, 95 %) "
-                  "recomputed from `whole_set_curves.csv` of each run, whatever rule its claims.csv was written with.", "",
-                  "| claim | A | A's CI | verdict A | B | B's CI | verdict B | agree |", "|---|---|---|---|---|---|---|---|"]
-        t = agreement(ra, rb)
-        for r in t.itertuples():
-            lines.append(f"| {r.claim} | {r.value_a:.3g} | [{r.ci_low_a:.3g}, {r.ci_high_a:.3g}] | {r.verdict_a or '-'} | "
-                         f"{r.value_b:.3g} | [{r.ci_low_b:.3g}, {r.ci_high_b:.3g}] | {r.verdict_b or '-'} | {r.agree} |")
+                  "recomputed from `whole_set_curves.csv` of each run, whatever rule its claims.csv was written with.", ""]
+        lines += _agreement_lines(agreement(*(again[k] for k in KINDS)))
     return "\n".join(lines) + "\n"
 
 
